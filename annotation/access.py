@@ -1,0 +1,70 @@
+"""One access helper per model. Each scopes its query to what the user may see and raises Http404 otherwise:
+the same answer for "missing" and "forbidden", so ids cannot be probed."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from .models import Assignment, ImportBatch, Membership, Project
+
+LEAD = Membership.Role.LEAD
+ANNOTATOR = Membership.Role.ANNOTATOR
+
+
+def projects_visible_to(user) -> QuerySet[Project]:
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if user.is_staff:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user)
+
+
+def project_role(user, project: Project) -> str | None:
+    """'lead' for leads and staff, 'annotator' for annotators, None for everybody else."""
+    if not user.is_authenticated:
+        return None
+    if user.is_staff:
+        return LEAD
+    return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+
+
+def project_for_user(user, slug: str, *, role: str | None = None) -> Project:
+    """The project if the user is a member; with role='lead' only its leads pass. Staff always pass.
+
+    The returned project carries ``user_role`` ('lead' or 'annotator') so views need no second query."""
+    if not user.is_authenticated:
+        raise Http404("No such project.")
+    if user.is_staff:
+        project = Project.objects.filter(slug=slug).first()
+        user_role = LEAD
+    else:
+        membership = Membership.objects.select_related("project").filter(user=user, project__slug=slug).first()
+        project, user_role = (membership.project, membership.role) if membership else (None, None)
+    if project is None or (role == LEAD and user_role != LEAD):
+        raise Http404("No such project.")
+    project.user_role = user_role
+    return project
+
+
+def assignment_for_user(user, public_id, *, project: Project | None = None) -> Assignment:
+    """An assignment that belongs to this user (nobody else may see or answer it, staff included)."""
+    if not user.is_authenticated:
+        raise Http404("No such assignment.")
+    qs = Assignment.objects.select_related("pair", "project").filter(annotator=user)
+    if project is not None:
+        qs = qs.filter(project=project)
+    try:
+        return qs.get(public_id=public_id)
+    except (Assignment.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such assignment.") from None
+
+
+def import_for_user(user, project: Project, public_id) -> ImportBatch:
+    """An import batch of a project the user leads."""
+    if project_role(user, project) != LEAD:
+        raise Http404("No such import.")
+    try:
+        return ImportBatch.objects.get(project=project, public_id=public_id)
+    except (ImportBatch.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such import.") from None

@@ -1,0 +1,1 @@
+"""Placeholder: this app is built in a later issue."""
