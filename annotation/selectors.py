@@ -1,0 +1,110 @@
+"""Selectors read. Every function here is side-effect free."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q, Sum
+
+from .models import Assignment, GuidelineVersion, ImportBatch, Label, Membership, Pair, Project
+
+
+def guidelines_current(project: Project) -> GuidelineVersion | None:
+    return GuidelineVersion.objects.filter(project=project).order_by("-version").first()
+
+
+@dataclass
+class AnnotatorProgress:
+    user_id: int
+    username: str
+    role: str
+    labels: int = 0
+    skips: int = 0
+    active: int = 0
+    median_seconds: float | None = None
+
+
+@dataclass
+class ProjectProgress:
+    pairs: int
+    labels: int
+    pairs_complete: int
+    pairs_started: int
+    target_labels: int
+    external_labels: int
+    annotators: list[AnnotatorProgress] = field(default_factory=list)
+
+    @property
+    def percent_complete(self) -> float:
+        return 100.0 * self.pairs_complete / self.pairs if self.pairs else 0.0
+
+
+def project_progress(project: Project) -> ProjectProgress:
+    """Pairs, labels, pairs complete at K, and per-annotator counts with median time on item."""
+    k = project.overlap_k
+    totals = Pair.objects.filter(project=project).aggregate(
+        pairs=Count("pk"),
+        labels=Sum("label_count"),
+        complete=Count("pk", filter=Q(label_count__gte=k)),
+        started=Count("pk", filter=Q(label_count__gt=0)),
+    )
+    external = Label.objects.filter(project=project, source=Label.Source.EXTERNAL).count()
+    people: dict[int, AnnotatorProgress] = {}
+    for user_id, username, role in Membership.objects.filter(project=project).values_list(
+        "user_id", "user__username", "role"
+    ):
+        people[user_id] = AnnotatorProgress(user_id=user_id, username=username, role=role)
+    states = (
+        Assignment.objects.filter(project=project)
+        .values("annotator_id", "annotator__username", "state")
+        .annotate(n=Count("pk"))
+    )
+    for row in states:
+        person = people.setdefault(
+            row["annotator_id"],
+            AnnotatorProgress(user_id=row["annotator_id"], username=row["annotator__username"], role="staff"),
+        )
+        if row["state"] == Assignment.State.DONE:
+            person.labels = row["n"]
+        elif row["state"] == Assignment.State.SKIPPED:
+            person.skips = row["n"]
+        elif row["state"] == Assignment.State.ACTIVE:
+            person.active = row["n"]
+    times: dict[int, list[int]] = defaultdict(list)
+    for annotator_id, ms in Label.objects.filter(
+        project=project, source=Label.Source.HUMAN, time_on_item_ms__isnull=False
+    ).values_list("annotator_id", "time_on_item_ms"):
+        times[annotator_id].append(ms)
+    for annotator_id, values in times.items():
+        if annotator_id in people:
+            people[annotator_id].median_seconds = statistics.median(values) / 1000
+    return ProjectProgress(
+        pairs=totals["pairs"] or 0,
+        labels=totals["labels"] or 0,
+        pairs_complete=totals["complete"] or 0,
+        pairs_started=totals["started"] or 0,
+        target_labels=(totals["pairs"] or 0) * k,
+        external_labels=external,
+        annotators=sorted(people.values(), key=lambda p: (-p.labels, p.username)),
+    )
+
+
+def annotator_counts(project: Project, user) -> dict:
+    """What an annotator may know about their own progress (nothing about anyone else)."""
+    done = Assignment.objects.filter(project=project, annotator=user, state=Assignment.State.DONE).count()
+    return {"done": done}
+
+
+def members_of(project: Project):
+    return Membership.objects.filter(project=project).select_related("user").order_by("role", "user__username")
+
+
+def users_not_in(project: Project):
+    return get_user_model().objects.filter(is_active=True).exclude(memberships__project=project).order_by("username")
+
+
+def imports_of(project: Project):
+    return ImportBatch.objects.filter(project=project).select_related("created_by")[:50]

@@ -1,0 +1,128 @@
+"""Submitting a label. Idempotent: one label per assignment, enforced by the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ..errors import AssignmentAlreadyAnswered
+from ..models import Assignment, Choice, Label, Pair, Project
+from .assignment import lock_live_assignment
+
+# What the annotator clicks, in screen terms; the label stores A/B terms.
+SCREEN_CHOICES = ("left", "right", "tie", "both_bad")
+MAX_RATIONALE_CHARS = 10_000
+
+
+@dataclass(frozen=True)
+class Submission:
+    """An annotator's answer, as they gave it on screen."""
+
+    choice: str
+    strength: int | None = None
+    rationale: str = ""
+    criteria: dict | None = None
+    time_on_item_ms: int | None = None
+
+
+def _to_ab(screen_choice: str, left_is_a: bool) -> str:
+    if screen_choice == "left":
+        return Choice.A if left_is_a else Choice.B
+    if screen_choice == "right":
+        return Choice.B if left_is_a else Choice.A
+    return screen_choice
+
+
+def _validate(project: Project, sub: Submission) -> None:
+    errors: dict[str, str] = {}
+    allowed = {"left", "right"} | ({"tie"} if project.allow_tie else set()) | (
+        {"both_bad"} if project.allow_both_bad else set()
+    )
+    if sub.choice not in allowed:
+        errors["choice"] = f"Choose one of: {', '.join(sorted(allowed))}."
+    if project.strength_scale and sub.choice in ("left", "right"):
+        if sub.strength is not None and not (1 <= sub.strength <= len(project.strength_scale)):
+            errors["strength"] = f"Strength must be between 1 and {len(project.strength_scale)}."
+    elif sub.strength is not None:
+        errors["strength"] = "This project has no strength scale for this choice."
+    rationale = sub.rationale.strip()
+    if project.rationale_mode == Project.Rationale.REQUIRED and not rationale:
+        errors["rationale"] = "A rationale is required in this project."
+    if project.rationale_mode == Project.Rationale.OFF and rationale:
+        errors["rationale"] = "This project does not take rationales."
+    if len(rationale) > MAX_RATIONALE_CHARS:
+        errors["rationale"] = f"A rationale may be at most {MAX_RATIONALE_CHARS} characters."
+    given = sub.criteria or {}
+    missing = [c for c in project.criteria if c not in given]
+    unknown = [c for c in given if c not in project.criteria]
+    bad = [c for c, v in given.items() if c in project.criteria and v not in allowed]
+    if missing or unknown or bad:
+        parts = []
+        if missing:
+            parts.append(f"give a preference for {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown criteria {', '.join(unknown)}")
+        if bad:
+            parts.append(f"invalid choice for {', '.join(bad)}")
+        errors["criteria"] = "; ".join(parts).capitalize() + "."
+    if sub.time_on_item_ms is not None and sub.time_on_item_ms < 0:
+        errors["time_on_item_ms"] = "Time on item cannot be negative."
+    if errors:
+        raise ValidationError(errors)
+
+
+def _same_answer(label: Label, choice: str, sub: Submission) -> bool:
+    return (
+        label.choice == choice
+        and label.strength == sub.strength
+        and label.rationale == sub.rationale.strip()
+        and label.criteria == {k: _to_ab(v, label.left_is_a) for k, v in (sub.criteria or {}).items()}
+    )
+
+
+def label_submit(*, assignment: Assignment, submission: Submission) -> tuple[Label, bool]:
+    """Store the annotator's answer. Returns (label, created).
+
+    - The label records the choice in A/B terms, the side A was shown on, strength, rationale, per-criterion
+      choices, time on item and the guideline version the pair was served under.
+    - Submitting the same answer again (double click, retry after a lost response) returns the stored label with
+      created=False. A different answer to an answered pair raises AssignmentAlreadyAnswered; an expired lease
+      raises AssignmentExpired; invalid input raises ValidationError. None of these change anything.
+    """
+    project = assignment.project
+    _validate(project, submission)
+    now = timezone.now()
+    with transaction.atomic():
+        try:
+            locked = lock_live_assignment(assignment, now)
+        except AssignmentAlreadyAnswered:
+            existing = Label.objects.filter(assignment=assignment).first()
+            if existing and _same_answer(existing, _to_ab(submission.choice, existing.left_is_a), submission):
+                return existing, False
+            raise
+        cap_ms = (now - locked.served_at).total_seconds() * 1000 + 60_000
+        time_ms = submission.time_on_item_ms
+        label = Label.objects.create(
+            project_id=locked.project_id,
+            pair_id=locked.pair_id,
+            assignment=locked,
+            annotator_id=locked.annotator_id,
+            source=Label.Source.HUMAN,
+            choice=_to_ab(submission.choice, locked.left_is_a),
+            left_is_a=locked.left_is_a,
+            strength=submission.strength,
+            rationale=submission.rationale.strip(),
+            criteria={k: _to_ab(v, locked.left_is_a) for k, v in (submission.criteria or {}).items()},
+            # The browser's clock measures time on screen; never trust more than the server saw plus a minute.
+            time_on_item_ms=None if time_ms is None else int(min(time_ms, cap_ms)),
+            guideline_version_id=locked.guideline_version_id,
+        )
+        locked.state = Assignment.State.DONE
+        locked.finished_at = now
+        locked.save(update_fields=["state", "finished_at"])
+        Pair.objects.filter(pk=locked.pair_id).update(label_count=F("label_count") + 1)
+    return label, True
