@@ -1,0 +1,181 @@
+"""REST API (/api/v1/). Same services and access helpers as the pages: outsiders get 404."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .access import LEAD, assignment_for_user, import_for_user, project_for_user, projects_visible_to
+from .errors import AnnotationError
+from .models import ImportBatch
+from .selectors import annotator_counts, project_progress
+from .serializers import (
+    AssignmentSerializer,
+    ImportBatchSerializer,
+    ImportRequestSerializer,
+    LabelRequestSerializer,
+    LabelResponseSerializer,
+    ProgressSerializer,
+    ProjectSerializer,
+)
+from .services.assignment import assignment_next, assignment_skip
+from .services.imports import ImportRejected, pairs_import
+from .services.labels import Submission, label_submit
+from .services.projects import project_create
+from .tasks import import_batch_run
+from .views.lead import can_create_projects
+
+
+def _as_drf(exc: DjangoValidationError) -> ValidationError:
+    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
+
+
+def _conflict(exc: AnnotationError) -> Response:
+    return Response({"code": exc.code, "detail": exc.message}, status=status.HTTP_409_CONFLICT)
+
+
+class ProjectListView(APIView):
+    @extend_schema(responses=ProjectSerializer(many=True))
+    def get(self, request):
+        projects = projects_visible_to(request.user).order_by("name")
+        return Response(ProjectSerializer(projects, many=True).data)
+
+    @extend_schema(request=ProjectSerializer, responses={201: ProjectSerializer})
+    def post(self, request):
+        if not can_create_projects(request.user):
+            raise PermissionDenied("You may not create projects.")
+        serializer = ProjectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        try:
+            project = project_create(
+                created_by=request.user, slug=data.pop("slug"), guidelines=data.pop("guidelines", ""), **data
+            )
+        except DjangoValidationError as exc:
+            raise _as_drf(exc) from None
+        except IntegrityError:
+            raise ValidationError({"slug": ["A project with this slug exists."]}) from None
+        project.user_role = LEAD
+        return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailView(APIView):
+    @extend_schema(responses=ProjectSerializer)
+    def get(self, request, slug):
+        return Response(ProjectSerializer(project_for_user(request.user, slug)).data)
+
+
+class ProgressView(APIView):
+    @extend_schema(responses=ProgressSerializer)
+    def get(self, request, slug):
+        """Leads see the whole project; annotators only their own count."""
+        project = project_for_user(request.user, slug)
+        if project.user_role != LEAD:
+            return Response(annotator_counts(project, request.user))
+        return Response(ProgressSerializer(project_progress(project)).data)
+
+
+class ImportView(APIView):
+    @extend_schema(request={"multipart/form-data": ImportRequestSerializer}, responses={201: ImportBatchSerializer, 202: ImportBatchSerializer, 400: ImportBatchSerializer})
+    def post(self, request, slug):
+        """Import a file. Small files import in the request (201 or 400 with the error report); large ones are
+        queued (202) — poll the batch URL."""
+        project = project_for_user(request.user, slug, role=LEAD)
+        serializer = ImportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["file"]
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            raise ValidationError({"file": [f"{upload.name} is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}."]})
+        folder = Path(settings.MEDIA_ROOT) / "imports"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{uuid.uuid4()}{Path(upload.name).suffix.lower()[:10]}"
+        with open(path, "wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        batch = ImportBatch.objects.create(
+            project=project,
+            created_by=request.user,
+            filename=Path(upload.name).name[:255],
+            upload=str(path.relative_to(settings.MEDIA_ROOT)),
+            requested_format=serializer.validated_data.get("format", ""),
+            options={"ultrafeedback_pairs": serializer.validated_data["ultrafeedback_pairs"]},
+        )
+        if upload.size > settings.IMPORT_INLINE_MAX_BYTES:
+            import_batch_run.delay_on_commit(batch.pk)
+            return Response(ImportBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
+        try:
+            batch = pairs_import(
+                project=project,
+                path=path,
+                filename=batch.filename,
+                fmt=batch.requested_format or None,
+                user=request.user,
+                batch=batch,
+                ultrafeedback_pairs=batch.options["ultrafeedback_pairs"],
+            )
+        except ImportRejected as exc:
+            return Response(ImportBatchSerializer(exc.batch).data, status=status.HTTP_400_BAD_REQUEST)
+        return Response(ImportBatchSerializer(batch).data, status=status.HTTP_201_CREATED)
+
+
+class ImportDetailView(APIView):
+    @extend_schema(responses=ImportBatchSerializer)
+    def get(self, request, slug, batch_id):
+        project = project_for_user(request.user, slug, role=LEAD)
+        return Response(ImportBatchSerializer(import_for_user(request.user, project, batch_id)).data)
+
+
+class NextAssignmentView(APIView):
+    @extend_schema(request=None, responses={200: AssignmentSerializer, 204: OpenApiResponse(description="Nothing left.")})
+    def post(self, request, slug):
+        """Claim the next pair (or get the one you already hold). Pass ?exclude=<id> to prefetch another."""
+        project = project_for_user(request.user, slug)
+        exclude = []
+        for value in request.query_params.getlist("exclude")[:5]:
+            try:
+                exclude.append(str(uuid.UUID(value)))
+            except ValueError:
+                raise ValidationError({"exclude": ["Not an assignment id."]}) from None
+        assignment = assignment_next(project=project, annotator=request.user, exclude=exclude)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(AssignmentSerializer(AssignmentSerializer.from_assignment(assignment)).data)
+
+
+class LabelView(APIView):
+    @extend_schema(request=LabelRequestSerializer, responses={201: LabelResponseSerializer, 200: LabelResponseSerializer, 409: OpenApiResponse(description="Expired or already answered.")})
+    def post(self, request, slug, assignment_id):
+        """Submit an answer in screen terms (left/right). Repeating the same answer is safe (200, created=false)."""
+        project = project_for_user(request.user, slug)
+        assignment = assignment_for_user(request.user, assignment_id, project=project)
+        serializer = LabelRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            _, created = label_submit(assignment=assignment, submission=Submission(**serializer.validated_data))
+        except DjangoValidationError as exc:
+            raise _as_drf(exc) from None
+        except AnnotationError as exc:
+            return _conflict(exc)
+        body = {"ok": True, "created": created, **annotator_counts(project, request.user)}
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class SkipView(APIView):
+    @extend_schema(request=None, responses={200: LabelResponseSerializer})
+    def post(self, request, slug, assignment_id):
+        project = project_for_user(request.user, slug)
+        assignment = assignment_for_user(request.user, assignment_id, project=project)
+        try:
+            assignment_skip(assignment=assignment)
+        except AnnotationError as exc:
+            return _conflict(exc)
+        return Response({"ok": True, "created": False, **annotator_counts(project, request.user)})

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from .models import Membership, Project
+
+
+class NameListField(forms.CharField):
+    """Comma-separated names in the form, a list in the model."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return ", ".join(value)
+        return value
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class ProjectSettingsForm(forms.ModelForm):
+    strength_scale = NameListField(
+        required=False, help_text="Optional, weakest first, comma-separated: slightly, clearly, much"
+    )
+    criteria = NameListField(required=False, help_text="Optional, comma-separated: helpfulness, harmlessness")
+
+    class Meta:
+        model = Project
+        fields = [
+            "name",
+            "description",
+            "overlap_k",
+            "allow_tie",
+            "allow_both_bad",
+            "strength_scale",
+            "rationale_mode",
+            "lease_seconds",
+            "criteria",
+        ]
+
+
+class ProjectCreateForm(ProjectSettingsForm):
+    guidelines = forms.CharField(widget=forms.Textarea, required=False, help_text="Markdown.")
+
+    class Meta(ProjectSettingsForm.Meta):
+        fields = ["slug", *ProjectSettingsForm.Meta.fields]
+
+
+class GuidelinesForm(forms.Form):
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 18}), required=False, label="Guidelines (markdown)")
+
+
+class MemberAddForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+    def clean_username(self):
+        username = self.cleaned_data["username"]
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise forms.ValidationError(f"No active user named {username!r}.")
+        return user
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="JSONL, JSON array, CSV or Parquet.")
+    format = forms.ChoiceField(
+        choices=[("", "Detect"), ("pairs", "pairs"), ("dpo", "dpo"), ("ultrafeedback", "ultrafeedback")],
+        required=False,
+    )
+    ultrafeedback_pairs = forms.ChoiceField(
+        choices=[("all", "every pair of completions"), ("best-vs-rest", "best vs each other")],
+        required=False,
+        initial="all",
+        label="UltraFeedback pairs",
+    )

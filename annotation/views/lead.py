@@ -1,0 +1,207 @@
+"""Project pages: list, create, overview with progress, settings, guidelines, members, imports."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from ..access import LEAD, import_for_user, project_for_user, projects_visible_to
+from ..forms import GuidelinesForm, ImportForm, MemberAddForm, ProjectCreateForm, ProjectSettingsForm
+from ..models import ImportBatch
+from ..rendering import markdown_to_html
+from ..selectors import annotator_counts, guidelines_current, imports_of, members_of, project_progress
+from ..services.imports import ImportRejected, import_progress_get, pairs_import
+from ..services.projects import (
+    PROJECT_SETTINGS,
+    guidelines_update,
+    membership_remove,
+    membership_set,
+    project_create,
+    project_update,
+)
+from ..tasks import import_batch_run
+
+
+def can_create_projects(user) -> bool:
+    return user.is_staff or user.has_perm("annotation.add_project")
+
+
+@login_required
+def project_list(request):
+    projects = projects_visible_to(request.user).order_by("name")
+    return render(
+        request,
+        "annotation/project_list.html",
+        {"projects": projects, "can_create": can_create_projects(request.user)},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_new(request):
+    if not can_create_projects(request.user):
+        raise PermissionDenied
+    form = ProjectCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            project = project_create(
+                created_by=request.user,
+                slug=data.pop("slug"),
+                guidelines=data.pop("guidelines"),
+                **data,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Created {project.name}.")
+            return redirect("annotation:project_detail", slug=project.slug)
+    return render(request, "annotation/project_new.html", {"form": form})
+
+
+@login_required
+def project_detail(request, slug):
+    project = project_for_user(request.user, slug)
+    context = {"project": project, "is_lead": project.user_role == LEAD}
+    if project.user_role == LEAD:
+        context["progress"] = project_progress(project)
+    else:
+        context["counts"] = annotator_counts(project, request.user)
+    return render(request, "annotation/project_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_settings(request, slug):
+    project = project_for_user(request.user, slug, role=LEAD)
+    form = ProjectSettingsForm(request.POST or None, instance=project)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project_update(project=project, **{k: form.cleaned_data[k] for k in PROJECT_SETTINGS})
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("annotation:project_detail", slug=slug)
+    return render(request, "annotation/project_settings.html", {"project": project, "form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def guidelines(request, slug):
+    project = project_for_user(request.user, slug, role=LEAD)
+    current = guidelines_current(project)
+    form = GuidelinesForm(request.POST or None, initial={"body": current.body if current else ""})
+    if request.method == "POST" and form.is_valid():
+        version = guidelines_update(project=project, body=form.cleaned_data["body"], user=request.user)
+        messages.success(request, f"Guidelines saved as version {version.version}.")
+        return redirect("annotation:guidelines", slug=slug)
+    history = project.guideline_versions.select_related("created_by").all()
+    return render(
+        request,
+        "annotation/guidelines.html",
+        {
+            "project": project,
+            "form": form,
+            "history": history,
+            "current_html": markdown_to_html(current.body) if current else "",
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def members(request, slug):
+    project = project_for_user(request.user, slug, role=LEAD)
+    form = MemberAddForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        membership_set(project=project, user=form.cleaned_data["username"], role=form.cleaned_data["role"])
+        messages.success(request, f"{form.cleaned_data['username'].username} added as {form.cleaned_data['role']}.")
+        return redirect("annotation:members", slug=slug)
+    return render(request, "annotation/members.html", {"project": project, "form": form, "members": members_of(project)})
+
+
+@login_required
+@require_POST
+def member_remove(request, slug, user_id):
+    project = project_for_user(request.user, slug, role=LEAD)
+    membership = members_of(project).filter(user_id=user_id).first()
+    if membership is None:
+        raise Http404("No such member.")
+    if membership.user_id == request.user.pk:
+        messages.error(request, "You cannot remove yourself.")
+    else:
+        membership_remove(project=project, user=membership.user)
+        messages.success(request, f"Removed {membership.user.username}.")
+    return redirect("annotation:members", slug=slug)
+
+
+def _save_upload(upload) -> Path:
+    folder = Path(settings.MEDIA_ROOT) / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = Path(upload.name).suffix.lower()[:10]
+    batch_path = folder / f"{uuid.uuid4()}{suffix}"
+    with open(batch_path, "wb") as out:
+        for chunk in upload.chunks():
+            out.write(chunk)
+    return batch_path
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def imports(request, slug):
+    """Upload a file. Small files import during the request (instant feedback); large ones go to a worker and the
+    page shows progress."""
+    project = project_for_user(request.user, slug, role=LEAD)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            form.add_error("file", f"{upload.name} is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}.")
+        else:
+            path = _save_upload(upload)
+            batch = ImportBatch.objects.create(
+                project=project,
+                created_by=request.user,
+                filename=Path(upload.name).name[:255],
+                upload=str(path.relative_to(settings.MEDIA_ROOT)),
+                requested_format=form.cleaned_data["format"] or "",
+                options={"ultrafeedback_pairs": form.cleaned_data["ultrafeedback_pairs"] or "all"},
+            )
+            if upload.size <= settings.IMPORT_INLINE_MAX_BYTES:
+                try:
+                    pairs_import(
+                        project=project,
+                        path=path,
+                        filename=batch.filename,
+                        fmt=batch.requested_format or None,
+                        user=request.user,
+                        batch=batch,
+                        ultrafeedback_pairs=batch.options["ultrafeedback_pairs"],
+                    )
+                except ImportRejected:
+                    pass  # the batch page shows the error report
+            else:
+                import_batch_run.delay_on_commit(batch.pk)
+            return redirect("annotation:import_detail", slug=slug, batch_id=batch.public_id)
+    return render(request, "annotation/imports.html", {"project": project, "form": form, "batches": imports_of(project)})
+
+
+@login_required
+def import_detail(request, slug, batch_id):
+    project = project_for_user(request.user, slug, role=LEAD)
+    batch = import_for_user(request.user, project, batch_id)
+    template = "annotation/_import_status.html" if request.headers.get("HX-Request") else "annotation/import_detail.html"
+    return render(
+        request,
+        template,
+        {"project": project, "batch": batch, "progress": import_progress_get(batch), "more_errors": max(batch.error_count - len(batch.errors), 0)},
+    )

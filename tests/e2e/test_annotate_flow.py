@@ -1,0 +1,107 @@
+"""A real browser (Debian chromium via Playwright) against the live server."""
+
+import pytest
+
+from annotation.models import Assignment, Label, Membership, Pair
+from annotation.services.projects import project_update
+from tests.factories import PASSWORD, ProjectFactory, UserFactory, make_pairs, member
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+N_ITEMS = 20
+
+
+def log_in(page, live_server, user, next_path):
+    page.goto(f"{live_server.url}/accounts/login/?next={next_path}")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**{next_path}")
+
+
+def shown_id(page):
+    return page.get_attribute("#item-slot form.item", "data-assignment")
+
+
+def test_annotator_labels_from_the_keyboard_blinded(live_server, page):
+    project = ProjectFactory(slug="kb", overlap_k=1)
+    project_update(project=project, strength_scale=["slightly", "clearly", "much"])
+    user = UserFactory()
+    member(project, user)
+    pairs = make_pairs(project, N_ITEMS + 2, model_a="model-name-alpha", model_b="model-name-beta")
+    texts_a = {p.response_a for p in pairs}
+
+    log_in(page, live_server, user, "/p/kb/annotate/")
+    a_on_left = []
+    keys = ["1", "ArrowRight", "2", "t", "ArrowLeft", "b"]
+    for i in range(N_ITEMS):
+        page.wait_for_selector("#item-slot form.item")
+        current = shown_id(page)
+        html = page.content()
+        assert "model-name-" not in html
+        left_text = page.inner_text("#item-slot [data-side=left] .md").strip()
+        a_on_left.append(left_text in texts_a)
+        page.keyboard.press(keys[i % len(keys)])
+        if i == 0:
+            page.keyboard.press("w")  # strength: clearly
+            page.keyboard.press("c")  # focus the rationale
+            page.keyboard.type("Left is more specific.")
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "id => { const f = document.querySelector('#item-slot form.item'); return !f || f.dataset.assignment !== id }",
+            arg=current,
+        )
+    page.wait_for_function(f"document.getElementById('progress-counter').textContent.startsWith('{N_ITEMS} ')")
+
+    labels = Label.objects.filter(annotator=user).select_related("assignment").order_by("created_at")
+    assert labels.count() == N_ITEMS
+    assert {lab.choice for lab in labels} >= {"A", "B", "tie", "both_bad"}
+    first = labels[0]
+    assert first.strength == 2 and first.rationale == "Left is more specific."
+    assert first.choice == ("A" if first.assignment.left_is_a else "B")
+    assert all(lab.time_on_item_ms is not None for lab in labels)
+    # What the browser showed matches the side stored for each assignment, and both sides occur for response A.
+    stored = [lab.assignment.left_is_a for lab in labels]
+    assert a_on_left == stored
+    assert set(stored) == {True, False}
+    # The prefetched next pair never leaked model names either.
+    assert "model-name-" not in page.content()
+
+
+def test_skip_and_nothing_left(live_server, page):
+    project = ProjectFactory(slug="small", overlap_k=1)
+    user = UserFactory()
+    member(project, user)
+    make_pairs(project, 2)
+    log_in(page, live_server, user, "/p/small/annotate/")
+    page.wait_for_selector("#item-slot form.item")
+    first = shown_id(page)
+    page.keyboard.press("s")
+    page.wait_for_function("id => document.querySelector('#item-slot form.item')?.dataset.assignment !== id", arg=first)
+    page.keyboard.press("Enter")  # no choice yet: a message, nothing sent
+    page.wait_for_selector("#flash:not([hidden])")
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#nothing-left")
+    assert Assignment.objects.get(public_id=first).state == Assignment.State.SKIPPED
+    assert Label.objects.filter(annotator=user).count() == 1
+
+
+def test_lead_uploads_a_file_with_one_bad_line_and_sees_the_line_number(live_server, page):
+    project = ProjectFactory(slug="imp")
+    lead = UserFactory()
+    member(project, lead, Membership.Role.LEAD)
+    content = (
+        b'{"prompt": "p1", "response_a": "a", "response_b": "b"}\n'
+        b'{"prompt": "p2", "response_a": "a", "response_b": "b"}\n'
+        b'{"prompt": "p3", "response_a": "a", "response_b": 42}\n'
+        b'{"prompt": "p4", "response_a": "a", "response_b": "b"}\n'
+    )
+    log_in(page, live_server, lead, "/p/imp/imports/")
+    page.set_input_files("input[name=file]", files=[{"name": "pairs.jsonl", "mimeType": "application/jsonl", "buffer": content}])
+    page.click("button[type=submit].primary")
+    page.wait_for_selector("#import-status.import-failed")
+    row = page.inner_text("#import-status table.errors tbody tr")
+    assert "3" in row.split("\t")[0] and "response_b" in row
+    assert "pairs.jsonl, line 3" in page.inner_text("#import-status")
+    assert not Pair.objects.filter(project=project).exists()
