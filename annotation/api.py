@@ -85,7 +85,10 @@ class ProgressView(APIView):
 
 
 class ImportView(APIView):
-    @extend_schema(request={"multipart/form-data": ImportRequestSerializer}, responses={201: ImportBatchSerializer, 202: ImportBatchSerializer, 400: ImportBatchSerializer})
+    @extend_schema(
+        request={"multipart/form-data": ImportRequestSerializer},
+        responses={201: ImportBatchSerializer, 202: ImportBatchSerializer, 400: ImportBatchSerializer},
+    )
     def post(self, request, slug):
         """Import a file. Small files import in the request (201 or 400 with the error report); large ones are
         queued (202) — poll the batch URL."""
@@ -94,7 +97,9 @@ class ImportView(APIView):
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
         if upload.size > settings.IMPORT_MAX_BYTES:
-            raise ValidationError({"file": [f"{upload.name} is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}."]})
+            raise ValidationError(
+                {"file": [f"{upload.name} is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}."]}
+            )
         folder = Path(settings.MEDIA_ROOT) / "imports"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{uuid.uuid4()}{Path(upload.name).suffix.lower()[:10]}"
@@ -135,7 +140,9 @@ class ImportDetailView(APIView):
 
 
 class NextAssignmentView(APIView):
-    @extend_schema(request=None, responses={200: AssignmentSerializer, 204: OpenApiResponse(description="Nothing left.")})
+    @extend_schema(
+        request=None, responses={200: AssignmentSerializer, 204: OpenApiResponse(description="Nothing left.")}
+    )
     def post(self, request, slug):
         """Claim the next pair (or get the one you already hold). Pass ?exclude=<id> to prefetch another."""
         project = project_for_user(request.user, slug)
@@ -152,7 +159,14 @@ class NextAssignmentView(APIView):
 
 
 class LabelView(APIView):
-    @extend_schema(request=LabelRequestSerializer, responses={201: LabelResponseSerializer, 200: LabelResponseSerializer, 409: OpenApiResponse(description="Expired or already answered.")})
+    @extend_schema(
+        request=LabelRequestSerializer,
+        responses={
+            201: LabelResponseSerializer,
+            200: LabelResponseSerializer,
+            409: OpenApiResponse(description="Expired or already answered."),
+        },
+    )
     def post(self, request, slug, assignment_id):
         """Submit an answer in screen terms (left/right). Repeating the same answer is safe (200, created=false)."""
         project = project_for_user(request.user, slug)

@@ -45,7 +45,7 @@ _ITEMS: list[tuple[str, str, str]] = [
     (
         "My SQL query `SELECT * FROM users WHERE name = '` + input + `'` is built by string concatenation. Is that OK?",
         "No — that is open to **SQL injection**: input such as `' OR '1'='1` changes the query. Use parameters:\n\n"
-        "```python\ncursor.execute(\"SELECT * FROM users WHERE name = %s\", [name])\n```\n\n"
+        '```python\ncursor.execute("SELECT * FROM users WHERE name = %s", [name])\n```\n\n'
         "The driver sends the value separately from the SQL, so it can never be read as code.",
         "It's fine as long as users are trusted. You can also escape quotes by hand.",
     ),
@@ -90,7 +90,7 @@ _ITEMS: list[tuple[str, str, str]] = [
         "Write a function that checks whether a string is a palindrome.",
         "```python\ndef is_palindrome(text: str) -> bool:\n    cleaned = [c.lower() for c in text if c.isalnum()]\n"
         "    return cleaned == cleaned[::-1]\n```\n\nIt ignores case, spaces and punctuation, so "
-        "`is_palindrome(\"A man, a plan, a canal: Panama\")` is `True`.",
+        '`is_palindrome("A man, a plan, a canal: Panama")` is `True`.',
         "```python\ndef is_palindrome(s):\n    return s == reversed(s)\n```",
     ),
 ]

@@ -18,6 +18,10 @@ class AssignmentExpired(AnnotationError):
 class AssignmentAlreadyAnswered(AnnotationError):
     code = "already_answered"
 
+    def __init__(self, message: str, state: str = ""):
+        super().__init__(message)
+        self.state = state
+
 
 class NotAMember(AnnotationError):
     code = "not_a_member"

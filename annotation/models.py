@@ -40,7 +40,9 @@ class Project(models.Model):
     allow_tie = models.BooleanField(default=True)
     allow_both_bad = models.BooleanField(default=True)
     strength_scale = models.JSONField(
-        default=list, blank=True, help_text='Optional strength labels, weakest first, e.g. ["slightly", "clearly", "much"].'
+        default=list,
+        blank=True,
+        help_text='Optional strength labels, weakest first, e.g. ["slightly", "clearly", "much"].',
     )
     rationale_mode = models.CharField(max_length=10, choices=Rationale.choices, default=Rationale.OPTIONAL)
     lease_seconds = models.PositiveIntegerField(
@@ -237,7 +239,9 @@ class Label(models.Model):
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.HUMAN)
     choice = models.CharField(max_length=8, choices=Choice.choices)
     left_is_a = models.BooleanField(null=True, help_text="Side A was shown on; null for imported labels.")
-    strength = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1-based index into the strength scale.")
+    strength = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="1-based index into the strength scale."
+    )
     rationale = models.TextField(blank=True)
     criteria = models.JSONField(default=dict, blank=True, help_text="Per-criterion choice in A/B terms.")
     time_on_item_ms = models.PositiveIntegerField(null=True, blank=True)

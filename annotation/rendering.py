@@ -31,8 +31,10 @@ def _highlight(code: str, lang: str, _attrs) -> str:
     return highlight(code, lexer, _FORMATTER)
 
 
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight}).enable("table").enable(
-    "strikethrough"
+_md = (
+    MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight})
+    .enable("table")
+    .enable("strikethrough")
 )
 
 

@@ -8,9 +8,6 @@ from django.test import Client
 from annotation.models import Membership
 from tests.factories import PASSWORD, ProjectFactory, UserFactory, member
 
-
-
-
 postgres_only = pytest.mark.postgres
 
 

@@ -43,9 +43,10 @@ def leases_reclaim(*, project: Project, now: datetime | None = None) -> int:
     """Expire live assignments whose lease ran out and give their slots back. Returns how many expired.
 
     Rows another transaction holds are skipped (it is submitting or reclaiming them); pairs are updated in pk
-    order so concurrent reclaims cannot deadlock."""
+    order so concurrent reclaims cannot deadlock. Cheap when nothing has expired (one indexed query), so the
+    claim path runs it every time instead of relying on a periodic job."""
     now = now or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # inside assignment_next: part of its transaction, no savepoint
         expired = list(
             Assignment.objects.select_for_update(skip_locked=True)
             .filter(project=project, state=Assignment.State.ACTIVE, expires_at__lte=now)
@@ -63,21 +64,30 @@ def leases_reclaim(*, project: Project, now: datetime | None = None) -> int:
 
 
 def _claim_pair_id(project: Project, annotator) -> int | None:
+    """Take one open slot; returns the pair id or None. Must run inside a transaction.
+
+    Started pairs (fewer open slots than K) are few and go first, fewest open slots first; untouched pairs
+    (open_slots == K) are walked in shuffled order from this annotator's offset, wrapping around once."""
     already_seen = Assignment.objects.filter(pair=OuterRef("pk"), annotator=annotator, kind=Assignment.Kind.REGULAR)
     candidates = Pair.objects.filter(project=project).exclude(Exists(already_seen))
+    k = project.overlap_k
     offset = annotator_offset(project.pk, annotator.pk)
-    for open_slots in range(1, project.overlap_k + 1):
-        for window in (Q(shuffle_key__gte=offset), Q(shuffle_key__lt=offset)):
-            pair_id = (
-                candidates.filter(window, open_slots=open_slots)
-                .order_by("shuffle_key")
-                .select_for_update(skip_locked=True, of=("self",))
-                .values_list("pk", flat=True)
-                .first()
-            )
-            # The conditional UPDATE is the guard on SQLite (no row locks) and a cheap double check elsewhere.
-            if pair_id and Pair.objects.filter(pk=pair_id, open_slots__gt=0).update(open_slots=F("open_slots") - 1):
-                return pair_id
+    attempts = [
+        (Q(open_slots__gte=1, open_slots__lt=k), ("open_slots", "shuffle_key")),
+        (Q(open_slots=k, shuffle_key__gte=offset), ("shuffle_key",)),
+        (Q(open_slots=k, shuffle_key__lt=offset), ("shuffle_key",)),
+    ]
+    for condition, order in attempts[0 if k > 1 else 1 :]:
+        pair_id = (
+            candidates.filter(condition)
+            .order_by(*order)
+            .select_for_update(skip_locked=True, of=("self",))
+            .values_list("pk", flat=True)
+            .first()
+        )
+        # The conditional UPDATE is the guard on SQLite (no row locks) and a cheap double check elsewhere.
+        if pair_id and Pair.objects.filter(pk=pair_id, open_slots__gt=0).update(open_slots=F("open_slots") - 1):
+            return pair_id
     return None
 
 
@@ -110,8 +120,8 @@ def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) 
     the same pair instead of claiming another; ``exclude`` (public ids) skips the ones already on screen, which is
     how the page prefetches the following pair."""
     now = timezone.now()
-    leases_reclaim(project=project, now=now)
     with transaction.atomic():
+        leases_reclaim(project=project, now=now)
         held = (
             Assignment.objects.filter(
                 project=project, annotator=annotator, state=Assignment.State.ACTIVE, expires_at__gt=now
@@ -129,32 +139,36 @@ def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) 
     return None
 
 
-def lock_live_assignment(assignment: Assignment, now: datetime) -> Assignment:
-    """Re-read and lock an assignment for answering; refuse one that is finished or past its lease.
+def assignment_close(assignment: Assignment, state: str, now: datetime) -> None:
+    """Move a live assignment to ``state`` (done/skipped) with one conditional UPDATE, or raise why it is not live.
 
-    Must run inside a transaction. Raises AssignmentAlreadyAnswered / AssignmentExpired."""
-    locked = Assignment.objects.select_for_update(of=("self",)).select_related("project").get(pk=assignment.pk)
-    if locked.state == Assignment.State.DONE:
-        raise AssignmentAlreadyAnswered("This pair was already answered; your first answer was kept.")
-    if locked.state == Assignment.State.SKIPPED:
-        raise AssignmentAlreadyAnswered("This pair was skipped; it has gone back to the pool.")
-    if locked.state == Assignment.State.EXPIRED or locked.expires_at <= now:
-        raise AssignmentExpired(
-            "Your time on this pair ran out and it was given back to the pool. Nothing was saved; load the next pair."
-        )
-    return locked
+    Must run inside a transaction: the UPDATE's row lock serializes a double click or a second tab, and the loser
+    sees the winner's committed state. Raises AssignmentAlreadyAnswered (with ``.state``) or AssignmentExpired."""
+    if Assignment.objects.filter(pk=assignment.pk, state=Assignment.State.ACTIVE, expires_at__gt=now).update(
+        state=state, finished_at=now
+    ):
+        return
+    current = Assignment.objects.filter(pk=assignment.pk).values_list("state", flat=True).first()
+    if current == Assignment.State.DONE:
+        raise AssignmentAlreadyAnswered("This pair was already answered; your first answer was kept.", state=current)
+    if current == Assignment.State.SKIPPED:
+        raise AssignmentAlreadyAnswered("This pair was skipped; it has gone back to the pool.", state=current)
+    raise AssignmentExpired(
+        "Your time on this pair ran out and it was given back to the pool. Nothing was saved; load the next pair."
+    )
 
 
 def assignment_skip(*, assignment: Assignment) -> Assignment:
-    """Record a skip: the annotator will not see this pair again and its slot goes back to the pool for others."""
+    """Record a skip: the annotator will not see this pair again and its slot goes back to the pool for others.
+    A repeated skip (double press, retry) is a no-op."""
     now = timezone.now()
     with transaction.atomic():
-        current = Assignment.objects.filter(pk=assignment.pk).values_list("state", flat=True).first()
-        if current == Assignment.State.SKIPPED:
-            return assignment  # a repeated skip (double press, retry) is a no-op
-        locked = lock_live_assignment(assignment, now)
-        locked.state = Assignment.State.SKIPPED
-        locked.finished_at = now
-        locked.save(update_fields=["state", "finished_at"])
-        Pair.objects.filter(pk=locked.pair_id).update(open_slots=F("open_slots") + 1)
-    return locked
+        try:
+            assignment_close(assignment, Assignment.State.SKIPPED, now)
+        except AssignmentAlreadyAnswered as exc:
+            if exc.state == Assignment.State.SKIPPED:
+                return assignment
+            raise
+        Pair.objects.filter(pk=assignment.pair_id).update(open_slots=F("open_slots") + 1)
+    assignment.state, assignment.finished_at = Assignment.State.SKIPPED, now
+    return assignment

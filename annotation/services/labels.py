@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from ..errors import AssignmentAlreadyAnswered
 from ..models import Assignment, Choice, Label, Pair, Project
-from .assignment import lock_live_assignment
+from .assignment import assignment_close
 
 # What the annotator clicks, in screen terms; the label stores A/B terms.
 SCREEN_CHOICES = ("left", "right", "tie", "both_bad")
@@ -39,8 +39,10 @@ def _to_ab(screen_choice: str, left_is_a: bool) -> str:
 
 def _validate(project: Project, sub: Submission) -> None:
     errors: dict[str, str] = {}
-    allowed = {"left", "right"} | ({"tie"} if project.allow_tie else set()) | (
-        {"both_bad"} if project.allow_both_bad else set()
+    allowed = (
+        {"left", "right"}
+        | ({"tie"} if project.allow_tie else set())
+        | ({"both_bad"} if project.allow_both_bad else set())
     )
     if sub.choice not in allowed:
         errors["choice"] = f"Choose one of: {', '.join(sorted(allowed))}."
@@ -96,33 +98,32 @@ def label_submit(*, assignment: Assignment, submission: Submission) -> tuple[Lab
     project = assignment.project
     _validate(project, submission)
     now = timezone.now()
+    choice = _to_ab(submission.choice, assignment.left_is_a)
     with transaction.atomic():
         try:
-            locked = lock_live_assignment(assignment, now)
+            assignment_close(assignment, Assignment.State.DONE, now)
         except AssignmentAlreadyAnswered:
             existing = Label.objects.filter(assignment=assignment).first()
-            if existing and _same_answer(existing, _to_ab(submission.choice, existing.left_is_a), submission):
+            if existing and _same_answer(existing, choice, submission):
                 return existing, False
             raise
-        cap_ms = (now - locked.served_at).total_seconds() * 1000 + 60_000
+        cap_ms = (now - assignment.served_at).total_seconds() * 1000 + 60_000
         time_ms = submission.time_on_item_ms
         label = Label.objects.create(
-            project_id=locked.project_id,
-            pair_id=locked.pair_id,
-            assignment=locked,
-            annotator_id=locked.annotator_id,
+            project_id=assignment.project_id,
+            pair_id=assignment.pair_id,
+            assignment=assignment,
+            annotator_id=assignment.annotator_id,
             source=Label.Source.HUMAN,
-            choice=_to_ab(submission.choice, locked.left_is_a),
-            left_is_a=locked.left_is_a,
+            choice=choice,
+            left_is_a=assignment.left_is_a,
             strength=submission.strength,
             rationale=submission.rationale.strip(),
-            criteria={k: _to_ab(v, locked.left_is_a) for k, v in (submission.criteria or {}).items()},
+            criteria={k: _to_ab(v, assignment.left_is_a) for k, v in (submission.criteria or {}).items()},
             # The browser's clock measures time on screen; never trust more than the server saw plus a minute.
             time_on_item_ms=None if time_ms is None else int(min(time_ms, cap_ms)),
-            guideline_version_id=locked.guideline_version_id,
+            guideline_version_id=assignment.guideline_version_id,
         )
-        locked.state = Assignment.State.DONE
-        locked.finished_at = now
-        locked.save(update_fields=["state", "finished_at"])
-        Pair.objects.filter(pk=locked.pair_id).update(label_count=F("label_count") + 1)
+        Pair.objects.filter(pk=assignment.pair_id).update(label_count=F("label_count") + 1)
+    assignment.state, assignment.finished_at = Assignment.State.DONE, now
     return label, True

@@ -45,7 +45,10 @@ def item_context(assignment) -> dict:
             "left_html": markdown_to_html(left),
             "right_html": markdown_to_html(right),
             "choices": [(value, text, KEYS[value]) for value, text in choices],
-            "strengths": [(i + 1, name, STRENGTH_KEYS[i] if i < 4 else "") for i, name in enumerate(project.strength_scale)],
+            "hints": [f"{KEYS[value]} {value.replace('_', ' ')}" for value, _ in choices],
+            "strengths": [
+                (i + 1, name, STRENGTH_KEYS[i] if i < 4 else "") for i, name in enumerate(project.strength_scale)
+            ],
             "criteria": project.criteria,
             "rationale_mode": project.rationale_mode,
             "expires_at": assignment.expires_at.isoformat(),

@@ -126,7 +126,9 @@ def members(request, slug):
         membership_set(project=project, user=form.cleaned_data["username"], role=form.cleaned_data["role"])
         messages.success(request, f"{form.cleaned_data['username'].username} added as {form.cleaned_data['role']}.")
         return redirect("annotation:members", slug=slug)
-    return render(request, "annotation/members.html", {"project": project, "form": form, "members": members_of(project)})
+    return render(
+        request, "annotation/members.html", {"project": project, "form": form, "members": members_of(project)}
+    )
 
 
 @login_required
@@ -165,7 +167,9 @@ def imports(request, slug):
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         if upload.size > settings.IMPORT_MAX_BYTES:
-            form.add_error("file", f"{upload.name} is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}.")
+            form.add_error(
+                "file", f"{upload.name} is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}."
+            )
         else:
             path = _save_upload(upload)
             batch = ImportBatch.objects.create(
@@ -192,16 +196,25 @@ def imports(request, slug):
             else:
                 import_batch_run.delay_on_commit(batch.pk)
             return redirect("annotation:import_detail", slug=slug, batch_id=batch.public_id)
-    return render(request, "annotation/imports.html", {"project": project, "form": form, "batches": imports_of(project)})
+    return render(
+        request, "annotation/imports.html", {"project": project, "form": form, "batches": imports_of(project)}
+    )
 
 
 @login_required
 def import_detail(request, slug, batch_id):
     project = project_for_user(request.user, slug, role=LEAD)
     batch = import_for_user(request.user, project, batch_id)
-    template = "annotation/_import_status.html" if request.headers.get("HX-Request") else "annotation/import_detail.html"
+    template = (
+        "annotation/_import_status.html" if request.headers.get("HX-Request") else "annotation/import_detail.html"
+    )
     return render(
         request,
         template,
-        {"project": project, "batch": batch, "progress": import_progress_get(batch), "more_errors": max(batch.error_count - len(batch.errors), 0)},
+        {
+            "project": project,
+            "batch": batch,
+            "progress": import_progress_get(batch),
+            "more_errors": max(batch.error_count - len(batch.errors), 0),
+        },
     )

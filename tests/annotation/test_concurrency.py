@@ -92,7 +92,10 @@ def test_abandoned_leases_are_reclaimed_under_concurrency():
     assert len(per_pair) == 120 and set(per_pair.values()) == {3}
     assert max(Counter(labels.values_list("pair_id", "annotator_id")).values()) == 1
     assert labels.count() == stats["submitted"]
-    assert Assignment.objects.filter(project=project, state=Assignment.State.EXPIRED).count() >= abandoned - stats["refused"]
+    assert (
+        Assignment.objects.filter(project=project, state=Assignment.State.EXPIRED).count()
+        >= abandoned - stats["refused"]
+    )
 
 
 def test_double_click_from_two_connections_yields_one_label():

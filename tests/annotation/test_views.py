@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from annotation.models import Assignment, Label
 from tests.conftest import login
-from tests.factories import ProjectFactory, UserFactory, make_pairs, member
+from tests.factories import ProjectFactory, UserFactory, make_pairs
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +56,9 @@ def test_teammate_cannot_answer_someone_elses_assignment(project, annotator, lea
     a = assignment_next(project=project, annotator=annotator)
     client = login(lead)
     url = reverse("annotation:annotate_submit", args=[project.slug, a.public_id])
-    response = client.post(url, data='{"choice":"left"}', content_type="application/json", HTTP_X_CSRFTOKEN=csrf(client))
+    response = client.post(
+        url, data='{"choice":"left"}', content_type="application/json", HTTP_X_CSRFTOKEN=csrf(client)
+    )
     assert response.status_code == 404
     assert not Label.objects.exists()
 

@@ -48,7 +48,8 @@ def test_annotator_labels_from_the_keyboard_blinded(live_server, page):
             page.keyboard.type("Left is more specific.")
         page.keyboard.press("Enter")
         page.wait_for_function(
-            "id => { const f = document.querySelector('#item-slot form.item'); return !f || f.dataset.assignment !== id }",
+            "id => { const f = document.querySelector('#item-slot form.item');"
+            " return !f || f.dataset.assignment !== id }",
             arg=current,
         )
     page.wait_for_function(f"document.getElementById('progress-counter').textContent.startsWith('{N_ITEMS} ')")
@@ -98,7 +99,9 @@ def test_lead_uploads_a_file_with_one_bad_line_and_sees_the_line_number(live_ser
         b'{"prompt": "p4", "response_a": "a", "response_b": "b"}\n'
     )
     log_in(page, live_server, lead, "/p/imp/imports/")
-    page.set_input_files("input[name=file]", files=[{"name": "pairs.jsonl", "mimeType": "application/jsonl", "buffer": content}])
+    page.set_input_files(
+        "input[name=file]", files=[{"name": "pairs.jsonl", "mimeType": "application/jsonl", "buffer": content}]
+    )
     page.click("button[type=submit].primary")
     page.wait_for_selector("#import-status.import-failed")
     row = page.inner_text("#import-status table.errors tbody tr")

@@ -25,10 +25,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if settings.PRODUCTION:
             raise CommandError("demo_setup creates users with a known password; it is disabled in production.")
-        User = get_user_model()
+        user_model = get_user_model()
         users = {}
         for username, _role in USERS:
-            user, created = User.objects.get_or_create(username=username)
+            user, created = user_model.objects.get_or_create(username=username)
             if created:
                 user.set_password(DEMO_PASSWORD)
                 user.save()

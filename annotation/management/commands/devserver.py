@@ -20,8 +20,20 @@ class Command(BaseCommand):
         procs = [
             subprocess.Popen([sys.executable, "manage.py", "runserver", addr, "--noreload"]),
             subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,judge",
-                 "--concurrency", "1", "--loglevel", "INFO"]  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-Q",
+                    "default,judge",
+                    "--concurrency",
+                    "1",
+                    "--loglevel",
+                    "INFO",
+                ]  # fmt: skip
             ),
         ]
         self.stdout.write(f"Arbiter on http://{addr}/ with a Celery worker. Ctrl-C stops both.")
