@@ -37,8 +37,10 @@ class Command(BaseCommand):
             ),
         ]
         self.stdout.write(f"Arbiter on http://{addr}/ with a Celery worker. Ctrl-C stops both.")
+        died = []
         try:
-            while all(p.poll() is None for p in procs):
+            while not died:
+                died = [p for p in procs if p.poll() is not None]
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
@@ -52,6 +54,5 @@ class Command(BaseCommand):
                     p.wait(timeout=max(deadline - time.time(), 0.1))
                 except subprocess.TimeoutExpired:
                     p.kill()
-        failed = [p.args[2] for p in procs if p.returncode not in (0, -signal.SIGINT, None)]
-        if failed:
-            self.stderr.write(f"Stopped: {', '.join(failed)} exited with an error.")
+        for p in died:  # one of them stopped on its own: say which, so the other's shutdown is not a mystery
+            self.stderr.write(f"Stopped because `{' '.join(p.args[1:4])}` exited with code {p.returncode}.")
