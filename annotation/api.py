@@ -179,7 +179,7 @@ class LabelView(APIView):
             raise _as_drf(exc) from None
         except AnnotationError as exc:
             return _conflict(exc)
-        body = {"ok": True, "created": created, **annotator_counts(project, request.user)}
+        body = {"ok": True, "created": created}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
@@ -192,4 +192,4 @@ class SkipView(APIView):
             assignment_skip(assignment=assignment)
         except AnnotationError as exc:
             return _conflict(exc)
-        return Response({"ok": True, "created": False, **annotator_counts(project, request.user)})
+        return Response({"ok": True, "created": False})

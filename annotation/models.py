@@ -145,7 +145,8 @@ class ImportBatch(models.Model):
 
 
 class Pair(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pairs")
+    # FK indexes that a composite index already covers are left out: each index costs a write on every label.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pairs", db_index=False)
     external_id = models.CharField(max_length=200, blank=True)
     # The prompt is always stored as chat messages [{"role", "content"}]; a plain-string prompt becomes one user turn.
     prompt = models.JSONField()
@@ -163,7 +164,9 @@ class Pair(models.Model):
     # K minus completed labels minus live leases: how many more annotators may be given this pair.
     open_slots = models.SmallIntegerField()
     label_count = models.SmallIntegerField(default=0)
-    import_batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    import_batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -202,11 +205,15 @@ class Assignment(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
     pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="assignments")
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REGULAR)
     state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
     left_is_a = models.BooleanField(help_text="True when response A is shown on the left.")
-    guideline_version = models.ForeignKey(GuidelineVersion, null=True, on_delete=models.SET_NULL, related_name="+")
+    guideline_version = models.ForeignKey(
+        GuidelineVersion, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     served_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -233,7 +240,7 @@ class Label(models.Model):
     # One label per assignment: a double click, a retry or a second tab cannot create a second one.
     assignment = models.OneToOneField(Assignment, null=True, blank=True, on_delete=models.CASCADE, related_name="label")
     annotator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="labels"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="labels", db_index=False
     )
     external_annotator = models.CharField(max_length=200, blank=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.HUMAN)
@@ -245,7 +252,9 @@ class Label(models.Model):
     rationale = models.TextField(blank=True)
     criteria = models.JSONField(default=dict, blank=True, help_text="Per-criterion choice in A/B terms.")
     time_on_item_ms = models.PositiveIntegerField(null=True, blank=True)
-    guideline_version = models.ForeignKey(GuidelineVersion, null=True, on_delete=models.SET_NULL, related_name="+")
+    guideline_version = models.ForeignKey(
+        GuidelineVersion, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -259,4 +268,4 @@ class Label(models.Model):
                 fields=["pair", "external_annotator"], condition=Q(source="external"), name="external_label_unique"
             ),
         ]
-        indexes = [models.Index(fields=["project", "annotator"], name="label_project_annotator_idx")]
+        indexes = [models.Index(fields=["annotator", "project"], name="label_annotator_idx")]

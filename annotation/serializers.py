@@ -108,7 +108,6 @@ class LabelRequestSerializer(serializers.Serializer):
 class LabelResponseSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     created = serializers.BooleanField()
-    done = serializers.IntegerField()
 
 
 class AnnotatorProgressSerializer(serializers.Serializer):

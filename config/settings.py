@@ -112,6 +112,10 @@ def _database() -> dict:
     if not config.get("ENGINE"):
         raise ImproperlyConfigured("DATABASE_URL has an unknown scheme; use postgres://... or sqlite:///...")
     config["CONN_HEALTH_CHECKS"] = True
+    if config["ENGINE"].endswith("postgresql"):
+        # Server-side parameter binding lets psycopg prepare the statements a connection repeats (the claim and
+        # submit paths), so PostgreSQL stops re-planning them on every label.
+        config.setdefault("OPTIONS", {})["server_side_binding"] = env_bool("DATABASE_SERVER_SIDE_BINDING", True)
     return config
 
 

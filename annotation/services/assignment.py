@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from collections import Counter
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ..errors import AssignmentAlreadyAnswered, AssignmentExpired
@@ -63,41 +65,71 @@ def leases_reclaim(*, project: Project, now: datetime | None = None) -> int:
         return len(expired)
 
 
-def _claim_pair_id(project: Project, annotator) -> int | None:
-    """Take one open slot; returns the pair id or None. Must run inside a transaction.
+_CLAIM_SQL = """
+UPDATE {pair} SET open_slots = open_slots - 1
+WHERE id = (
+    SELECT p.id FROM {pair} p
+    WHERE {candidates}
+      AND NOT EXISTS (
+          SELECT 1 FROM {assignment} a WHERE a.pair_id = p.id AND a.annotator_id = %s AND a.kind = 'regular'
+      )
+    ORDER BY {order} LIMIT 1 {lock}
+) AND open_slots > 0
+RETURNING id, (SELECT g.id FROM {guideline} g WHERE g.project_id = {pair}.project_id ORDER BY g.version DESC LIMIT 1)
+"""
+# Started pairs (fewer open slots than K) go first, fewest open slots first. Only the first STARTED_WINDOW of them
+# are looked at: the ones this annotator already labelled stay in that set until others finish them, and without
+# a cap a lone fast annotator would re-read all of them on every claim.
+STARTED_WINDOW = 256
+_STARTED = (
+    "p.id IN (SELECT s.id FROM {pair} s WHERE s.project_id = %s AND s.open_slots >= 1 AND s.open_slots < %s"
+    " ORDER BY s.open_slots, s.shuffle_key LIMIT " + str(STARTED_WINDOW) + ")"
+)
+# Untouched pairs (open_slots == K) are walked in shuffled order from the annotator's offset, wrapping around once.
+_CLAIM_ATTEMPTS = (
+    (_STARTED, "p.open_slots, p.shuffle_key"),
+    ("p.project_id = %s AND p.open_slots = %s AND p.shuffle_key >= %s", "p.shuffle_key"),
+    ("p.project_id = %s AND p.open_slots = %s AND p.shuffle_key < %s", "p.shuffle_key"),
+)
 
-    Started pairs (fewer open slots than K) are few and go first, fewest open slots first; untouched pairs
-    (open_slots == K) are walked in shuffled order from this annotator's offset, wrapping around once."""
-    already_seen = Assignment.objects.filter(pair=OuterRef("pk"), annotator=annotator, kind=Assignment.Kind.REGULAR)
-    candidates = Pair.objects.filter(project=project).exclude(Exists(already_seen))
+
+@lru_cache(maxsize=8)
+def _claim_statements(lock: str) -> tuple[str, ...]:
+    tables = {"pair": Pair._meta.db_table, "assignment": Assignment._meta.db_table}
+    tables["guideline"] = GuidelineVersion._meta.db_table
+    return tuple(
+        _CLAIM_SQL.format(candidates=candidates.format(**tables), order=order, lock=lock, **tables)
+        for candidates, order in _CLAIM_ATTEMPTS
+    )
+
+
+def _claim_pair(project: Project, annotator) -> tuple[int, int | None] | None:
+    """Take one open slot: returns (pair id, current guideline version id), or None. Must run in a transaction.
+
+    Each attempt is a single statement: the inner SELECT takes the row with FOR UPDATE SKIP LOCKED on PostgreSQL
+    (concurrent claimers never wait on each other) and the outer conditional UPDATE decrements the slot count, which
+    is also the guard on SQLite (no row locks there; IMMEDIATE transactions serialize writers). Written as SQL
+    because this is the hottest path in the application: building these queries with the ORM cost more CPU than
+    running them (see docs/PERFORMANCE.md)."""
+    lock = connection.ops.for_update_sql(skip_locked=True) if connection.features.has_select_for_update else ""
     k = project.overlap_k
     offset = annotator_offset(project.pk, annotator.pk)
-    attempts = [
-        (Q(open_slots__gte=1, open_slots__lt=k), ("open_slots", "shuffle_key")),
-        (Q(open_slots=k, shuffle_key__gte=offset), ("shuffle_key",)),
-        (Q(open_slots=k, shuffle_key__lt=offset), ("shuffle_key",)),
-    ]
-    for condition, order in attempts[0 if k > 1 else 1 :]:
-        pair_id = (
-            candidates.filter(condition)
-            .order_by(*order)
-            .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", flat=True)
-            .first()
-        )
-        # The conditional UPDATE is the guard on SQLite (no row locks) and a cheap double check elsewhere.
-        if pair_id and Pair.objects.filter(pk=pair_id, open_slots__gt=0).update(open_slots=F("open_slots") - 1):
-            return pair_id
+    params = ([project.pk, k], [project.pk, k, offset], [project.pk, k, offset])
+    statements = _claim_statements(lock)
+    with connection.cursor() as cursor:
+        for i in range(0 if k > 1 else 1, len(statements)):
+            cursor.execute(statements[i], [*params[i], annotator.pk])
+            row = cursor.fetchone()
+            if row is not None:
+                return row[0], row[1]
     return None
 
 
 def _regular_source(project: Project, annotator, now: datetime) -> Assignment | None:
-    pair_id = _claim_pair_id(project, annotator)
-    if pair_id is None:
+    claimed = _claim_pair(project, annotator)
+    if claimed is None:
         return None
-    version_id = (
-        GuidelineVersion.objects.filter(project=project).order_by("-version").values_list("pk", flat=True).first()
-    )
+    pair_id, version_id = claimed
     return Assignment.objects.create(
         project=project,
         pair_id=pair_id,
@@ -113,15 +145,30 @@ def _regular_source(project: Project, annotator, now: datetime) -> Assignment | 
 _SOURCES = (_regular_source,)
 
 
+# Reclaiming is one indexed query, but it runs in every claim's transaction; doing it at most once a second per
+# project and process (and always when the pool looks empty) keeps it off the hot path.
+RECLAIM_EVERY_SECONDS = 1.0
+_last_reclaim: dict[int, float] = {}
+
+
+def _reclaim_due(project_id: int) -> bool:
+    now = time.monotonic()
+    if now - _last_reclaim.get(project_id, float("-inf")) < RECLAIM_EVERY_SECONDS:
+        return False
+    _last_reclaim[project_id] = now
+    return True
+
+
 def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) -> Assignment | None:
     """The annotator's next assignment, or None when nothing is left for them.
 
     A live assignment they already hold comes first (oldest first), so reloading the page or a second tab shows
     the same pair instead of claiming another; ``exclude`` (public ids) skips the ones already on screen, which is
-    how the page prefetches the following pair."""
+    how the page prefetches the following pair. Expired leases are returned to the pool at most a second after
+    this notices them, and always before it answers "nothing left"."""
     now = timezone.now()
     with transaction.atomic():
-        leases_reclaim(project=project, now=now)
+        reclaimed = _reclaim_due(project.pk) and leases_reclaim(project=project, now=now)
         held = (
             Assignment.objects.filter(
                 project=project, annotator=annotator, state=Assignment.State.ACTIVE, expires_at__gt=now
@@ -132,10 +179,13 @@ def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) 
         )
         if held is not None:
             return held
-        for source in _SOURCES:
-            assignment = source(project, annotator, now)
-            if assignment is not None:
-                return assignment
+        for attempt in range(2):
+            for source in _SOURCES:
+                assignment = source(project, annotator, now)
+                if assignment is not None:
+                    return assignment
+            if attempt or reclaimed or not leases_reclaim(project=project, now=now):
+                break
     return None
 
 

@@ -8,18 +8,19 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ..imports.errorlog import ErrorLog, FileRejected
 from ..imports.readers import FILE_FORMATS, Reader, check_file, detect_file_format, open_reader
 from ..imports.records import FORMATS, ULTRAFEEDBACK_MODES, Normalizer
 from ..imports.writer import WriteResult, pair_writer
-from ..models import ImportBatch, Project
+from ..models import ImportBatch, Pair, Project
 
 PROGRESS_EVERY = 5_000
 WRITE_CHUNK = 5_000
 PROGRESS_TTL = 24 * 3600
+ANALYZE_AFTER = 10_000
 
 
 class ImportRejected(Exception):
@@ -138,6 +139,11 @@ def pairs_import(
     _finish(batch, run)
     if batch.state == ImportBatch.State.FAILED:
         raise ImportRejected(batch)
+    if batch.pairs_created >= ANALYZE_AFTER and connection.vendor == "postgresql":
+        # Fresh statistics keep the claim query on its index plan right after a big import, even where
+        # autovacuum is off or has not caught up yet.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Pair._meta.db_table}")
     return batch
 
 

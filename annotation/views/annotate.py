@@ -135,7 +135,7 @@ def annotate_submit(request, slug, assignment_id):
         return _error(" ".join(" ".join(v) for v in fields.values()) or "Invalid answer.", "invalid", 400, fields)
     except AnnotationError as exc:
         return _error(exc.message, exc.code, 409)
-    return JsonResponse({"ok": True, "created": created, **annotator_counts(project, request.user)})
+    return JsonResponse({"ok": True, "created": created})
 
 
 @login_required
@@ -147,7 +147,7 @@ def annotate_skip(request, slug, assignment_id):
         assignment_skip(assignment=assignment)
     except AnnotationError as exc:
         return _error(exc.message, exc.code, 409)
-    return JsonResponse({"ok": True, **annotator_counts(project, request.user)})
+    return JsonResponse({"ok": True})
 
 
 def pygments_stylesheet(request):

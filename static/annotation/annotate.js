@@ -13,6 +13,7 @@
   const nextUrl = root.dataset.nextUrl;
   const baseUrl = root.dataset.baseUrl;
   let shownAt = performance.now();
+  let done = Number(counter.dataset.done || 0);
   let busy = false;
   let prefetching = null;
   let prefetchedEmpty = false;
@@ -121,7 +122,7 @@
       const data = await r.json().catch(() => ({}));
       if (r.ok) {
         say("");
-        if (typeof data.done === "number") counter.textContent = `${data.done} labelled`;
+        if (data.created) counter.textContent = `${++done} labelled`;
         await showNext();
       } else if (data.code === "expired" || data.code === "already_answered") {
         say(data.message, "warning");
