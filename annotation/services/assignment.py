@@ -21,6 +21,7 @@ import hashlib
 import random
 import time
 from collections import Counter
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -41,16 +42,17 @@ def annotator_offset(project_id: int, user_id: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def leases_reclaim(*, project: Project, now: datetime | None = None) -> int:
+def leases_reclaim(*, project: Project, now: datetime | None = None, wait: bool = False) -> int:
     """Expire live assignments whose lease ran out and give their slots back. Returns how many expired.
 
-    Rows another transaction holds are skipped (it is submitting or reclaiming them); pairs are updated in pk
-    order so concurrent reclaims cannot deadlock. Cheap when nothing has expired (one indexed query), so the
-    claim path runs it every time instead of relying on a periodic job."""
+    Rows another transaction holds are skipped (it is reclaiming them), unless ``wait``: then this returns only
+    after such a concurrent reclaim has committed, so its freed slots are visible to the caller. Rows are locked
+    and pairs updated in pk order, so concurrent reclaims cannot deadlock. One indexed query when nothing has
+    expired."""
     now = now or timezone.now()
     with transaction.atomic(savepoint=False):  # inside assignment_next: part of its transaction, no savepoint
         expired = list(
-            Assignment.objects.select_for_update(skip_locked=True)
+            Assignment.objects.select_for_update(skip_locked=not wait)
             .filter(project=project, state=Assignment.State.ACTIVE, expires_at__lte=now)
             .order_by("pk")
             .values_list("pk", "pair_id")[:RECLAIM_BATCH]
@@ -75,7 +77,18 @@ WHERE id = (
       )
     ORDER BY {order} LIMIT 1 {lock}
 ) AND open_slots > 0
-RETURNING id, (SELECT g.id FROM {guideline} g WHERE g.project_id = {pair}.project_id ORDER BY g.version DESC LIMIT 1)
+RETURNING id, project_id,
+    (SELECT g.id FROM {guideline} g WHERE g.project_id = {pair}.project_id ORDER BY g.version DESC LIMIT 1)
+    AS version_id
+"""
+# PostgreSQL takes the slot and writes the assignment in one statement (a data-modifying CTE, which SQLite lacks):
+# no BEGIN/COMMIT round trips, and the two writes still commit together.
+_CLAIM_AND_INSERT_SQL = """
+WITH claimed AS ({claim})
+INSERT INTO {assignment}
+    (public_id, project_id, pair_id, annotator_id, kind, state, left_is_a, guideline_version_id, served_at, expires_at)
+SELECT %s, c.project_id, c.id, %s, %s, %s, %s, c.version_id, %s, %s FROM claimed c
+RETURNING id, pair_id, guideline_version_id
 """
 # Started pairs (fewer open slots than K) go first, fewest open slots first. Only the first STARTED_WINDOW of them
 # are looked at: the ones this annotator already labelled stay in that set until others finish them, and without
@@ -94,52 +107,66 @@ _CLAIM_ATTEMPTS = (
 
 
 @lru_cache(maxsize=8)
-def _claim_statements(lock: str) -> tuple[str, ...]:
+def _claim_statements(vendor: str, lock: str) -> tuple[str, ...]:
     tables = {"pair": Pair._meta.db_table, "assignment": Assignment._meta.db_table}
     tables["guideline"] = GuidelineVersion._meta.db_table
-    return tuple(
+    claims = [
         _CLAIM_SQL.format(candidates=candidates.format(**tables), order=order, lock=lock, **tables)
         for candidates, order in _CLAIM_ATTEMPTS
-    )
+    ]
+    if vendor == "postgresql":
+        return tuple(_CLAIM_AND_INSERT_SQL.format(claim=claim, **tables) for claim in claims)
+    return tuple(claims)
 
 
-def _claim_pair(project: Project, annotator) -> tuple[int, int | None] | None:
-    """Take one open slot: returns (pair id, current guideline version id), or None. Must run in a transaction.
-
-    Each attempt is a single statement: the inner SELECT takes the row with FOR UPDATE SKIP LOCKED on PostgreSQL
-    (concurrent claimers never wait on each other) and the outer conditional UPDATE decrements the slot count, which
-    is also the guard on SQLite (no row locks there; IMMEDIATE transactions serialize writers). Written as SQL
-    because this is the hottest path in the application: building these queries with the ORM cost more CPU than
-    running them (see docs/PERFORMANCE.md)."""
-    lock = connection.ops.for_update_sql(skip_locked=True) if connection.features.has_select_for_update else ""
-    k = project.overlap_k
-    offset = annotator_offset(project.pk, annotator.pk)
-    params = ([project.pk, k], [project.pk, k, offset], [project.pk, k, offset])
-    statements = _claim_statements(lock)
-    with connection.cursor() as cursor:
-        for i in range(0 if k > 1 else 1, len(statements)):
-            cursor.execute(statements[i], [*params[i], annotator.pk])
-            row = cursor.fetchone()
-            if row is not None:
-                return row[0], row[1]
-    return None
+def single_statement_writes() -> bool:
+    """True where the hot paths write with one statement each (PostgreSQL), so they need no explicit transaction."""
+    return connection.vendor == "postgresql"
 
 
 def _regular_source(project: Project, annotator, now: datetime) -> Assignment | None:
-    claimed = _claim_pair(project, annotator)
-    if claimed is None:
-        return None
-    pair_id, version_id = claimed
-    return Assignment.objects.create(
+    """Take one open slot and write the assignment for it; None when no pair is open for this annotator.
+
+    Each attempt is one claim statement: its inner SELECT takes the row with FOR UPDATE SKIP LOCKED on PostgreSQL
+    (concurrent claimers never wait on each other) and the outer conditional UPDATE decrements the slot count, which
+    is also the guard on SQLite (no row locks there; IMMEDIATE transactions serialize writers). Written as SQL
+    because this is the hottest path in the application: building these queries with the ORM cost more CPU than
+    running them (docs/PERFORMANCE.md)."""
+    k = project.overlap_k
+    offset = annotator_offset(project.pk, annotator.pk)
+    lock = connection.ops.for_update_sql(skip_locked=True) if connection.features.has_select_for_update else ""
+    statements = _claim_statements(connection.vendor, lock)
+    params = ([project.pk, k], [project.pk, k, offset], [project.pk, k, offset])
+    assignment = Assignment(
         project=project,
-        pair_id=pair_id,
         annotator=annotator,
         kind=Assignment.Kind.REGULAR,
+        state=Assignment.State.ACTIVE,
         left_is_a=_sides.random() < 0.5,
-        guideline_version_id=version_id,
         served_at=now,
         expires_at=now + timedelta(seconds=project.lease_seconds),
     )
+    insert_params = [
+        assignment.public_id, annotator.pk, assignment.kind, assignment.state, assignment.left_is_a, now,
+        assignment.expires_at,
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        for i in range(0 if k > 1 else 1, len(statements)):
+            if single_statement_writes():
+                cursor.execute(statements[i], [*params[i], annotator.pk, *insert_params])
+                row = cursor.fetchone()
+                if row is not None:
+                    assignment.pk, assignment.pair_id, assignment.guideline_version_id = row
+                    assignment._state.adding = False
+                    return assignment
+            else:
+                cursor.execute(statements[i], [*params[i], annotator.pk])
+                row = cursor.fetchone()
+                if row is not None:
+                    assignment.pair_id, assignment.guideline_version_id = row[0], row[2]
+                    assignment.save(force_insert=True)
+                    return assignment
+    return None
 
 
 _SOURCES = (_regular_source,)
@@ -167,8 +194,9 @@ def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) 
     how the page prefetches the following pair. Expired leases are returned to the pool at most a second after
     this notices them, and always before it answers "nothing left"."""
     now = timezone.now()
-    with transaction.atomic():
-        reclaimed = _reclaim_due(project.pk) and leases_reclaim(project=project, now=now)
+    with nullcontext() if single_statement_writes() else transaction.atomic():
+        if _reclaim_due(project.pk):
+            leases_reclaim(project=project, now=now)
         held = (
             Assignment.objects.filter(
                 project=project, annotator=annotator, state=Assignment.State.ACTIVE, expires_at__gt=now
@@ -184,8 +212,11 @@ def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) 
                 assignment = source(project, annotator, now)
                 if assignment is not None:
                     return assignment
-            if attempt or reclaimed or not leases_reclaim(project=project, now=now):
+            if attempt:
                 break
+            # Looks empty: give back every lease that has run out (waiting for a concurrent reclaim to finish) and
+            # look once more, so nobody is told "nothing left" while slots are on their way back to the pool.
+            leases_reclaim(project=project, now=now, wait=True)
     return None
 
 
@@ -198,6 +229,11 @@ def assignment_close(assignment: Assignment, state: str, now: datetime) -> None:
         state=state, finished_at=now
     ):
         return
+    raise_not_live(assignment)
+
+
+def raise_not_live(assignment: Assignment) -> None:
+    """Raise the reason a conditional close of this assignment changed nothing."""
     current = Assignment.objects.filter(pk=assignment.pk).values_list("state", flat=True).first()
     if current == Assignment.State.DONE:
         raise AssignmentAlreadyAnswered("This pair was already answered; your first answer was kept.", state=current)

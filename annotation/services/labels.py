@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from ..errors import AssignmentAlreadyAnswered
 from ..models import Assignment, Choice, Label, Pair, Project
-from .assignment import assignment_close
+from .assignment import assignment_close, raise_not_live, single_statement_writes
 
 # What the annotator clicks, in screen terms; the label stores A/B terms.
 SCREEN_CHOICES = ("left", "right", "tie", "both_bad")
@@ -99,31 +100,71 @@ def label_submit(*, assignment: Assignment, submission: Submission) -> tuple[Lab
     _validate(project, submission)
     now = timezone.now()
     choice = _to_ab(submission.choice, assignment.left_is_a)
-    with transaction.atomic():
-        try:
-            assignment_close(assignment, Assignment.State.DONE, now)
-        except AssignmentAlreadyAnswered:
-            existing = Label.objects.filter(assignment=assignment).first()
-            if existing and _same_answer(existing, choice, submission):
-                return existing, False
-            raise
-        cap_ms = (now - assignment.served_at).total_seconds() * 1000 + 60_000
-        time_ms = submission.time_on_item_ms
-        label = Label.objects.create(
-            project_id=assignment.project_id,
-            pair_id=assignment.pair_id,
-            assignment=assignment,
-            annotator_id=assignment.annotator_id,
-            source=Label.Source.HUMAN,
-            choice=choice,
-            left_is_a=assignment.left_is_a,
-            strength=submission.strength,
-            rationale=submission.rationale.strip(),
-            criteria={k: _to_ab(v, assignment.left_is_a) for k, v in (submission.criteria or {}).items()},
-            # The browser's clock measures time on screen; never trust more than the server saw plus a minute.
-            time_on_item_ms=None if time_ms is None else int(min(time_ms, cap_ms)),
-            guideline_version_id=assignment.guideline_version_id,
-        )
-        Pair.objects.filter(pk=assignment.pair_id).update(label_count=F("label_count") + 1)
+    cap_ms = (now - assignment.served_at).total_seconds() * 1000 + 60_000
+    time_ms = submission.time_on_item_ms
+    label = Label(
+        project_id=assignment.project_id,
+        pair_id=assignment.pair_id,
+        assignment=assignment,
+        annotator_id=assignment.annotator_id,
+        source=Label.Source.HUMAN,
+        choice=choice,
+        left_is_a=assignment.left_is_a,
+        strength=submission.strength,
+        rationale=submission.rationale.strip(),
+        criteria={k: _to_ab(v, assignment.left_is_a) for k, v in (submission.criteria or {}).items()},
+        # The browser's clock measures time on screen; never trust more than the server saw plus a minute.
+        time_on_item_ms=None if time_ms is None else int(min(time_ms, cap_ms)),
+        guideline_version_id=assignment.guideline_version_id,
+        created_at=now,
+    )
+    try:
+        if single_statement_writes():
+            _store_in_one_statement(label, now)
+        else:
+            with transaction.atomic():
+                assignment_close(assignment, Assignment.State.DONE, now)
+                label.save(force_insert=True)
+                Pair.objects.filter(pk=assignment.pair_id).update(label_count=F("label_count") + 1)
+    except AssignmentAlreadyAnswered:
+        existing = Label.objects.filter(assignment=assignment).first()
+        if existing and _same_answer(existing, choice, submission):
+            return existing, False
+        raise
     assignment.state, assignment.finished_at = Assignment.State.DONE, now
     return label, True
+
+
+_SUBMIT_SQL = """
+WITH closed AS (
+    UPDATE {assignment} SET state = 'done', finished_at = %s
+    WHERE id = %s AND state = 'active' AND expires_at > %s
+    RETURNING id, pair_id
+), labelled AS (
+    INSERT INTO {label} (project_id, pair_id, assignment_id, annotator_id, external_annotator, source, choice,
+                         left_is_a, strength, rationale, criteria, time_on_item_ms, guideline_version_id, created_at)
+    SELECT %s, c.pair_id, c.id, %s, '', %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s FROM closed c
+    RETURNING id, pair_id
+)
+UPDATE {pair} SET label_count = label_count + 1 FROM labelled l WHERE {pair}.id = l.pair_id
+RETURNING l.id
+"""
+
+
+def _store_in_one_statement(label: Label, now) -> None:
+    """PostgreSQL: close the assignment, insert the label and count it in one statement (data-modifying CTEs), so
+    the three writes commit together without BEGIN/COMMIT round trips. Raises like assignment_close when the
+    assignment is not live (a concurrent double click waits on the row lock and then finds it done)."""
+    sql = _SUBMIT_SQL.format(assignment=Assignment._meta.db_table, label=Label._meta.db_table, pair=Pair._meta.db_table)
+    params = [
+        now, label.assignment_id, now,
+        label.project_id, label.annotator_id, label.source, label.choice, label.left_is_a, label.strength,
+        label.rationale, json.dumps(label.criteria), label.time_on_item_ms, label.guideline_version_id, now,
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise_not_live(label.assignment)
+    label.pk = row[0]
+    label._state.adding = False
