@@ -47,17 +47,19 @@ def project_for_user(user, slug: str, *, role: str | None = None) -> Project:
     return project
 
 
-def assignment_for_user(user, public_id, *, project: Project | None = None) -> Assignment:
-    """An assignment that belongs to this user (nobody else may see or answer it, staff included)."""
+def assignment_for_user(user, public_id, *, project: Project) -> Assignment:
+    """An assignment of this project that belongs to this user (nobody else may see or answer it, staff included).
+
+    ``project`` comes from project_for_user, so membership is checked first; it is attached to the result, which
+    saves a join on the submit path (the pair's texts are loaded only if the caller touches ``.pair``)."""
     if not user.is_authenticated:
         raise Http404("No such assignment.")
-    qs = Assignment.objects.select_related("pair", "project").filter(annotator=user)
-    if project is not None:
-        qs = qs.filter(project=project)
     try:
-        return qs.get(public_id=public_id)
+        assignment = Assignment.objects.get(public_id=public_id, annotator=user, project=project)
     except (Assignment.DoesNotExist, ValueError, TypeError):
         raise Http404("No such assignment.") from None
+    assignment.project = project
+    return assignment
 
 
 def import_for_user(user, project: Project, public_id) -> ImportBatch:

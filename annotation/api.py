@@ -155,7 +155,8 @@ class NextAssignmentView(APIView):
         assignment = assignment_next(project=project, annotator=request.user, exclude=exclude)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(AssignmentSerializer(AssignmentSerializer.from_assignment(assignment)).data)
+        # from_assignment already builds exactly the documented shape; no need to run it through the serializer.
+        return Response(AssignmentSerializer.from_assignment(assignment))
 
 
 class LabelView(APIView):
