@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test install migrate demo lint bench-assignment clean
+.PHONY: run test test-sqlite install migrate demo lint bench-assignment clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ run: demo
 ## The full test suite (PostgreSQL/Redis tests need DATABASE_URL / CELERY_BROKER_URL; .ci/run sets them).
 test: install
 	$(PY) -m pytest
+
+## The engine, submit, import and page tests again on the embedded defaults (SQLite, filesystem broker): CI runs
+## `make test` against PostgreSQL and Redis, and this keeps the `make run` path covered too.
+test-sqlite: install
+	env -u DATABASE_URL -u CELERY_BROKER_URL -u CACHE_URL -u ARBITER_REQUIRE_SERVICES $(PY) -m pytest -q \
+		tests/annotation/test_assignment.py tests/annotation/test_labels.py tests/annotation/test_views.py \
+		tests/annotation/test_api.py tests/annotation/test_import.py tests/annotation/test_worker.py
 
 lint: install
 	$(VENV)/bin/ruff check .
