@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -28,10 +26,9 @@ from .serializers import (
     ProjectSerializer,
 )
 from .services.assignment import assignment_next, assignment_skip
-from .services.imports import ImportRejected, pairs_import
+from .services.imports import upload_import
 from .services.labels import Submission, label_submit
 from .services.projects import project_create
-from .tasks import import_batch_run
 from .views.lead import can_create_projects
 
 
@@ -95,41 +92,21 @@ class ImportView(APIView):
         project = project_for_user(request.user, slug, role=LEAD)
         serializer = ImportRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        upload = serializer.validated_data["file"]
-        if upload.size > settings.IMPORT_MAX_BYTES:
-            raise ValidationError(
-                {"file": [f"{upload.name} is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}."]}
-            )
-        folder = Path(settings.MEDIA_ROOT) / "imports"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{uuid.uuid4()}{Path(upload.name).suffix.lower()[:10]}"
-        with open(path, "wb") as out:
-            for chunk in upload.chunks():
-                out.write(chunk)
-        batch = ImportBatch.objects.create(
-            project=project,
-            created_by=request.user,
-            filename=Path(upload.name).name[:255],
-            upload=str(path.relative_to(settings.MEDIA_ROOT)),
-            requested_format=serializer.validated_data.get("format", ""),
-            options={"ultrafeedback_pairs": serializer.validated_data["ultrafeedback_pairs"]},
-        )
-        if upload.size > settings.IMPORT_INLINE_MAX_BYTES:
-            import_batch_run.delay_on_commit(batch.pk)
-            return Response(ImportBatchSerializer(batch).data, status=status.HTTP_202_ACCEPTED)
         try:
-            batch = pairs_import(
+            batch = upload_import(
                 project=project,
-                path=path,
-                filename=batch.filename,
-                fmt=batch.requested_format or None,
                 user=request.user,
-                batch=batch,
-                ultrafeedback_pairs=batch.options["ultrafeedback_pairs"],
+                upload=serializer.validated_data["file"],
+                fmt=serializer.validated_data.get("format"),
+                ultrafeedback_pairs=serializer.validated_data["ultrafeedback_pairs"],
             )
-        except ImportRejected as exc:
-            return Response(ImportBatchSerializer(exc.batch).data, status=status.HTTP_400_BAD_REQUEST)
-        return Response(ImportBatchSerializer(batch).data, status=status.HTTP_201_CREATED)
+        except DjangoValidationError as exc:
+            raise _as_drf(exc) from None
+        code = {
+            ImportBatch.State.QUEUED: status.HTTP_202_ACCEPTED,
+            ImportBatch.State.FAILED: status.HTTP_400_BAD_REQUEST,
+        }.get(batch.state, status.HTTP_201_CREATED)
+        return Response(ImportBatchSerializer(batch).data, status=code)
 
 
 class ImportDetailView(APIView):

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from .models import Membership, Project
+from .services.projects import PROJECT_SETTINGS
 
 
 class NameListField(forms.CharField):
@@ -27,17 +28,7 @@ class ProjectSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Project
-        fields = [
-            "name",
-            "description",
-            "overlap_k",
-            "allow_tie",
-            "allow_both_bad",
-            "strength_scale",
-            "rationale_mode",
-            "lease_seconds",
-            "criteria",
-        ]
+        fields = list(PROJECT_SETTINGS)
 
 
 class ProjectCreateForm(ProjectSettingsForm):

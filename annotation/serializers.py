@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from .models import ImportBatch, Project
+from .services.projects import PROJECT_SETTINGS
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -11,21 +12,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = [
-            "slug",
-            "name",
-            "description",
-            "overlap_k",
-            "allow_tie",
-            "allow_both_bad",
-            "strength_scale",
-            "rationale_mode",
-            "lease_seconds",
-            "criteria",
-            "guidelines",
-            "role",
-            "created_at",
-        ]
+        fields = ["slug", *PROJECT_SETTINGS, "guidelines", "role", "created_at"]
         read_only_fields = ["created_at", "role"]
 
     def get_role(self, obj) -> str | None:

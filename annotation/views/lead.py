@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -15,10 +11,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from ..access import LEAD, import_for_user, project_for_user, projects_visible_to
 from ..forms import GuidelinesForm, ImportForm, MemberAddForm, ProjectCreateForm, ProjectSettingsForm
-from ..models import ImportBatch
 from ..rendering import markdown_to_html
 from ..selectors import annotator_counts, guidelines_current, imports_of, members_of, project_progress
-from ..services.imports import ImportRejected, import_progress_get, pairs_import
+from ..services.imports import import_progress_get, upload_import
 from ..services.projects import (
     PROJECT_SETTINGS,
     guidelines_update,
@@ -27,7 +22,6 @@ from ..services.projects import (
     project_create,
     project_update,
 )
-from ..tasks import import_batch_run
 
 
 def can_create_projects(user) -> bool:
@@ -146,17 +140,6 @@ def member_remove(request, slug, user_id):
     return redirect("annotation:members", slug=slug)
 
 
-def _save_upload(upload) -> Path:
-    folder = Path(settings.MEDIA_ROOT) / "imports"
-    folder.mkdir(parents=True, exist_ok=True)
-    suffix = Path(upload.name).suffix.lower()[:10]
-    batch_path = folder / f"{uuid.uuid4()}{suffix}"
-    with open(batch_path, "wb") as out:
-        for chunk in upload.chunks():
-            out.write(chunk)
-    return batch_path
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def imports(request, slug):
@@ -165,36 +148,17 @@ def imports(request, slug):
     project = project_for_user(request.user, slug, role=LEAD)
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        if upload.size > settings.IMPORT_MAX_BYTES:
-            form.add_error(
-                "file", f"{upload.name} is {upload.size:,} bytes; the limit is {settings.IMPORT_MAX_BYTES:,}."
-            )
-        else:
-            path = _save_upload(upload)
-            batch = ImportBatch.objects.create(
+        try:
+            batch = upload_import(
                 project=project,
-                created_by=request.user,
-                filename=Path(upload.name).name[:255],
-                upload=str(path.relative_to(settings.MEDIA_ROOT)),
-                requested_format=form.cleaned_data["format"] or "",
-                options={"ultrafeedback_pairs": form.cleaned_data["ultrafeedback_pairs"] or "all"},
+                user=request.user,
+                upload=form.cleaned_data["file"],
+                fmt=form.cleaned_data["format"] or None,
+                ultrafeedback_pairs=form.cleaned_data["ultrafeedback_pairs"] or "all",
             )
-            if upload.size <= settings.IMPORT_INLINE_MAX_BYTES:
-                try:
-                    pairs_import(
-                        project=project,
-                        path=path,
-                        filename=batch.filename,
-                        fmt=batch.requested_format or None,
-                        user=request.user,
-                        batch=batch,
-                        ultrafeedback_pairs=batch.options["ultrafeedback_pairs"],
-                    )
-                except ImportRejected:
-                    pass  # the batch page shows the error report
-            else:
-                import_batch_run.delay_on_commit(batch.pk)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
             return redirect("annotation:import_detail", slug=slug, batch_id=batch.public_id)
     return render(
         request, "annotation/imports.html", {"project": project, "form": form, "batches": imports_of(project)}

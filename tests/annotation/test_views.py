@@ -194,3 +194,17 @@ def test_markdown_is_sanitized_on_the_annotation_page(project, as_annotator):
     assert "<script>alert" not in html and "<img" not in html
     assert 'href="javascript:' not in html
     assert 'class="language-python"' in html
+
+
+def test_upload_over_the_size_limit_is_refused_and_saves_nothing(settings, project, as_lead):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from annotation.models import ImportBatch
+
+    settings.IMPORT_MAX_BYTES = 10
+    url = reverse("annotation:imports", args=[project.slug])
+    token = csrf(as_lead, url)
+    upload = SimpleUploadedFile("big.jsonl", b'{"prompt": "p", "response_a": "a", "response_b": "b"}\n')
+    html = as_lead.post(url, {"file": upload}, HTTP_X_CSRFTOKEN=token).content.decode()
+    assert "big.jsonl is 54 bytes; the limit is 10 (IMPORT_MAX_BYTES)" in html
+    assert not ImportBatch.objects.exists() and not project.pairs.exists()
