@@ -119,3 +119,13 @@ def test_openapi_schema_lists_endpoints(project, lead):
     paths = json.loads(r.content)["paths"]
     assert "/api/v1/projects/{slug}/assignments/next/" in paths
     assert "/api/v1/projects/{slug}/assignments/{assignment_id}/label/" in paths
+
+
+def test_import_report_is_404_for_outsiders_and_annotators(project, lead, annotator, outsider):
+    from annotation.models import ImportBatch
+
+    batch = ImportBatch.objects.create(project=project, created_by=lead, filename="x.jsonl")
+    url = f"/api/v1/projects/demo/imports/{batch.public_id}/"
+    assert api(lead).get(url).status_code == 200
+    assert api(annotator).get(url).status_code == 404
+    assert api(outsider).get(url).status_code == 404

@@ -208,3 +208,15 @@ def test_upload_over_the_size_limit_is_refused_and_saves_nothing(settings, proje
     html = as_lead.post(url, {"file": upload}, HTTP_X_CSRFTOKEN=token).content.decode()
     assert "big.jsonl is 54 bytes; the limit is 10 (IMPORT_MAX_BYTES)" in html
     assert not ImportBatch.objects.exists() and not project.pairs.exists()
+
+
+def test_outsider_and_annotator_get_404_on_import_report_and_member_removal(project, lead, annotator, as_outsider):
+    from annotation.models import ImportBatch
+
+    batch = ImportBatch.objects.create(project=project, created_by=lead, filename="x.jsonl")
+    report = reverse("annotation:import_detail", args=[project.slug, batch.public_id])
+    remove = reverse("annotation:member_remove", args=[project.slug, lead.pk])
+    for client in (as_outsider, login(annotator)):
+        assert client.get(report).status_code == 404
+        assert client.post(remove, HTTP_X_CSRFTOKEN=csrf(client)).status_code == 404
+    assert project.memberships.filter(user=lead).exists()
