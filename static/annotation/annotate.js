@@ -180,4 +180,5 @@
   });
 
   prefetch();
+  root.dataset.ready = "1";  // keys pressed before this point had no handler (tests wait for it)
 })();

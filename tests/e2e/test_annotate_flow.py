@@ -17,6 +17,8 @@ def log_in(page, live_server, user, next_path):
     page.fill("input[name=password]", PASSWORD)
     page.keyboard.press("Enter")
     page.wait_for_url(f"**{next_path}")
+    if next_path.endswith("/annotate/"):
+        page.wait_for_selector("#annotate[data-ready]", state="attached")
 
 
 def shown_id(page):
