@@ -15,7 +15,8 @@ from rest_framework.views import APIView
 from .access import LEAD, assignment_for_user, import_for_user, project_for_user, projects_visible_to
 from .errors import AnnotationError
 from .models import ImportBatch
-from .selectors import annotator_counts, project_progress
+from .quality.agreement import LABEL_SPACES
+from .selectors import annotator_counts, project_agreement, project_progress
 from .serializers import (
     AssignmentSerializer,
     ImportBatchSerializer,
@@ -79,6 +80,18 @@ class ProgressView(APIView):
         if project.user_role != LEAD:
             return Response(annotator_counts(project, request.user))
         return Response(ProgressSerializer(project_progress(project)).data)
+
+
+class QualityView(APIView):
+    @extend_schema(responses={200: OpenApiResponse(description="Agreement figures (leads only).")})
+    def get(self, request, slug):
+        """Agreement: pairwise Cohen's kappa, Fleiss' kappa, Krippendorff's alpha and percent agreement with 95%
+        bootstrap CIs. ``?space=with_ties|full|decisive`` picks the label space (default with_ties)."""
+        project = project_for_user(request.user, slug, role=LEAD)
+        space = request.query_params.get("space", "with_ties")
+        if space not in LABEL_SPACES:
+            raise ValidationError({"space": [f"Use one of: {', '.join(LABEL_SPACES)}."]})
+        return Response(project_agreement(project, space=space))
 
 
 class ImportView(APIView):

@@ -108,3 +108,23 @@ def users_not_in(project: Project):
 
 def imports_of(project: Project):
     return ImportBatch.objects.filter(project=project).select_related("created_by")[:50]
+
+
+def project_agreement(project: Project, *, space: str = "with_ties", n_boot: int = 500) -> dict:
+    """Agreement figures over every label of the project (human and imported), see annotation/quality/agreement.py.
+
+    Annotators are named by username; labels imported with pairs by ``imported:<annotator>``."""
+    from .quality.agreement import agreement_summary, rating_matrix
+
+    rows = list(
+        Label.objects.filter(project=project).values_list(
+            "pair_id", "annotator__username", "external_annotator", "choice"
+        )
+    )
+    matrix = rating_matrix(
+        [r[0] for r in rows],
+        [r[1] if r[1] is not None else f"imported:{r[2]}" for r in rows],
+        [r[3] for r in rows],
+        space=space,
+    )
+    return {"label_space": space, "labels": len(rows), **agreement_summary(matrix, n_boot=n_boot)}
