@@ -110,21 +110,34 @@ def imports_of(project: Project):
     return ImportBatch.objects.filter(project=project).select_related("created_by")[:50]
 
 
+def _label_matrix(project: Project, space: str):
+    """Every label of the project (human and imported) as a rating matrix. Annotators are named by username;
+    labels imported with pairs by ``imported:<annotator>``."""
+    from .quality.agreement import rating_matrix
+
+    rows = Label.objects.filter(project=project).values_list(
+        "pair_id", "annotator__username", "external_annotator", "choice"
+    )
+    items, raters, choices = [], [], []
+    for pair_id, username, external, choice in rows:
+        items.append(pair_id)
+        raters.append(username if username is not None else f"imported:{external}")
+        choices.append(choice)
+    return rating_matrix(items, raters, choices, space=space), len(items)
+
+
 def project_agreement(project: Project, *, space: str = "with_ties", n_boot: int = 500) -> dict:
-    """Agreement figures over every label of the project (human and imported), see annotation/quality/agreement.py.
+    """Agreement figures over every label of the project; see annotation/quality/agreement.py."""
+    from .quality.agreement import agreement_summary
 
-    Annotators are named by username; labels imported with pairs by ``imported:<annotator>``."""
-    from .quality.agreement import agreement_summary, rating_matrix
+    matrix, n_labels = _label_matrix(project, space)
+    return {"label_space": space, "labels": n_labels, **agreement_summary(matrix, n_boot=n_boot)}
 
-    rows = list(
-        Label.objects.filter(project=project).values_list(
-            "pair_id", "annotator__username", "external_annotator", "choice"
-        )
-    )
-    matrix = rating_matrix(
-        [r[0] for r in rows],
-        [r[1] if r[1] is not None else f"imported:{r[2]}" for r in rows],
-        [r[3] for r in rows],
-        space=space,
-    )
-    return {"label_space": space, "labels": len(rows), **agreement_summary(matrix, n_boot=n_boot)}
+
+def pair_consensus(project: Project) -> list[dict]:
+    """Consensus for every labelled pair (majority vote, vote margin, agreement and Dawid–Skene P(A better)), from
+    human and imported labels; see annotation/quality/consensus.py for the policy. Curation reads this."""
+    from .quality.consensus import item_consensus
+
+    matrix, _ = _label_matrix(project, "with_ties")
+    return item_consensus(matrix)
