@@ -16,7 +16,7 @@ from .access import LEAD, assignment_for_user, import_for_user, project_for_user
 from .errors import AnnotationError
 from .models import ImportBatch
 from .quality.agreement import LABEL_SPACES
-from .selectors import annotator_counts, project_agreement, project_progress
+from .selectors import annotator_counts, project_progress, project_quality
 from .serializers import (
     AssignmentSerializer,
     ImportBatchSerializer,
@@ -83,15 +83,16 @@ class ProgressView(APIView):
 
 
 class QualityView(APIView):
-    @extend_schema(responses={200: OpenApiResponse(description="Agreement figures (leads only).")})
+    @extend_schema(responses={200: OpenApiResponse(description="Agreement and bias audits (leads only).")})
     def get(self, request, slug):
-        """Agreement: pairwise Cohen's kappa, Fleiss' kappa, Krippendorff's alpha and percent agreement with 95%
-        bootstrap CIs. ``?space=with_ties|full|decisive`` picks the label space (default with_ties)."""
+        """Agreement (pairwise Cohen's kappa, Fleiss' kappa, Krippendorff's alpha, percent agreement, with 95%
+        bootstrap CIs) and per-annotator audits (left-pick rate with a binomial test, longer-pick rate, time per item).
+        ``?space=with_ties|full|decisive`` picks the label space (default with_ties)."""
         project = project_for_user(request.user, slug, role=LEAD)
         space = request.query_params.get("space", "with_ties")
         if space not in LABEL_SPACES:
             raise ValidationError({"space": [f"Use one of: {', '.join(LABEL_SPACES)}."]})
-        return Response(project_agreement(project, space=space))
+        return Response(project_quality(project, space=space))
 
 
 class ImportView(APIView):

@@ -141,3 +141,33 @@ def pair_consensus(project: Project) -> list[dict]:
 
     matrix, _ = _label_matrix(project, "with_ties")
     return item_consensus(matrix)
+
+
+def project_bias(project: Project) -> dict:
+    """Side, length and speed audits per annotator; see annotation/quality/bias.py."""
+    from django.db.models.functions import Length
+
+    from .quality.bias import bias_report
+
+    rows = (
+        Label.objects.filter(project=project)
+        .annotate(len_a=Length("pair__response_a"), len_b=Length("pair__response_b"))
+        .values_list(
+            "annotator__username", "external_annotator", "choice", "left_is_a", "len_a", "len_b", "time_on_item_ms"
+        )  # fmt: skip
+    )
+    return bias_report(
+        [(u if u is not None else f"imported:{e}", c, side, la, lb, ms) for u, e, c, side, la, lb, ms in rows]
+    )
+
+
+def project_quality(project: Project, *, space: str = "with_ties", n_boot: int = 500) -> dict:
+    """The quality report: agreement with CIs, pairwise kappas and per-annotator audits, in one dict."""
+    report = project_agreement(project, space=space, n_boot=n_boot)
+    bias = project_bias(project)
+    report["bias"] = bias["project"]
+    report["per_annotator"] = {
+        name: {**audit, "mean_kappa": report["mean_kappa_by_annotator"].get(name)}
+        for name, audit in bias["annotators"].items()
+    }
+    return report

@@ -11,8 +11,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from ..access import LEAD, import_for_user, project_for_user, projects_visible_to
 from ..forms import GuidelinesForm, ImportForm, MemberAddForm, ProjectCreateForm, ProjectSettingsForm
+from ..quality.agreement import DEFAULT_SPACE, LABEL_SPACES
 from ..rendering import markdown_to_html
-from ..selectors import annotator_counts, guidelines_current, imports_of, members_of, project_progress
+from ..selectors import annotator_counts, guidelines_current, imports_of, members_of, project_progress, project_quality
 from ..services.imports import import_progress_get, upload_import
 from ..services.projects import (
     PROJECT_SETTINGS,
@@ -180,5 +181,34 @@ def import_detail(request, slug, batch_id):
             "batch": batch,
             "progress": import_progress_get(batch),
             "more_errors": max(batch.error_count - len(batch.errors), 0),
+        },
+    )
+
+
+@login_required
+def quality(request, slug):
+    """The lead's quality dashboard: agreement with CIs, a kappa heatmap and the per-annotator audit table."""
+    project = project_for_user(request.user, slug, role=LEAD)
+    space = request.GET.get("space", DEFAULT_SPACE)
+    if space not in LABEL_SPACES:
+        space = DEFAULT_SPACE
+    report = project_quality(project, space=space)
+    heatmap = {
+        "annotators": list(report["mean_kappa_by_annotator"]),
+        "cells": [
+            {"x": p["annotator_a"], "y": p["annotator_b"], "v": p["kappa"], "n": p["shared_items"]}
+            for p in report["pairwise_cohen_kappa"]
+        ],
+    }
+    sides = [{"name": n, "left": a["left_pick_rate"]} for n, a in report["per_annotator"].items()]
+    return render(
+        request,
+        "annotation/quality.html",
+        {
+            "project": project,
+            "report": report,
+            "space": space,
+            "spaces": list(LABEL_SPACES),
+            "chart_data": {"heatmap": heatmap, "sides": sides},
         },
     )

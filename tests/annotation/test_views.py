@@ -9,8 +9,8 @@ from tests.factories import ProjectFactory, UserFactory, make_pairs
 
 pytestmark = pytest.mark.django_db
 
-PAGE_URLS = ["project_detail", "annotate", "guidelines", "members", "imports", "project_settings"]
-LEAD_ONLY = ["guidelines", "members", "imports", "project_settings"]
+PAGE_URLS = ["project_detail", "annotate", "guidelines", "members", "imports", "project_settings", "quality"]
+LEAD_ONLY = ["guidelines", "members", "imports", "project_settings", "quality"]
 
 
 def csrf(client, url="/"):

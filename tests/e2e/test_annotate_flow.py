@@ -110,3 +110,29 @@ def test_lead_uploads_a_file_with_one_bad_line_and_sees_the_line_number(live_ser
     assert "3" in row.split("\t")[0] and "response_b" in row
     assert "pairs.jsonl, line 3" in page.inner_text("#import-status")
     assert not Pair.objects.filter(project=project).exists()
+
+
+def test_lead_sees_the_quality_dashboard(live_server, page):
+    from annotation.models import Label
+
+    project = ProjectFactory(slug="qual")
+    lead = UserFactory(username="quality-lead")
+    member(project, lead, Membership.Role.LEAD)
+    pairs = make_pairs(project, 6)
+    for pair, (x, y, z) in zip(pairs, ["AAB", "BBB", "AAA", "ABA", "BBA", "AAA"], strict=True):
+        for name, choice in (("x", x), ("y", y), ("z", z)):
+            Label.objects.create(project=project, pair=pair, source="external", external_annotator=name, choice=choice)
+    log_in(page, live_server, lead, "/p/qual/quality/")
+    page.wait_for_selector("#kappa-heatmap[data-ready='1']", state="attached")
+    page.wait_for_selector("#left-pick[data-ready='1']", state="attached")
+    rows = page.locator("#annotator-table tbody tr")
+    assert rows.count() == 3
+    assert "imported:x" in page.inner_text("#annotator-table")
+    assert "Fleiss" in page.inner_text("#project-figures")
+    # the heatmap really drew something: the canvas is not blank
+    blank = page.evaluate(
+        "() => { const c = document.getElementById('kappa-heatmap');"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " return d.every(v => v === 0); }"
+    )
+    assert blank is False

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
 from annotation.quality.agreement import DEFAULT_SPACE, LABEL_SPACES
-from annotation.selectors import project_agreement
+from annotation.selectors import project_quality
 
 
 def _fmt(figure: dict) -> str:
@@ -16,6 +16,14 @@ def _fmt(figure: dict) -> str:
     if value is None:
         return "undefined"
     return f"{value:.3f}" + (f"  (95% CI {lo:.3f} to {hi:.3f})" if lo is not None else "")
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _secs(value) -> str:
+    return "–" if value is None else f"{value:.1f} s"
 
 
 class Command(BaseCommand):
@@ -31,7 +39,7 @@ class Command(BaseCommand):
         project = Project.objects.filter(slug=slug).first()
         if project is None:
             raise CommandError(f"No project with slug {slug!r}.")
-        report = project_agreement(project, space=space, n_boot=bootstrap)
+        report = project_quality(project, space=space, n_boot=bootstrap)
         if as_json:
             self.stdout.write(json.dumps(report, indent=2))
             return
@@ -42,6 +50,14 @@ class Command(BaseCommand):
         self.stdout.write(f"  Fleiss' kappa       {_fmt(report['fleiss_kappa'])}")
         self.stdout.write(f"  Krippendorff alpha  {_fmt(report['krippendorff_alpha'])}")
         self.stdout.write(f"  percent agreement   {_fmt(report['percent_agreement'])}")
+        self.stdout.write(f"  longer response picked {_pct(report['bias']['longer_pick_rate'])} of decisive labels")
+        for name, a in report["per_annotator"].items():
+            fast = "  IMPLAUSIBLY FAST" if a["implausibly_fast"] else ""
+            pval = "" if a["left_pick_p_value"] is None else f" (p={a['left_pick_p_value']:.3g})"
+            self.stdout.write(
+                f"  {name}: {a['labels']} labels, left picked {_pct(a['left_pick_rate'])}{pval}, "
+                f"longer picked {_pct(a['longer_pick_rate'])}, median {_secs(a['median_seconds'])}{fast}"
+            )
         for p in report["pairwise_cohen_kappa"]:
             kappa = "undefined" if p["kappa"] is None else f"{p['kappa']:.3f}"
             self.stdout.write(f"  kappa {p['annotator_a']} ~ {p['annotator_b']}: {kappa} on {p['shared_items']} pairs")

@@ -1,0 +1,58 @@
+// Quality dashboard charts (Chart.js + chartjs-chart-matrix from npm). Data comes from a json_script tag.
+(function () {
+  "use strict";
+  const data = JSON.parse(document.getElementById("quality-data").textContent);
+  const names = data.heatmap.annotators;
+  // Red (no agreement or worse) to green (perfect agreement); grey where kappa is undefined.
+  const colour = (v) => {
+    if (v === null) return "rgba(160,160,160,0.4)";
+    const t = Math.max(0, Math.min(1, v));
+    return `rgba(${Math.round(200 * (1 - t))},${Math.round(160 * t + 40)},80,0.85)`;
+  };
+  const cells = [];
+  data.heatmap.cells.forEach((c) => {
+    cells.push(c);
+    cells.push({ x: c.y, y: c.x, v: c.v, n: c.n });  // symmetric
+  });
+  names.forEach((n) => cells.push({ x: n, y: n, v: 1, n: null }));
+  const heatmap = new Chart(document.getElementById("kappa-heatmap"), {
+    type: "matrix",
+    data: {
+      datasets: [{
+        label: "Cohen's kappa",
+        data: cells,
+        backgroundColor: (ctx) => colour(ctx.raw ? ctx.raw.v : null),
+        width: ({ chart }) => (chart.chartArea || {}).width / Math.max(names.length, 1) - 2,
+        height: ({ chart }) => (chart.chartArea || {}).height / Math.max(names.length, 1) - 2,
+      }],
+    },
+    options: {
+      animation: false,
+      plugins: {
+        legend: { display: false },
+        tooltip: {
+          callbacks: {
+            title: (items) => `${items[0].raw.x} ~ ${items[0].raw.y}`,
+            label: (item) => (item.raw.n === null ? "same annotator" :
+              `kappa ${item.raw.v === null ? "undefined" : item.raw.v.toFixed(3)} on ${item.raw.n} shared pairs`),
+          },
+        },
+      },
+      scales: {
+        x: { type: "category", labels: names, offset: true, grid: { display: false } },
+        y: { type: "category", labels: names, offset: true, grid: { display: false } },
+      },
+    },
+  });
+  const sides = data.sides.filter((s) => s.left !== null);
+  const bars = new Chart(document.getElementById("left-pick"), {
+    type: "bar",
+    data: {
+      labels: sides.map((s) => s.name),
+      datasets: [{ label: "left picked", data: sides.map((s) => 100 * s.left), backgroundColor: "rgba(36,86,214,0.7)" }],
+    },
+    options: { animation: false, scales: { y: { min: 0, max: 100, title: { display: true, text: "% of decisive labels" } } } },
+  });
+  document.getElementById("kappa-heatmap").dataset.ready = heatmap ? "1" : "";
+  document.getElementById("left-pick").dataset.ready = bars ? "1" : "";
+})();
