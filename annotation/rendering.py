@@ -38,9 +38,7 @@ _md = (
 )
 
 
-@lru_cache(maxsize=4096)
-def markdown_to_html(text: str) -> str:
-    """Render untrusted markdown to HTML that is safe to insert into the page."""
+def _render(text: str) -> str:
     rendered = _md.render(text)
     return nh3.clean(
         rendered,
@@ -49,6 +47,16 @@ def markdown_to_html(text: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+_render_cached = lru_cache(maxsize=1024)(_render)
+CACHE_MAX_CHARS = 20_000  # the memo holds at most ~1024 x 2 x this many characters per process
+
+
+def markdown_to_html(text: str) -> str:
+    """Render untrusted markdown to HTML that is safe to insert into the page. Memoized per process for texts up to
+    CACHE_MAX_CHARS (the same pair is rendered for K annotators and once more when prefetched)."""
+    return _render_cached(text) if len(text) <= CACHE_MAX_CHARS else _render(text)
 
 
 @lru_cache(maxsize=1)
