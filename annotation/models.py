@@ -45,6 +45,11 @@ class Project(models.Model):
         help_text='Optional strength labels, weakest first, e.g. ["slightly", "clearly", "much"].',
     )
     rationale_mode = models.CharField(max_length=10, choices=Rationale.choices, default=Rationale.OPTIONAL)
+    calibration_rate = models.FloatField(
+        default=0.1,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text="Share of assignments that are calibration (gold) pairs, served unannounced.",
+    )
     lease_seconds = models.PositiveIntegerField(
         default=900,
         validators=[MinValueValidator(30), MaxValueValidator(7 * 24 * 3600)],
@@ -158,6 +163,9 @@ class Pair(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # Preference carried by the source file (DPO chosen/rejected order): information, never a human label.
     source_preference = models.CharField(max_length=8, choices=Choice.choices, blank=True)
+    # Calibration (gold) pairs carry the expected answer; they are served to every annotator at the project's
+    # calibration rate and never through the K-overlap pool (their open_slots is 0).
+    gold = models.CharField(max_length=8, choices=Choice.choices, blank=True)
     content_hash = models.CharField(max_length=64)
     # Random order key; annotators walk pairs in this order from a per-annotator offset.
     shuffle_key = models.IntegerField()
@@ -179,6 +187,7 @@ class Pair(models.Model):
             models.Index(
                 fields=["project", "open_slots", "shuffle_key"], condition=Q(open_slots__gt=0), name="pair_claim_idx"
             ),
+            models.Index(fields=["project", "shuffle_key"], condition=~Q(gold=""), name="pair_gold_idx"),
         ]
 
     def __str__(self) -> str:
@@ -194,7 +203,8 @@ class Assignment(models.Model):
 
     class Kind(models.TextChoices):
         REGULAR = "regular", "Regular"
-        # Issue 3 adds calibration (gold) items and mirrored repeats, served by the same engine.
+        GOLD = "gold", "Calibration (gold)"
+        # Mirrored repeats (issue 3) will be another kind, served by the same engine.
 
     class State(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -221,7 +231,9 @@ class Assignment(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["pair", "annotator"], condition=Q(kind="regular"), name="assignment_once_per_annotator"
+                fields=["pair", "annotator"],
+                condition=Q(kind__in=["regular", "gold"]),
+                name="assignment_once_per_annotator",
             ),
         ]
         indexes = [

@@ -115,7 +115,8 @@ def _label_matrix(project: Project, space: str):
     labels imported with pairs by ``imported:<annotator>``."""
     from .quality.agreement import rating_matrix
 
-    rows = Label.objects.filter(project=project).values_list(
+    # Calibration (gold) pairs are reported separately (project_gold), not mixed into agreement and consensus.
+    rows = Label.objects.filter(project=project, pair__gold="").values_list(
         "pair_id", "annotator__username", "external_annotator", "choice"
     )
     items, raters, choices = [], [], []
@@ -161,13 +162,39 @@ def project_bias(project: Project) -> dict:
     )
 
 
+ROLLING_GOLD_WINDOW = 20
+
+
+def project_gold(project: Project) -> dict[str, dict]:
+    """Per annotator: calibration answers, accuracy against the expected answers, and accuracy over the last
+    ROLLING_GOLD_WINDOW of them (drift shows as the rolling figure falling below the overall one)."""
+    rows = (
+        Label.objects.filter(project=project, assignment__kind=Assignment.Kind.GOLD)
+        .order_by("created_at", "pk")
+        .values_list("annotator__username", "choice", "pair__gold")
+    )
+    hits: dict[str, list[bool]] = defaultdict(list)
+    for username, choice, expected in rows:
+        hits[username].append(choice == expected)
+    return {
+        name: {
+            "gold_answers": len(h),
+            "gold_accuracy": sum(h) / len(h),
+            "rolling_gold_accuracy": sum(h[-ROLLING_GOLD_WINDOW:]) / len(h[-ROLLING_GOLD_WINDOW:]),
+        }
+        for name, h in hits.items()
+    }
+
+
 def project_quality(project: Project, *, space: str = "with_ties", n_boot: int = 500) -> dict:
     """The quality report: agreement with CIs, pairwise kappas and per-annotator audits, in one dict."""
     report = project_agreement(project, space=space, n_boot=n_boot)
     bias = project_bias(project)
     report["bias"] = bias["project"]
+    gold = project_gold(project)
+    no_gold = {"gold_answers": 0, "gold_accuracy": None, "rolling_gold_accuracy": None}
     report["per_annotator"] = {
-        name: {**audit, "mean_kappa": report["mean_kappa_by_annotator"].get(name)}
+        name: {**audit, "mean_kappa": report["mean_kappa_by_annotator"].get(name), **gold.get(name, no_gold)}
         for name, audit in bias["annotators"].items()
     }
     return report

@@ -34,6 +34,7 @@ class PairRecord:
     content_hash: str
     shuffle_key: int
     labels: list[tuple[str, str]]  # (external annotator, choice)
+    gold: str = ""  # expected answer of a calibration pair: "A", "B" or "tie"
 
 
 def content_hash(prompt: list[dict], response_a: str, response_b: str) -> str:
@@ -229,6 +230,7 @@ class FieldChecks:
         source_preference: str = "",
         extra: dict | None = None,
         id_suffix: str = "",
+        gold: str = "",
     ) -> PairRecord | None:
         """The record for checked values, or None if the row had an error (already logged)."""
         if not row.ok:
@@ -259,4 +261,5 @@ class FieldChecks:
             content_hash=digest,
             shuffle_key=int(digest[:8], 16) & 0x7FFFFFFF,
             labels=list(labels),
+            gold=gold,
         )

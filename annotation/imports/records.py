@@ -14,7 +14,8 @@ __all__ = ["FORMATS", "ULTRAFEEDBACK_MODES", "Normalizer", "PairRecord", "conten
 
 FORMATS = ("pairs", "dpo", "ultrafeedback")
 ULTRAFEEDBACK_MODES = ("all", "best-vs-rest")
-PAIRS_KEYS = frozenset({"prompt", "response_a", "response_b", "model_a", "model_b", "id", "metadata", "labels"})
+PAIRS_KEYS = frozenset({"prompt", "response_a", "response_b", "model_a", "model_b", "id", "metadata", "labels", "gold"})
+GOLD_VALUES = {"a": "A", "b": "B", "tie": "tie"}
 DPO_KEYS = frozenset({"prompt", "chosen", "rejected", "chosen_model", "rejected_model", "id", "metadata"})
 ULTRAFEEDBACK_KEYS = frozenset({"prompt", "instruction", "completions", "id", "metadata"})
 EXPECTED_KEYS = (
@@ -98,8 +99,17 @@ class Normalizer(FieldChecks):
         b = self.response(row, d.get("response_b", MISSING), "response_b")
         model_a, model_b = self.name(row, d.get("model_a"), "model_a"), self.name(row, d.get("model_b"), "model_b")
         labels = self.labels(row, d.get("labels", MISSING))
+        gold = self._gold(row, d.get("gold"))
         meta = self.metadata(row, d, PAIRS_KEYS)
-        return [self.make(row, prompt, is_chat, a, b, model_a, model_b, meta, labels=labels)]
+        return [self.make(row, prompt, is_chat, a, b, model_a, model_b, meta, labels=labels, gold=gold)]
+
+    def _gold(self, row: Row, value) -> str:
+        if value is None or value == "":
+            return ""
+        if isinstance(value, str) and value.strip().lower() in GOLD_VALUES:
+            return GOLD_VALUES[value.strip().lower()]
+        row.err("gold", f'must be "A", "B" or "tie", not {value!r}'[:200])
+        return ""
 
     def _dpo(self, row: Row, d: dict) -> list:
         chosen, rejected = d.get("chosen", MISSING), d.get("rejected", MISSING)

@@ -11,8 +11,8 @@ Guarantees (PostgreSQL and SQLite alike):
   pairs carry a random ``shuffle_key`` and each annotator walks that order from their own offset, so two annotators
   rarely contend for the same rows and an annotator's sequence is reproducible.
 
-Seam for calibration items and mirrored repeats (issue 3): ``assignment_next`` asks each source in
-``_SOURCES`` in turn; a source returns an Assignment or None.
+Calibration (gold) pairs are mixed in by ``_new_assignment`` at the project's rate (``_gold_source``); mirrored
+repeats (issue 3) will be another source there.
 """
 
 from __future__ import annotations
@@ -169,7 +169,51 @@ def _regular_source(project: Project, annotator, now: datetime) -> Assignment | 
     return None
 
 
-_SOURCES = (_regular_source,)
+_GOLD_SQL = """
+SELECT p.id, (SELECT g.id FROM {guideline} g WHERE g.project_id = p.project_id ORDER BY g.version DESC LIMIT 1)
+FROM {pair} p
+WHERE p.project_id = %s AND p.gold <> ''
+  AND NOT EXISTS (
+      SELECT 1 FROM {assignment} a
+      WHERE a.pair_id = p.id AND a.annotator_id = %s AND a.kind IN ('regular', 'gold')
+  )
+ORDER BY p.shuffle_key LIMIT 1
+"""
+
+
+def _gold_source(project: Project, annotator, now: datetime) -> Assignment | None:
+    """A calibration pair this annotator has not answered yet, or None. Gold pairs are not in the K pool: every
+    annotator may get each one once, and nothing is locked (no slot is taken)."""
+    sql = _GOLD_SQL.format(
+        pair=Pair._meta.db_table, assignment=Assignment._meta.db_table, guideline=GuidelineVersion._meta.db_table
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [project.pk, annotator.pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Assignment.objects.create(
+        project=project,
+        pair_id=row[0],
+        annotator=annotator,
+        kind=Assignment.Kind.GOLD,
+        state=Assignment.State.ACTIVE,
+        left_is_a=_sides.random() < 0.5,
+        guideline_version_id=row[1],
+        served_at=now,
+        expires_at=now + timedelta(seconds=project.lease_seconds),
+    )
+
+
+def _new_assignment(project: Project, annotator, now: datetime) -> Assignment | None:
+    """Calibration pairs are mixed in at the project's rate, unannounced (same page, same fields, same timing);
+    otherwise a regular pair from the pool. When the pool is empty the answer is None even if gold pairs remain,
+    so nobody ends their queue on a run of calibration items."""
+    if project.calibration_rate > 0 and _sides.random() < project.calibration_rate:
+        gold = _gold_source(project, annotator, now)
+        if gold is not None:
+            return gold
+    return _regular_source(project, annotator, now)
 
 
 # Reclaiming is one indexed query, but it runs in every claim's transaction; doing it at most once a second per
@@ -208,10 +252,9 @@ def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) 
         if held is not None:
             return held
         for attempt in range(2):
-            for source in _SOURCES:
-                assignment = source(project, annotator, now)
-                if assignment is not None:
-                    return assignment
+            assignment = _new_assignment(project, annotator, now)
+            if assignment is not None:
+                return assignment
             if attempt:
                 break
             # Looks empty: give back every lease that has run out (waiting for a concurrent reclaim to finish) and

@@ -17,6 +17,7 @@ PROJECT_SETTINGS = (
     "rationale_mode",
     "lease_seconds",
     "criteria",
+    "calibration_rate",
 )
 
 

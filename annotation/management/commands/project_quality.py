@@ -56,7 +56,8 @@ class Command(BaseCommand):
             pval = "" if a["left_pick_p_value"] is None else f" (p={a['left_pick_p_value']:.3g})"
             self.stdout.write(
                 f"  {name}: {a['labels']} labels, left picked {_pct(a['left_pick_rate'])}{pval}, "
-                f"longer picked {_pct(a['longer_pick_rate'])}, median {_secs(a['median_seconds'])}{fast}"
+                f"longer picked {_pct(a['longer_pick_rate'])}, median {_secs(a['median_seconds'])}, "
+                f"gold {_pct(a['gold_accuracy'])} of {a['gold_answers']}{fast}"
             )
         for p in report["pairwise_cohen_kappa"]:
             kappa = "undefined" if p["kappa"] is None else f"{p['kappa']:.3f}"
