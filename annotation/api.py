@@ -143,7 +143,10 @@ class NextAssignmentView(APIView):
                 exclude.append(str(uuid.UUID(value)))
             except ValueError:
                 raise ValidationError({"exclude": ["Not an assignment id."]}) from None
-        assignment = assignment_next(project=project, annotator=request.user, exclude=exclude)
+        try:
+            assignment = assignment_next(project=project, annotator=request.user, exclude=exclude)
+        except AnnotationError as exc:
+            return _conflict(exc)
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         # from_assignment already builds exactly the documented shape; no need to run it through the serializer.

@@ -23,5 +23,9 @@ class AssignmentAlreadyAnswered(AnnotationError):
         self.state = state
 
 
+class AnnotatorPaused(AnnotationError):
+    code = "paused"
+
+
 class NotAMember(AnnotationError):
     code = "not_a_member"

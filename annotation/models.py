@@ -50,6 +50,11 @@ class Project(models.Model):
         validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
         help_text="Share of assignments that are calibration (gold) pairs, served unannounced.",
     )
+    gold_threshold = models.FloatField(
+        default=0.6,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="An annotator whose accuracy on their last calibration pairs falls below this is paused.",
+    )
     lease_seconds = models.PositiveIntegerField(
         default=900,
         validators=[MinValueValidator(30), MaxValueValidator(7 * 24 * 3600)],
@@ -106,6 +111,9 @@ class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.ANNOTATOR)
+    # Paused annotators get no assignments and their labels are left out of consensus until a lead reinstates them.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

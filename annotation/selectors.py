@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum
 
 from .models import Assignment, GuidelineVersion, ImportBatch, Label, Membership, Pair, Project
+from .services.calibration import ROLLING_GOLD_WINDOW
 
 
 def guidelines_current(project: Project) -> GuidelineVersion | None:
@@ -110,15 +111,17 @@ def imports_of(project: Project):
     return ImportBatch.objects.filter(project=project).select_related("created_by")[:50]
 
 
-def _label_matrix(project: Project, space: str):
+def _label_matrix(project: Project, space: str, *, without_paused: bool = False):
     """Every label of the project (human and imported) as a rating matrix. Annotators are named by username;
-    labels imported with pairs by ``imported:<annotator>``."""
+    labels imported with pairs by ``imported:<annotator>``. ``without_paused`` leaves out paused annotators."""
     from .quality.agreement import rating_matrix
 
     # Calibration (gold) pairs are reported separately (project_gold), not mixed into agreement and consensus.
-    rows = Label.objects.filter(project=project, pair__gold="").values_list(
-        "pair_id", "annotator__username", "external_annotator", "choice"
-    )
+    labels = Label.objects.filter(project=project, pair__gold="")
+    if without_paused:
+        paused = Membership.objects.filter(project=project, paused_at__isnull=False).values_list("user_id", flat=True)
+        labels = labels.exclude(annotator_id__in=list(paused))
+    rows = labels.values_list("pair_id", "annotator__username", "external_annotator", "choice")
     items, raters, choices = [], [], []
     for pair_id, username, external, choice in rows:
         items.append(pair_id)
@@ -137,10 +140,11 @@ def project_agreement(project: Project, *, space: str = "with_ties", n_boot: int
 
 def pair_consensus(project: Project) -> list[dict]:
     """Consensus for every labelled pair (majority vote, vote margin, agreement and Dawid–Skene P(A better)), from
-    human and imported labels; see annotation/quality/consensus.py for the policy. Curation reads this."""
+    human and imported labels, leaving out paused annotators; see annotation/quality/consensus.py for the policy.
+    Curation reads this."""
     from .quality.consensus import item_consensus
 
-    matrix, _ = _label_matrix(project, "with_ties")
+    matrix, _ = _label_matrix(project, "with_ties", without_paused=True)
     return item_consensus(matrix)
 
 
@@ -160,9 +164,6 @@ def project_bias(project: Project) -> dict:
     return bias_report(
         [(u if u is not None else f"imported:{e}", c, side, la, lb, ms) for u, e, c, side, la, lb, ms in rows]
     )
-
-
-ROLLING_GOLD_WINDOW = 20
 
 
 def project_gold(project: Project) -> dict[str, dict]:
@@ -193,8 +194,19 @@ def project_quality(project: Project, *, space: str = "with_ties", n_boot: int =
     report["bias"] = bias["project"]
     gold = project_gold(project)
     no_gold = {"gold_answers": 0, "gold_accuracy": None, "rolling_gold_accuracy": None}
+    paused = dict(
+        Membership.objects.filter(project=project, paused_at__isnull=False).values_list(
+            "user__username", "paused_reason"
+        )
+    )
     report["per_annotator"] = {
-        name: {**audit, "mean_kappa": report["mean_kappa_by_annotator"].get(name), **gold.get(name, no_gold)}
+        name: {
+            **audit,
+            "mean_kappa": report["mean_kappa_by_annotator"].get(name),
+            **gold.get(name, no_gold),
+            "paused": name in paused,
+            "paused_reason": paused.get(name, ""),
+        }
         for name, audit in bias["annotators"].items()
     }
     return report

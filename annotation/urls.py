@@ -13,6 +13,7 @@ urlpatterns = [
     path("p/<slug:slug>/guidelines/", lead.guidelines, name="guidelines"),
     path("p/<slug:slug>/members/", lead.members, name="members"),
     path("p/<slug:slug>/members/<int:user_id>/remove/", lead.member_remove, name="member_remove"),
+    path("p/<slug:slug>/members/<int:user_id>/reinstate/", lead.member_reinstate, name="member_reinstate"),
     path("p/<slug:slug>/quality/", lead.quality, name="quality"),
     path("p/<slug:slug>/imports/", lead.imports, name="imports"),
     path("p/<slug:slug>/imports/<uuid:batch_id>/", lead.import_detail, name="import_detail"),

@@ -29,8 +29,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ..errors import AssignmentAlreadyAnswered, AssignmentExpired
-from ..models import Assignment, GuidelineVersion, Pair, Project
+from ..errors import AnnotatorPaused, AssignmentAlreadyAnswered, AssignmentExpired
+from ..models import Assignment, GuidelineVersion, Membership, Pair, Project
 
 RECLAIM_BATCH = 500
 _sides = random.SystemRandom()
@@ -231,12 +231,20 @@ def _reclaim_due(project_id: int) -> bool:
 
 
 def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) -> Assignment | None:
-    """The annotator's next assignment, or None when nothing is left for them.
+    """The annotator's next assignment, or None when nothing is left for them. Raises AnnotatorPaused for an
+    annotator a lead (or a failed calibration check) has paused.
 
     A live assignment they already hold comes first (oldest first), so reloading the page or a second tab shows
     the same pair instead of claiming another; ``exclude`` (public ids) skips the ones already on screen, which is
     how the page prefetches the following pair. Expired leases are returned to the pool at most a second after
     this notices them, and always before it answers "nothing left"."""
+    paused = (
+        Membership.objects.filter(project=project, user=annotator, paused_at__isnull=False)
+        .values_list("paused_reason", flat=True)
+        .first()
+    )
+    if paused is not None:
+        raise AnnotatorPaused(f"You are paused in this project: {paused} A lead can reinstate you.")
     now = timezone.now()
     with nullcontext() if single_statement_writes() else transaction.atomic():
         if _reclaim_due(project.pk):

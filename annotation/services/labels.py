@@ -13,6 +13,7 @@ from django.utils import timezone
 from ..errors import AssignmentAlreadyAnswered
 from ..models import Assignment, Choice, Label, Pair, Project
 from .assignment import assignment_close, raise_not_live, single_statement_writes
+from .calibration import calibration_check
 
 # What the annotator clicks, in screen terms; the label stores A/B terms.
 SCREEN_CHOICES = ("left", "right", "tie", "both_bad")
@@ -132,6 +133,8 @@ def label_submit(*, assignment: Assignment, submission: Submission) -> tuple[Lab
             return existing, False
         raise
     assignment.state, assignment.finished_at = Assignment.State.DONE, now
+    if assignment.kind == Assignment.Kind.GOLD:
+        calibration_check(assignment=assignment)
     return label, True
 
 

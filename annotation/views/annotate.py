@@ -13,7 +13,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 from ..access import assignment_for_user, project_for_user
-from ..errors import AnnotationError
+from ..errors import AnnotationError, AnnotatorPaused
 from ..rendering import markdown_to_html, pygments_css
 from ..selectors import annotator_counts, guidelines_current
 from ..services.assignment import assignment_next, assignment_skip
@@ -60,7 +60,11 @@ def item_context(assignment) -> dict:
 @require_GET
 def annotate_page(request, slug):
     project = project_for_user(request.user, slug)
-    assignment = assignment_next(project=project, annotator=request.user)
+    paused = None
+    try:
+        assignment = assignment_next(project=project, annotator=request.user)
+    except AnnotatorPaused as exc:
+        assignment, paused = None, exc.message
     guidelines = guidelines_current(project)
     return render(
         request,
@@ -70,6 +74,7 @@ def annotate_page(request, slug):
             "guidelines_html": markdown_to_html(guidelines.body) if guidelines else "",
             "guidelines_version": guidelines.version if guidelines else None,
             "counts": annotator_counts(project, request.user),
+            "paused": paused,
             **item_context(assignment),
         },
     )
@@ -81,7 +86,10 @@ def annotate_next(request, slug):
     """Claim (or re-serve) the next assignment other than those on screen: used to prefetch."""
     project = project_for_user(request.user, slug)
     exclude = [v for v in request.POST.getlist("exclude") if v][:5]
-    assignment = assignment_next(project=project, annotator=request.user, exclude=_valid_uuids(exclude))
+    try:
+        assignment = assignment_next(project=project, annotator=request.user, exclude=_valid_uuids(exclude))
+    except AnnotatorPaused:
+        assignment = None  # the page reloads and says why
     if assignment is None:
         return HttpResponse(status=204)
     return render(request, "annotation/_pair.html", item_context(assignment))

@@ -14,6 +14,7 @@ from ..forms import GuidelinesForm, ImportForm, MemberAddForm, ProjectCreateForm
 from ..quality.agreement import DEFAULT_SPACE, LABEL_SPACES
 from ..rendering import markdown_to_html
 from ..selectors import annotator_counts, guidelines_current, imports_of, members_of, project_progress, project_quality
+from ..services.calibration import membership_reinstate
 from ..services.imports import import_progress_get, upload_import
 from ..services.projects import (
     PROJECT_SETTINGS,
@@ -212,3 +213,15 @@ def quality(request, slug):
             "chart_data": {"heatmap": heatmap, "sides": sides},
         },
     )
+
+
+@login_required
+@require_POST
+def member_reinstate(request, slug, user_id):
+    project = project_for_user(request.user, slug, role=LEAD)
+    membership = members_of(project).filter(user_id=user_id).first()
+    if membership is None:
+        raise Http404("No such member.")
+    membership_reinstate(project=project, user=membership.user)
+    messages.success(request, f"{membership.user.username} is reinstated.")
+    return redirect("annotation:members", slug=slug)

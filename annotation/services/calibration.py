@@ -1,0 +1,47 @@
+"""Calibration (gold) answers: pause an annotator whose recent accuracy drops below the project's threshold."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import Assignment, Label, Membership, Project
+
+ROLLING_GOLD_WINDOW = 20
+PAUSE_AFTER = 5  # calibration answers an annotator gives before they can be paused
+
+
+def calibration_check(*, assignment: Assignment) -> Membership | None:
+    """After a calibration answer: if the annotator's accuracy over their last ROLLING_GOLD_WINDOW calibration
+    answers (at least PAUSE_AFTER of them) is below the project's gold_threshold, pause them with the reason.
+    Returns the membership when it was paused now, else None."""
+    project = assignment.project
+    recent = list(
+        Label.objects.filter(
+            project=project, annotator_id=assignment.annotator_id, assignment__kind=Assignment.Kind.GOLD
+        )
+        .order_by("-created_at", "-pk")
+        .values_list("choice", "pair__gold")[:ROLLING_GOLD_WINDOW]
+    )
+    if len(recent) < PAUSE_AFTER:
+        return None
+    accuracy = sum(choice == gold for choice, gold in recent) / len(recent)
+    if accuracy >= project.gold_threshold:
+        return None
+    reason = (
+        f"Calibration accuracy {accuracy:.0%} on the last {len(recent)} calibration pairs "
+        f"(threshold {project.gold_threshold:.0%}), paused automatically on {timezone.now():%Y-%m-%d %H:%M} UTC."
+    )
+    updated = Membership.objects.filter(
+        project=project, user_id=assignment.annotator_id, paused_at__isnull=True
+    ).update(paused_at=timezone.now(), paused_reason=reason)
+    return Membership.objects.get(project=project, user_id=assignment.annotator_id) if updated else None
+
+
+@transaction.atomic
+def membership_reinstate(*, project: Project, user) -> Membership:
+    """A lead lets a paused annotator work again; their labels count in consensus again."""
+    membership = Membership.objects.select_for_update().get(project=project, user=user)
+    membership.paused_at, membership.paused_reason = None, ""
+    membership.save(update_fields=["paused_at", "paused_reason"])
+    return membership
