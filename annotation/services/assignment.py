@@ -230,6 +230,9 @@ def _reclaim_due(project_id: int) -> bool:
     return True
 
 
+_PAUSED_SQL = "SELECT paused_reason FROM {membership} WHERE project_id = %s AND user_id = %s AND paused_at IS NOT NULL"
+
+
 def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) -> Assignment | None:
     """The annotator's next assignment, or None when nothing is left for them. Raises AnnotatorPaused for an
     annotator a lead (or a failed calibration check) has paused.
@@ -238,13 +241,11 @@ def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) 
     the same pair instead of claiming another; ``exclude`` (public ids) skips the ones already on screen, which is
     how the page prefetches the following pair. Expired leases are returned to the pool at most a second after
     this notices them, and always before it answers "nothing left"."""
-    paused = (
-        Membership.objects.filter(project=project, user=annotator, paused_at__isnull=False)
-        .values_list("paused_reason", flat=True)
-        .first()
-    )
+    with connection.cursor() as cursor:  # SQL, not the ORM: this runs on every claim (docs/PERFORMANCE.md)
+        cursor.execute(_PAUSED_SQL.format(membership=Membership._meta.db_table), [project.pk, annotator.pk])
+        paused = cursor.fetchone()
     if paused is not None:
-        raise AnnotatorPaused(f"You are paused in this project: {paused} A lead can reinstate you.")
+        raise AnnotatorPaused(f"You are paused in this project: {paused[0]} A lead can reinstate you.")
     now = timezone.now()
     with nullcontext() if single_statement_writes() else transaction.atomic():
         if _reclaim_due(project.pk):
