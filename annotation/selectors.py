@@ -177,14 +177,18 @@ def project_gold(project: Project) -> dict[str, dict]:
     hits: dict[str, list[bool]] = defaultdict(list)
     for username, choice, expected in rows:
         hits[username].append(choice == expected)
-    return {
-        name: {
+    out = {}
+    for name, h in hits.items():
+        # accuracy over the window ending at each answer, oldest first: the drift chart
+        windows = [h[max(0, i + 1 - ROLLING_GOLD_WINDOW) : i + 1] for i in range(len(h))]
+        series = [sum(w) / len(w) for w in windows]
+        out[name] = {
             "gold_answers": len(h),
             "gold_accuracy": sum(h) / len(h),
-            "rolling_gold_accuracy": sum(h[-ROLLING_GOLD_WINDOW:]) / len(h[-ROLLING_GOLD_WINDOW:]),
+            "rolling_gold_accuracy": series[-1],
+            "rolling_series": series,
         }
-        for name, h in hits.items()
-    }
+    return out
 
 
 def project_quality(project: Project, *, space: str = "with_ties", n_boot: int = 500) -> dict:
@@ -193,7 +197,7 @@ def project_quality(project: Project, *, space: str = "with_ties", n_boot: int =
     bias = project_bias(project)
     report["bias"] = bias["project"]
     gold = project_gold(project)
-    no_gold = {"gold_answers": 0, "gold_accuracy": None, "rolling_gold_accuracy": None}
+    no_gold = {"gold_answers": 0, "gold_accuracy": None, "rolling_gold_accuracy": None, "rolling_series": []}
     paused = dict(
         Membership.objects.filter(project=project, paused_at__isnull=False).values_list(
             "user__username", "paused_reason"

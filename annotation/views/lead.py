@@ -202,6 +202,9 @@ def quality(request, slug):
         ],
     }
     sides = [{"name": n, "left": a["left_pick_rate"]} for n, a in report["per_annotator"].items()]
+    drift = [
+        {"name": n, "series": a["rolling_series"]} for n, a in report["per_annotator"].items() if a["rolling_series"]
+    ]
     return render(
         request,
         "annotation/quality.html",
@@ -210,7 +213,7 @@ def quality(request, slug):
             "report": report,
             "space": space,
             "spaces": list(LABEL_SPACES),
-            "chart_data": {"heatmap": heatmap, "sides": sides},
+            "chart_data": {"heatmap": heatmap, "sides": sides, "drift": drift},
         },
     )
 

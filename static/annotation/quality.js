@@ -53,6 +53,25 @@
     },
     options: { animation: false, scales: { y: { min: 0, max: 100, title: { display: true, text: "% of decisive labels" } } } },
   });
+  const driftCanvas = document.getElementById("gold-drift");
+  if (driftCanvas) {
+    const longest = Math.max(...data.drift.map((d) => d.series.length));
+    new Chart(driftCanvas, {
+      type: "line",
+      data: {
+        labels: Array.from({ length: longest }, (_, i) => i + 1),
+        datasets: data.drift.map((d) => ({ label: d.name, data: d.series.map((v) => 100 * v), tension: 0.2 })),
+      },
+      options: {
+        animation: false,
+        scales: {
+          x: { title: { display: true, text: "calibration answers" } },
+          y: { min: 0, max: 100, title: { display: true, text: "% correct, rolling" } },
+        },
+      },
+    });
+    driftCanvas.dataset.ready = "1";
+  }
   document.getElementById("kappa-heatmap").dataset.ready = heatmap ? "1" : "";
   document.getElementById("left-pick").dataset.ready = bars ? "1" : "";
 })();

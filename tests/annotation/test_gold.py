@@ -121,5 +121,6 @@ def test_gold_accuracy_and_separate_reporting(project, tmp_path):
     gold = project_gold(project)
     assert gold["careful"]["gold_accuracy"] == 1.0 and gold["careless"]["gold_accuracy"] == 0.0
     assert gold["careful"]["gold_answers"] == 4 and gold["careless"]["rolling_gold_accuracy"] == 0.0
+    assert gold["careful"]["rolling_series"] == [1.0] * 4 and gold["careless"]["rolling_series"] == [0.0] * 4
     # gold answers are not part of the agreement figures
     assert project_agreement(project, n_boot=10)["labels"] == 0

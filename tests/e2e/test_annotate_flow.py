@@ -122,11 +122,25 @@ def test_lead_sees_the_quality_dashboard(live_server, page):
     for pair, (x, y, z) in zip(pairs, ["AAB", "BBB", "AAA", "ABA", "BBA", "AAA"], strict=True):
         for name, choice in (("x", x), ("y", y), ("z", z)):
             Label.objects.create(project=project, pair=pair, source="external", external_annotator=name, choice=choice)
+    # one annotator with calibration answers, for the drift chart
+    from annotation.models import Assignment
+
+    gold_pair = make_pairs(project, 1)[0]
+    type(gold_pair).objects.filter(pk=gold_pair.pk).update(gold="A", open_slots=0)
+    from django.utils import timezone
+
+    now = timezone.now()
+    ann = UserFactory(username="calibrated")
+    member(project, ann)
+    a = Assignment.objects.create(project=project, pair=gold_pair, annotator=ann, kind="gold", state="done",
+                                  left_is_a=True, served_at=now, expires_at=now)  # fmt: skip
+    Label.objects.create(project=project, pair=gold_pair, assignment=a, annotator=ann, choice="A", left_is_a=True)
     log_in(page, live_server, lead, "/p/qual/quality/")
+    page.wait_for_selector("#gold-drift[data-ready='1']", state="attached")
     page.wait_for_selector("#kappa-heatmap[data-ready='1']", state="attached")
     page.wait_for_selector("#left-pick[data-ready='1']", state="attached")
     rows = page.locator("#annotator-table tbody tr")
-    assert rows.count() == 3
+    assert rows.count() == 4
     assert "imported:x" in page.inner_text("#annotator-table")
     assert "Fleiss" in page.inner_text("#project-figures")
     # the heatmap really drew something: the canvas is not blank
