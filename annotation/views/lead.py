@@ -127,13 +127,19 @@ def members(request, slug):
     )
 
 
-@login_required
-@require_POST
-def member_remove(request, slug, user_id):
-    project = project_for_user(request.user, slug, role=LEAD)
+def _member_for_lead(user, slug, user_id):
+    """(project, membership) for a lead of the project; 404 for anyone else or an unknown member."""
+    project = project_for_user(user, slug, role=LEAD)
     membership = members_of(project).filter(user_id=user_id).first()
     if membership is None:
         raise Http404("No such member.")
+    return project, membership
+
+
+@login_required
+@require_POST
+def member_remove(request, slug, user_id):
+    project, membership = _member_for_lead(request.user, slug, user_id)
     if membership.user_id == request.user.pk:
         messages.error(request, "You cannot remove yourself.")
     else:
@@ -221,10 +227,7 @@ def quality(request, slug):
 @login_required
 @require_POST
 def member_reinstate(request, slug, user_id):
-    project = project_for_user(request.user, slug, role=LEAD)
-    membership = members_of(project).filter(user_id=user_id).first()
-    if membership is None:
-        raise Http404("No such member.")
+    project, membership = _member_for_lead(request.user, slug, user_id)
     membership_reinstate(project=project, user=membership.user)
     messages.success(request, f"{membership.user.username} is reinstated.")
     return redirect("annotation:members", slug=slug)
