@@ -20,15 +20,6 @@ def projects_visible_to(user) -> QuerySet[Project]:
     return Project.objects.filter(memberships__user=user)
 
 
-def project_role(user, project: Project) -> str | None:
-    """'lead' for leads and staff, 'annotator' for annotators, None for everybody else."""
-    if not user.is_authenticated:
-        return None
-    if user.is_staff:
-        return LEAD
-    return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
-
-
 def project_for_user(user, slug: str, *, role: str | None = None) -> Project:
     """The project if the user is a member; with role='lead' only its leads pass. Staff always pass.
 
@@ -63,8 +54,8 @@ def assignment_for_user(user, public_id, *, project: Project) -> Assignment:
 
 
 def import_for_user(user, project: Project, public_id) -> ImportBatch:
-    """An import batch of a project the user leads."""
-    if project_role(user, project) != LEAD:
+    """An import batch of a project the user leads (``project`` comes from project_for_user, which set its role)."""
+    if not user.is_authenticated or getattr(project, "user_role", None) != LEAD:
         raise Http404("No such import.")
     try:
         return ImportBatch.objects.get(project=project, public_id=public_id)

@@ -25,7 +25,3 @@ class AssignmentAlreadyAnswered(AnnotationError):
 
 class AnnotatorPaused(AnnotationError):
     code = "paused"
-
-
-class NotAMember(AnnotationError):
-    code = "not_a_member"

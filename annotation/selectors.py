@@ -6,7 +6,6 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum
 
 from .models import Assignment, GuidelineVersion, ImportBatch, Label, Membership, Pair, Project
@@ -101,10 +100,6 @@ def annotator_counts(project: Project, user) -> dict:
 
 def members_of(project: Project):
     return Membership.objects.filter(project=project).select_related("user").order_by("role", "user__username")
-
-
-def users_not_in(project: Project):
-    return get_user_model().objects.filter(is_active=True).exclude(memberships__project=project).order_by("username")
 
 
 def imports_of(project: Project):

@@ -259,6 +259,7 @@ def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) 
             .first()
         )
         if held is not None:
+            held.project = project
             return held
         for attempt in range(2):
             assignment = _new_assignment(project, annotator, now)

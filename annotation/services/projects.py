@@ -6,6 +6,7 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 
 from ..models import GuidelineVersion, Membership, Pair, Project
+from ..selectors import guidelines_current
 
 PROJECT_SETTINGS = (
     "name",
@@ -80,16 +81,12 @@ def project_update(*, project: Project, **settings_values) -> Project:
 def guidelines_update(*, project: Project, body: str, user) -> GuidelineVersion:
     """Every edit creates a new version; labels record the version their assignment was served under."""
     Project.objects.select_for_update().filter(pk=project.pk).get()
-    current = GuidelineVersion.objects.filter(project=project).order_by("-version").first()
+    current = guidelines_current(project)
     if current is not None and current.body == body:
         return current
     return GuidelineVersion.objects.create(
         project=project, version=(current.version + 1 if current else 1), body=body, created_by=user
     )
-
-
-def guidelines_current(project: Project) -> GuidelineVersion | None:
-    return GuidelineVersion.objects.filter(project=project).order_by("-version").first()
 
 
 @transaction.atomic
