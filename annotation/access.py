@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.http import Http404
 
-from .models import Assignment, ImportBatch, Membership, Project
+from .models import Assignment, ImportBatch, Membership, Pair, Project
 
 LEAD = Membership.Role.LEAD
 ANNOTATOR = Membership.Role.ANNOTATOR
@@ -61,3 +61,13 @@ def import_for_user(user, project: Project, public_id) -> ImportBatch:
         return ImportBatch.objects.get(project=project, public_id=public_id)
     except (ImportBatch.DoesNotExist, ValueError, TypeError):
         raise Http404("No such import.") from None
+
+
+def pair_for_user(user, project: Project, pair_id) -> Pair:
+    """A pair of a project the user leads, with its model names and labels (annotators never see a pair by id)."""
+    if not user.is_authenticated or getattr(project, "user_role", None) != LEAD:
+        raise Http404("No such pair.")
+    try:
+        return Pair.objects.get(project=project, pk=pair_id)
+    except (Pair.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such pair.") from None

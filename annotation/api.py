@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from .access import LEAD, assignment_for_user, import_for_user, project_for_user, projects_visible_to
 from .errors import AnnotationError
+from .feedback import training_feedback
 from .models import ImportBatch
 from .quality.agreement import LABEL_SPACES
 from .selectors import annotator_counts, project_progress, project_quality
@@ -169,12 +170,12 @@ class LabelView(APIView):
         serializer = LabelRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            _, created = label_submit(assignment=assignment, submission=Submission(**serializer.validated_data))
+            label, created = label_submit(assignment=assignment, submission=Submission(**serializer.validated_data))
         except DjangoValidationError as exc:
             raise _as_drf(exc) from None
         except AnnotationError as exc:
             return _conflict(exc)
-        body = {"ok": True, "created": created}
+        body = {"ok": True, "created": created, "feedback": training_feedback(assignment, label)}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

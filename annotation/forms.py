@@ -3,7 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth import get_user_model
 
-from .models import Membership, Project
+from .models import Choice, Membership, Project
 from .services.projects import PROJECT_SETTINGS
 
 
@@ -66,3 +66,18 @@ class ImportForm(forms.Form):
         initial="all",
         label="UltraFeedback pairs",
     )
+
+
+class PairGoldForm(forms.Form):
+    gold = forms.ChoiceField(required=False, label="Expected answer")
+    gold_explanation = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        label="Explanation (markdown)",
+        help_text="Why this is the expected answer; quote the guideline it illustrates. Shown in training mode.",
+    )
+
+    def __init__(self, *args, choices: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        names = dict(Choice.choices)
+        self.fields["gold"].choices = [("", "Not a calibration pair"), *((c, names[c]) for c in choices)]

@@ -50,6 +50,18 @@ class Project(models.Model):
         validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
         help_text="Share of assignments that are calibration (gold) pairs, served unannounced.",
     )
+    training_items = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(100)],
+        help_text="Training mode: each annotator's first N pairs are calibration pairs answered with feedback "
+        "(0 turns it off).",
+    )
+    repeat_rate = models.FloatField(
+        default=0.05,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text="Share of assignments that re-serve a pair the annotator already labelled, sides swapped, "
+        "to measure self-consistency. Repeats never count toward K.",
+    )
     gold_threshold = models.FloatField(
         default=0.6,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
@@ -174,6 +186,8 @@ class Pair(models.Model):
     # Calibration (gold) pairs carry the expected answer; they are served to every annotator at the project's
     # calibration rate and never through the K-overlap pool (their open_slots is 0).
     gold = models.CharField(max_length=8, choices=Choice.choices, blank=True)
+    # Shown to annotators in training mode after they answer, with the expected answer.
+    gold_explanation = models.TextField(blank=True)
     content_hash = models.CharField(max_length=64)
     # Random order key; annotators walk pairs in this order from a per-annotator offset.
     shuffle_key = models.IntegerField()
@@ -212,7 +226,10 @@ class Assignment(models.Model):
     class Kind(models.TextChoices):
         REGULAR = "regular", "Regular"
         GOLD = "gold", "Calibration (gold)"
-        # Mirrored repeats (issue 3) will be another kind, served by the same engine.
+        # Training mode: a calibration pair answered with immediate feedback (announced, unlike GOLD).
+        TRAINING = "training", "Training (with feedback)"
+        # A pair the annotator already labelled, served again later with sides swapped (self-consistency).
+        REPEAT = "repeat", "Mirrored repeat"
 
     class State(models.TextChoices):
         ACTIVE = "active", "Active"
@@ -240,8 +257,11 @@ class Assignment(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["pair", "annotator"],
-                condition=Q(kind__in=["regular", "gold"]),
+                condition=Q(kind__in=["regular", "gold", "training"]),
                 name="assignment_once_per_annotator",
+            ),
+            models.UniqueConstraint(
+                fields=["pair", "annotator"], condition=Q(kind="repeat"), name="assignment_one_repeat_per_pair"
             ),
         ]
         indexes = [

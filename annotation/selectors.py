@@ -209,3 +209,82 @@ def project_quality(project: Project, *, space: str = "with_ties", n_boot: int =
         for name, audit in bias["annotators"].items()
     }
     return report
+
+
+PAIRS_PER_PAGE = 50
+
+
+def pairs_of(project: Project, *, gold: str = "", query: str = ""):
+    """Pairs for the lead's pair browser, newest first. ``gold``: "yes" (calibration pairs only), "no" (the rest)
+    or "" (all); ``query`` matches the external id exactly or a prompt/response substring."""
+    pairs = Pair.objects.filter(project=project).only(
+        "pk", "external_id", "prompt", "gold", "label_count", "open_slots", "created_at"
+    )
+    if gold == "yes":
+        pairs = pairs.exclude(gold="")
+    elif gold == "no":
+        pairs = pairs.filter(gold="")
+    if query:
+        pairs = pairs.filter(
+            Q(external_id=query)
+            | Q(response_a__icontains=query)
+            | Q(response_b__icontains=query)
+            | Q(prompt__icontains=query)
+        )
+    return pairs.order_by("-pk")
+
+
+def pair_labels(pair: Pair):
+    """Every label of a pair with who gave it and under which kind of assignment (leads only)."""
+    return (
+        Label.objects.filter(pair=pair)
+        .select_related("annotator", "assignment")
+        .only(
+            "choice",
+            "left_is_a",
+            "strength",
+            "rationale",
+            "source",
+            "external_annotator",
+            "time_on_item_ms",
+            "created_at",
+            "annotator__username",
+            "assignment__kind",
+        )  # fmt: skip
+        .order_by("created_at", "pk")
+    )
+
+
+_SELF_CONSISTENCY_SQL = """
+SELECT u.username, count(*),
+       sum(CASE WHEN r.choice = o.choice THEN 1 ELSE 0 END),
+       sum(CASE WHEN r.choice IN ('A', 'B') AND o.choice IN ('A', 'B')
+                 AND ((r.choice = 'A') = r.left_is_a) = ((o.choice = 'A') = o.left_is_a) THEN 1 ELSE 0 END)
+FROM {label} r
+JOIN {assignment} ra ON ra.id = r.assignment_id AND ra.kind = 'repeat'
+JOIN {assignment} oa ON oa.pair_id = ra.pair_id AND oa.annotator_id = ra.annotator_id AND oa.kind = 'regular'
+JOIN {label} o ON o.assignment_id = oa.id
+JOIN {user} u ON u.id = r.annotator_id
+WHERE r.project_id = %s
+GROUP BY u.username
+"""
+
+
+def project_self_consistency(project: Project) -> dict[str, dict]:
+    """Per annotator, from mirrored repeats (the same pair again later, sides swapped): how many repeats were
+    answered, how many gave the same answer in A/B terms as the first time (``self_consistency`` is that share),
+    and how many decisive answers picked the same screen side both times (``same_side``: with sides swapped, an
+    annotator who follows position rather than content does this)."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    sql = _SELF_CONSISTENCY_SQL.format(
+        label=Label._meta.db_table, assignment=Assignment._meta.db_table, user=get_user_model()._meta.db_table
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [project.pk])
+        rows = cursor.fetchall()
+    return {
+        name: {"repeats": n, "consistent": int(same), "self_consistency": int(same) / n, "same_side": int(side)}
+        for name, n, same, side in rows
+    }

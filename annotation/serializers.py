@@ -65,6 +65,7 @@ class AssignmentSerializer(serializers.Serializer):
     criteria = serializers.ListField(child=serializers.CharField())
     rationale = serializers.CharField()
     expires_at = serializers.DateTimeField()
+    training = serializers.BooleanField(help_text="A training item: the answer comes back with feedback.")
 
     @staticmethod
     def from_assignment(assignment) -> dict:
@@ -81,6 +82,8 @@ class AssignmentSerializer(serializers.Serializer):
             "criteria": project.criteria,
             "rationale": project.rationale_mode,
             "expires_at": assignment.expires_at,
+            # Announced training only; a calibration (gold) item looks exactly like a regular one.
+            "training": assignment.kind == assignment.Kind.TRAINING,
         }
 
 
@@ -92,9 +95,21 @@ class LabelRequestSerializer(serializers.Serializer):
     time_on_item_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
 
 
+class TrainingFeedbackSerializer(serializers.Serializer):
+    correct = serializers.BooleanField()
+    expected = serializers.CharField(help_text="The expected answer in screen terms: left, right, tie, both_bad.")
+    expected_text = serializers.CharField()
+    answered = serializers.CharField()
+    answered_text = serializers.CharField()
+    explanation_html = serializers.CharField(help_text="The lead's explanation, rendered and sanitized.")
+
+
 class LabelResponseSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     created = serializers.BooleanField()
+    feedback = TrainingFeedbackSerializer(
+        required=False, allow_null=True, help_text="Only after a training item: the expected answer."
+    )
 
 
 class AnnotatorProgressSerializer(serializers.Serializer):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import annotate, lead
+from .views import annotate, lead, pairs
 
 app_name = "annotation"
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("p/<slug:slug>/members/<int:user_id>/remove/", lead.member_remove, name="member_remove"),
     path("p/<slug:slug>/members/<int:user_id>/reinstate/", lead.member_reinstate, name="member_reinstate"),
     path("p/<slug:slug>/quality/", lead.quality, name="quality"),
+    path("p/<slug:slug>/pairs/", pairs.pair_list, name="pairs"),
+    path("p/<slug:slug>/pairs/<int:pair_id>/", pairs.pair_detail, name="pair_detail"),
     path("p/<slug:slug>/imports/", lead.imports, name="imports"),
     path("p/<slug:slug>/imports/<uuid:batch_id>/", lead.import_detail, name="import_detail"),
     path("p/<slug:slug>/annotate/", annotate.annotate_page, name="annotate"),

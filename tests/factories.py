@@ -35,6 +35,8 @@ class ProjectFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Project {n}")
     slug = factory.Sequence(lambda n: f"project-{n}")
     overlap_k = 3
+    # Off unless a test is about them: random repeats would make every count-based test flaky.
+    repeat_rate = 0.0
 
     @factory.post_generation
     def guidelines(obj, create, extracted, **kwargs):  # noqa: N805

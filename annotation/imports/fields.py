@@ -35,6 +35,7 @@ class PairRecord:
     shuffle_key: int
     labels: list[tuple[str, str]]  # (external annotator, choice)
     gold: str = ""  # expected answer of a calibration pair: "A", "B" or "tie"
+    gold_explanation: str = ""  # why; shown to annotators in training mode
 
 
 def content_hash(prompt: list[dict], response_a: str, response_b: str) -> str:
@@ -231,6 +232,7 @@ class FieldChecks:
         extra: dict | None = None,
         id_suffix: str = "",
         gold: str = "",
+        gold_explanation: str = "",
     ) -> PairRecord | None:
         """The record for checked values, or None if the row had an error (already logged)."""
         if not row.ok:
@@ -262,4 +264,5 @@ class FieldChecks:
             shuffle_key=int(digest[:8], 16) & 0x7FFFFFFF,
             labels=list(labels),
             gold=gold,
+            gold_explanation=gold_explanation,
         )

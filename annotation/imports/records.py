@@ -14,7 +14,8 @@ __all__ = ["FORMATS", "ULTRAFEEDBACK_MODES", "Normalizer", "PairRecord", "conten
 
 FORMATS = ("pairs", "dpo", "ultrafeedback")
 ULTRAFEEDBACK_MODES = ("all", "best-vs-rest")
-PAIRS_KEYS = frozenset({"prompt", "response_a", "response_b", "model_a", "model_b", "id", "metadata", "labels", "gold"})
+PAIRS_KEYS = frozenset({"prompt", "response_a", "response_b", "model_a", "model_b", "id", "metadata", "labels", "gold",
+                        "gold_explanation"})  # fmt: skip
 GOLD_VALUES = {"a": "A", "b": "B", "tie": "tie"}
 DPO_KEYS = frozenset({"prompt", "chosen", "rejected", "chosen_model", "rejected_model", "id", "metadata"})
 ULTRAFEEDBACK_KEYS = frozenset({"prompt", "instruction", "completions", "id", "metadata"})
@@ -100,8 +101,12 @@ class Normalizer(FieldChecks):
         model_a, model_b = self.name(row, d.get("model_a"), "model_a"), self.name(row, d.get("model_b"), "model_b")
         labels = self.labels(row, d.get("labels", MISSING))
         gold = self._gold(row, d.get("gold"))
+        explanation = self.text(row, d.get("gold_explanation"), "gold_explanation", required=False)
+        if explanation and not gold and row.ok:
+            row.err("gold_explanation", 'explains a calibration answer: give "gold" too, or leave it out')
         meta = self.metadata(row, d, PAIRS_KEYS)
-        return [self.make(row, prompt, is_chat, a, b, model_a, model_b, meta, labels=labels, gold=gold)]
+        return [self.make(row, prompt, is_chat, a, b, model_a, model_b, meta, labels=labels, gold=gold,
+                          gold_explanation=explanation)]  # fmt: skip
 
     def _gold(self, row: Row, value) -> str:
         if value is None or value == "":

@@ -39,7 +39,7 @@ def pair_writer(*, project: Project, batch: ImportBatch) -> PostgresPairWriter |
 class PostgresPairWriter:
     _columns = (
         "seq, external_id, prompt, prompt_is_chat, response_a, response_b, model_a, model_b, metadata, "
-        "source_preference, content_hash, shuffle_key, labels, gold"
+        "source_preference, content_hash, shuffle_key, labels, gold, gold_explanation"
     )
 
     def __init__(self, *, project: Project, batch: ImportBatch) -> None:
@@ -54,7 +54,7 @@ class PostgresPairWriter:
                 " prompt_is_chat boolean NOT NULL, response_a text NOT NULL, response_b text NOT NULL,"
                 " model_a text NOT NULL, model_b text NOT NULL, metadata jsonb NOT NULL,"
                 " source_preference text NOT NULL, content_hash text NOT NULL, shuffle_key integer NOT NULL,"
-                " labels jsonb, gold text NOT NULL) ON COMMIT DROP"
+                " labels jsonb, gold text NOT NULL, gold_explanation text NOT NULL) ON COMMIT DROP"
             )
 
     def write(self, records: list[PairRecord]) -> None:
@@ -84,6 +84,7 @@ class PostgresPairWriter:
                         r.shuffle_key,
                         labels,
                         r.gold,
+                        r.gold_explanation,
                     )
                 )
         self.result.records = seq
@@ -102,10 +103,10 @@ class PostgresPairWriter:
         insert_pairs = f"""
             INSERT INTO annotation_pair (project_id, external_id, prompt, prompt_is_chat, response_a, response_b,
                 model_a, model_b, metadata, source_preference, content_hash, shuffle_key, open_slots, label_count,
-                import_batch_id, created_at, gold)
+                import_batch_id, created_at, gold, gold_explanation)
             SELECT %(project)s, external_id, prompt, prompt_is_chat, response_a, response_b, model_a, model_b,
                 metadata, source_preference, content_hash, shuffle_key,
-                CASE WHEN gold = '' THEN %(k)s ELSE 0 END, 0, %(batch)s, %(now)s, gold
+                CASE WHEN gold = '' THEN %(k)s ELSE 0 END, 0, %(batch)s, %(now)s, gold, gold_explanation
             FROM {TMP_TABLE} ORDER BY content_hash, seq
             ON CONFLICT (project_id, content_hash) DO NOTHING
             RETURNING id, content_hash"""
@@ -177,6 +178,7 @@ class OrmPairWriter:
                 shuffle_key=r.shuffle_key,
                 open_slots=0 if r.gold else self.project.overlap_k,
                 gold=r.gold,
+                gold_explanation=r.gold_explanation,
                 label_count=0,
                 import_batch=self.batch,
                 created_at=now,

@@ -11,14 +11,13 @@ Guarantees (PostgreSQL and SQLite alike):
   pairs carry a random ``shuffle_key`` and each annotator walks that order from their own offset, so two annotators
   rarely contend for the same rows and an annotator's sequence is reproducible.
 
-Calibration (gold) pairs are mixed in by ``_new_assignment`` at the project's rate (``_gold_source``); mirrored
-repeats (issue 3) will be another source there.
+Training items, calibration (gold) pairs and mirrored repeats are mixed in by ``_new_assignment``; they take no
+slot (annotation/services/mixed_in.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-import random
 import time
 from collections import Counter
 from contextlib import nullcontext
@@ -31,9 +30,9 @@ from django.utils import timezone
 
 from ..errors import AnnotatorPaused, AssignmentAlreadyAnswered, AssignmentExpired
 from ..models import Assignment, GuidelineVersion, Membership, Pair, Project
+from .mixed_in import gold_source, repeat_source, sides, training_source
 
 RECLAIM_BATCH = 500
-_sides = random.SystemRandom()
 
 
 def annotator_offset(project_id: int, user_id: int) -> int:
@@ -55,15 +54,17 @@ def leases_reclaim(*, project: Project, now: datetime | None = None, wait: bool 
             Assignment.objects.select_for_update(skip_locked=not wait)
             .filter(project=project, state=Assignment.State.ACTIVE, expires_at__lte=now)
             .order_by("pk")
-            .values_list("pk", "pair_id")[:RECLAIM_BATCH]
+            .values_list("pk", "pair_id", "kind")[:RECLAIM_BATCH]
         )
         if not expired:
             return 0
-        Assignment.objects.filter(pk__in=[pk for pk, _ in expired]).update(
+        Assignment.objects.filter(pk__in=[pk for pk, _, _ in expired]).update(
             state=Assignment.State.EXPIRED, finished_at=now
         )
-        for pair_id, n in sorted(Counter(pair_id for _, pair_id in expired).items()):
-            Pair.objects.filter(pk=pair_id).update(open_slots=F("open_slots") + n)
+        # Only regular assignments hold one of the pair's K slots; calibration, training and repeats take none.
+        held = Counter(pair_id for _, pair_id, kind in expired if kind == Assignment.Kind.REGULAR)
+        for pair_id, n in sorted(held.items()):
+            Pair.objects.filter(pk=pair_id, gold="").update(open_slots=F("open_slots") + n)
         return len(expired)
 
 
@@ -73,7 +74,8 @@ WHERE id = (
     SELECT p.id FROM {pair} p
     WHERE {candidates}
       AND NOT EXISTS (
-          SELECT 1 FROM {assignment} a WHERE a.pair_id = p.id AND a.annotator_id = %s AND a.kind = 'regular'
+          SELECT 1 FROM {assignment} a
+          WHERE a.pair_id = p.id AND a.annotator_id = %s AND a.kind IN ('regular', 'gold', 'training')
       )
     ORDER BY {order} LIMIT 1 {lock}
 ) AND open_slots > 0
@@ -142,7 +144,7 @@ def _regular_source(project: Project, annotator, now: datetime) -> Assignment | 
         annotator=annotator,
         kind=Assignment.Kind.REGULAR,
         state=Assignment.State.ACTIVE,
-        left_is_a=_sides.random() < 0.5,
+        left_is_a=sides.random() < 0.5,
         served_at=now,
         expires_at=now + timedelta(seconds=project.lease_seconds),
     )
@@ -169,50 +171,22 @@ def _regular_source(project: Project, annotator, now: datetime) -> Assignment | 
     return None
 
 
-_GOLD_SQL = """
-SELECT p.id, (SELECT g.id FROM {guideline} g WHERE g.project_id = p.project_id ORDER BY g.version DESC LIMIT 1)
-FROM {pair} p
-WHERE p.project_id = %s AND p.gold <> ''
-  AND NOT EXISTS (
-      SELECT 1 FROM {assignment} a
-      WHERE a.pair_id = p.id AND a.annotator_id = %s AND a.kind IN ('regular', 'gold')
-  )
-ORDER BY p.shuffle_key LIMIT 1
-"""
-
-
-def _gold_source(project: Project, annotator, now: datetime) -> Assignment | None:
-    """A calibration pair this annotator has not answered yet, or None. Gold pairs are not in the K pool: every
-    annotator may get each one once, and nothing is locked (no slot is taken)."""
-    sql = _GOLD_SQL.format(
-        pair=Pair._meta.db_table, assignment=Assignment._meta.db_table, guideline=GuidelineVersion._meta.db_table
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [project.pk, annotator.pk])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return Assignment.objects.create(
-        project=project,
-        pair_id=row[0],
-        annotator=annotator,
-        kind=Assignment.Kind.GOLD,
-        state=Assignment.State.ACTIVE,
-        left_is_a=_sides.random() < 0.5,
-        guideline_version_id=row[1],
-        served_at=now,
-        expires_at=now + timedelta(seconds=project.lease_seconds),
-    )
-
-
 def _new_assignment(project: Project, annotator, now: datetime) -> Assignment | None:
-    """Calibration pairs are mixed in at the project's rate, unannounced (same page, same fields, same timing);
-    otherwise a regular pair from the pool. When the pool is empty the answer is None even if gold pairs remain,
-    so nobody ends their queue on a run of calibration items."""
-    if project.calibration_rate > 0 and _sides.random() < project.calibration_rate:
-        gold = _gold_source(project, annotator, now)
-        if gold is not None:
-            return gold
+    """Training items first (while the annotator is in training), then mirrored repeats and calibration pairs at
+    the project's rates, unannounced; otherwise a regular pair from the pool. Mixed-in items are served only while
+    the pool has open pairs, so nobody ends their queue on a run of calibration items or repeats."""
+    sources = []
+    if project.training_items > 0:
+        sources.append(training_source)
+    if project.repeat_rate > 0 and sides.random() < project.repeat_rate:
+        sources.append(repeat_source)
+    if project.calibration_rate > 0 and sides.random() < project.calibration_rate:
+        sources.append(gold_source)
+    if sources and Pair.objects.filter(project=project, open_slots__gt=0).exists():
+        for source in sources:
+            assignment = source(project, annotator, now)
+            if assignment is not None:
+                return assignment
     return _regular_source(project, annotator, now)
 
 
@@ -308,6 +282,8 @@ def assignment_skip(*, assignment: Assignment) -> Assignment:
             if exc.state == Assignment.State.SKIPPED:
                 return assignment
             raise
-        Pair.objects.filter(pk=assignment.pair_id).update(open_slots=F("open_slots") + 1)
+        if assignment.kind == Assignment.Kind.REGULAR:  # the only kind that holds a slot
+            # gold="": a pair marked as calibration since it was served stays out of the pool
+            Pair.objects.filter(pk=assignment.pair_id, gold="").update(open_slots=F("open_slots") + 1)
     assignment.state, assignment.finished_at = Assignment.State.SKIPPED, now
     return assignment

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Assignment, Label, Membership, Project
+from ..models import Assignment, Label, Membership, Pair, Project
 
 ROLLING_GOLD_WINDOW = 20
 PAUSE_AFTER = 5  # calibration answers an annotator gives before they can be paused
@@ -20,6 +21,7 @@ def calibration_check(*, assignment: Assignment) -> Membership | None:
         Label.objects.filter(
             project=project, annotator_id=assignment.annotator_id, assignment__kind=Assignment.Kind.GOLD
         )
+        .exclude(pair__gold="")  # a pair a lead has since un-marked no longer has an expected answer
         .order_by("-created_at", "-pk")
         .values_list("choice", "pair__gold")[:ROLLING_GOLD_WINDOW]
     )
@@ -45,3 +47,30 @@ def membership_reinstate(*, project: Project, user) -> Membership:
     membership.paused_at, membership.paused_reason = None, ""
     membership.save(update_fields=["paused_at", "paused_reason"])
     return membership
+
+
+@transaction.atomic
+def pair_gold_set(*, pair: Pair, gold: str, explanation: str = "") -> Pair:
+    """Mark a pair as a calibration pair with its expected answer (or un-mark it with ``gold=""``).
+
+    Marking takes the pair out of the K pool (open_slots 0); regular labels it already has stay, but agreement and
+    consensus leave calibration pairs out. Un-marking puts it back with K minus its regular labels and live regular
+    leases open. The explanation is shown to annotators in training mode."""
+    project = pair.project
+    allowed = set(project.choices)
+    if gold and gold not in allowed:
+        raise ValidationError({"gold": f"Expected answer must be one of: {', '.join(sorted(allowed))}."})
+    explanation = explanation.strip()
+    if explanation and not gold:
+        raise ValidationError({"gold_explanation": "An explanation needs an expected answer."})
+    locked = Pair.objects.select_for_update().get(pk=pair.pk)
+    locked.gold, locked.gold_explanation = gold, explanation
+    if gold:
+        locked.open_slots = 0
+    else:
+        live = Assignment.objects.filter(
+            pair=locked, kind=Assignment.Kind.REGULAR, state=Assignment.State.ACTIVE
+        ).count()
+        locked.open_slots = max(project.overlap_k - locked.label_count - live, 0)
+    locked.save(update_fields=["gold", "gold_explanation", "open_slots"])
+    return locked

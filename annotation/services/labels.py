@@ -119,14 +119,17 @@ def label_submit(*, assignment: Assignment, submission: Submission) -> tuple[Lab
         guideline_version_id=assignment.guideline_version_id,
         created_at=now,
     )
+    # Only regular labels count toward K; training, calibration and repeat answers are reported on their own.
+    counts_toward_k = assignment.kind == Assignment.Kind.REGULAR
     try:
         if single_statement_writes():
-            _store_in_one_statement(label, now)
+            _store_in_one_statement(label, now, counts_toward_k)
         else:
             with transaction.atomic():
                 assignment_close(assignment, Assignment.State.DONE, now)
                 label.save(force_insert=True)
-                Pair.objects.filter(pk=assignment.pair_id).update(label_count=F("label_count") + 1)
+                if counts_toward_k:
+                    Pair.objects.filter(pk=assignment.pair_id).update(label_count=F("label_count") + 1)
     except AssignmentAlreadyAnswered:
         existing = Label.objects.filter(assignment=assignment).first()
         if existing and _same_answer(existing, choice, submission):
@@ -149,12 +152,12 @@ WITH closed AS (
     SELECT %s, c.pair_id, c.id, %s, '', %s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s FROM closed c
     RETURNING id, pair_id
 )
-UPDATE {pair} SET label_count = label_count + 1 FROM labelled l WHERE {pair}.id = l.pair_id
+UPDATE {pair} SET label_count = label_count + %s FROM labelled l WHERE {pair}.id = l.pair_id
 RETURNING l.id
 """
 
 
-def _store_in_one_statement(label: Label, now) -> None:
+def _store_in_one_statement(label: Label, now, counts_toward_k: bool) -> None:
     """PostgreSQL: close the assignment, insert the label and count it in one statement (data-modifying CTEs), so
     the three writes commit together without BEGIN/COMMIT round trips. Raises like assignment_close when the
     assignment is not live (a concurrent double click waits on the row lock and then finds it done)."""
@@ -163,6 +166,7 @@ def _store_in_one_statement(label: Label, now) -> None:
         now, label.assignment_id, now,
         label.project_id, label.annotator_id, label.source, label.choice, label.left_is_a, label.strength,
         label.rationale, json.dumps(label.criteria), label.time_on_item_ms, label.guideline_version_id, now,
+        1 if counts_toward_k else 0,
     ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -19,6 +19,9 @@ PROJECT_SETTINGS = (
     "lease_seconds",
     "criteria",
     "calibration_rate",
+    "gold_threshold",
+    "training_items",
+    "repeat_rate",
 )
 
 
@@ -73,7 +76,8 @@ def project_update(*, project: Project, **settings_values) -> Project:
     delta = locked.overlap_k - old_k
     if delta:
         # Live leases are kept; a pair never gets a negative number of open slots.
-        Pair.objects.filter(project=locked).update(open_slots=Greatest(F("open_slots") + delta, 0))
+        # Calibration pairs stay out of the pool (open_slots 0).
+        Pair.objects.filter(project=locked, gold="").update(open_slots=Greatest(F("open_slots") + delta, 0))
     return locked
 
 

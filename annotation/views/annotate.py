@@ -10,10 +10,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_POST
 
 from ..access import assignment_for_user, project_for_user
 from ..errors import AnnotationError, AnnotatorPaused
+from ..feedback import training_feedback
 from ..rendering import markdown_to_html, pygments_css
 from ..selectors import annotator_counts, guidelines_current
 from ..services.assignment import assignment_next, assignment_skip
@@ -52,6 +54,8 @@ def item_context(assignment) -> dict:
             "criteria": project.criteria,
             "rationale_mode": project.rationale_mode,
             "expires_at": assignment.expires_at.isoformat(),
+            # Training is announced; calibration (gold) items render exactly like regular ones.
+            "training": assignment.kind == assignment.Kind.TRAINING,
         }
     }
 
@@ -137,13 +141,17 @@ def annotate_submit(request, slug, assignment_id):
             criteria=data.get("criteria") if isinstance(data.get("criteria"), dict) else None,
             time_on_item_ms=_int_or_none(data.get("time_on_item_ms")),
         )
-        _, created = label_submit(assignment=assignment, submission=submission)
+        label, created = label_submit(assignment=assignment, submission=submission)
     except ValidationError as exc:
         fields = exc.message_dict if hasattr(exc, "error_dict") else {}
         return _error(" ".join(" ".join(v) for v in fields.values()) or "Invalid answer.", "invalid", 400, fields)
     except AnnotationError as exc:
         return _error(exc.message, exc.code, 409)
-    return JsonResponse({"ok": True, "created": created})
+    body = {"ok": True, "created": created}
+    feedback = training_feedback(assignment, label)
+    if feedback is not None:
+        body["feedback_html"] = render_to_string("annotation/_training_feedback.html", {"feedback": feedback})
+    return JsonResponse(body)
 
 
 @login_required

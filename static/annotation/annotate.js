@@ -123,7 +123,8 @@
       if (r.ok) {
         say("");
         if (data.created) counter.textContent = `${++done} labelled`;
-        await showNext();
+        if (data.feedback_html) showFeedback(data.feedback_html);  // training: Continue (Enter) moves on
+        else await showNext();
       } else if (data.code === "expired" || data.code === "already_answered") {
         say(data.message, "warning");
         await showNext();
@@ -134,6 +135,20 @@
       busy = false;
       if (form()) form().classList.remove("sending");
     }
+  }
+
+  // Training items: the expected answer replaces the pair until the annotator continues.
+  const feedback = () => slot.querySelector("#training-feedback");
+
+  function showFeedback(html) {
+    slot.innerHTML = html;
+    feedback().focus();
+  }
+
+  async function continueAfterFeedback() {
+    if (busy) return;
+    busy = true;
+    try { await showNext(); } finally { busy = false; }
   }
 
   function pick(name, value) {
@@ -148,7 +163,10 @@
 
   document.getElementById("guidelines-toggle").addEventListener("click", toggleGuidelines);
   slot.addEventListener("submit", (e) => { e.preventDefault(); send("submit"); });
-  slot.addEventListener("click", (e) => { if (e.target.closest("button.skip")) send("skip"); });
+  slot.addEventListener("click", (e) => {
+    if (e.target.closest("button.skip")) send("skip");
+    else if (e.target.closest("button.continue")) continueAfterFeedback();
+  });
 
   document.addEventListener("keydown", (e) => {
     if (e.ctrlKey || e.metaKey || e.altKey) return;
@@ -159,6 +177,11 @@
       return;
     }
     if (e.key === "Escape" && !drawer.hidden) { drawer.hidden = true; return; }
+    if (feedback()) {
+      if (e.key === "g") toggleGuidelines();
+      else if (e.key === "Enter") { e.preventDefault(); continueAfterFeedback(); }
+      return;
+    }
     if (!form()) return;
     const strengthKeys = "qwer";
     switch (e.key) {
