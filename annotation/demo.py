@@ -142,4 +142,37 @@ def demo_pairs() -> list[dict]:
             "model_b": "demo-careful",
         }
     )
+    # Calibration pairs with the expected answer and why: the first two train each annotator (training mode, with
+    # feedback), the rest are mixed in unannounced.
+    for i, (prompt, a, b, gold, why) in enumerate(_CALIBRATION):
+        records.append({"id": f"demo-gold-{i + 1:03d}", "prompt": prompt, "response_a": a, "response_b": b,
+                        "gold": gold, "gold_explanation": why, "metadata": {"source": "arbiter-demo"}})  # fmt: skip
     return records
+
+
+# (prompt, response A, response B, expected answer, explanation quoting the demo guidelines)
+_CALIBRATION: list[tuple[str, str, str, str, str]] = [
+    (
+        "How many bytes are in a kibibyte?",
+        "A kibibyte (KiB) is **1,024 bytes**; a kilobyte (kB) is 1,000 bytes.",
+        "A kibibyte is 1,000 bytes.",
+        "A",
+        "Guideline 1, *correctness first*: B states a wrong fact, so A wins however short both are.",
+    ),
+    (
+        "Give me a one-line shell command to count the lines in `notes.txt`.",
+        "There are many ways to count lines in a file. You could open it in an editor and look at the line numbers, "
+        "or write a small Python script that reads the file and counts newline characters, or use a shell tool.",
+        "`wc -l < notes.txt`",
+        "B",
+        "Guideline 2, *helpfulness*: the question asks for one command; B gives it, A talks around it.",
+    ),
+    (
+        "What is 12 × 12?",
+        "144.",
+        "12 × 12 = **144**.",
+        "tie",
+        "Both are correct and answer exactly what was asked: choose **tie** when you would honestly be equally happy "
+        "sending either.",
+    ),
+]

@@ -209,7 +209,9 @@ def quality(request, slug):
     }
     sides = [{"name": n, "left": a["left_pick_rate"]} for n, a in report["per_annotator"].items()]
     drift = [
-        {"name": n, "series": a["rolling_series"]} for n, a in report["per_annotator"].items() if a["rolling_series"]
+        {"name": n, "series": a["rolling_series"], "start": a.get("rolling_series_start", 0)}
+        for n, a in report["per_annotator"].items()
+        if a["rolling_series"]
     ]
     return render(
         request,

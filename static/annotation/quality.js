@@ -53,25 +53,39 @@
     },
     options: { animation: false, scales: { y: { min: 0, max: 100, title: { display: true, text: "% of decisive labels" } } } },
   });
+  // Series hold the last points only; `start` is the index of the first one among the annotator's answers.
+  const points = (d) => d.series.map((v, i) => ({ x: (d.start || 0) + i + 1, y: 100 * v }));
   const driftCanvas = document.getElementById("gold-drift");
   if (driftCanvas) {
-    const longest = Math.max(...data.drift.map((d) => d.series.length));
     new Chart(driftCanvas, {
       type: "line",
-      data: {
-        labels: Array.from({ length: longest }, (_, i) => i + 1),
-        datasets: data.drift.map((d) => ({ label: d.name, data: d.series.map((v) => 100 * v), tension: 0.2 })),
-      },
+      data: { datasets: data.drift.map((d) => ({ label: d.name, data: points(d), tension: 0.2, pointRadius: 0 })) },
       options: {
         animation: false,
         scales: {
-          x: { title: { display: true, text: "calibration answers" } },
+          x: { type: "linear", title: { display: true, text: "calibration answers" } },
           y: { min: 0, max: 100, title: { display: true, text: "% correct, rolling" } },
         },
       },
     });
     driftCanvas.dataset.ready = "1";
   }
+  // One sparkline per annotator row: the same rolling series, no axes.
+  const byName = Object.fromEntries(data.drift.map((d) => [d.name, d]));
+  document.querySelectorAll("canvas.sparkline").forEach((canvas) => {
+    const d = byName[canvas.dataset.annotator];
+    if (!d) return;
+    new Chart(canvas, {
+      type: "line",
+      data: { datasets: [{ data: points(d), borderWidth: 1.5, pointRadius: 0, tension: 0.2, borderColor: "rgb(36,86,214)" }] },
+      options: {
+        animation: false, responsive: false, events: [],
+        plugins: { legend: { display: false }, tooltip: { enabled: false } },
+        scales: { x: { type: "linear", display: false }, y: { min: 0, max: 100, display: false } },
+      },
+    });
+    canvas.dataset.ready = "1";
+  });
   document.getElementById("kappa-heatmap").dataset.ready = heatmap ? "1" : "";
   document.getElementById("left-pick").dataset.ready = bars ? "1" : "";
 })();

@@ -139,6 +139,9 @@ def test_lead_sees_the_quality_dashboard(live_server, page):
     page.wait_for_selector("#gold-drift[data-ready='1']", state="attached")
     page.wait_for_selector("#kappa-heatmap[data-ready='1']", state="attached")
     page.wait_for_selector("#left-pick[data-ready='1']", state="attached")
+    page.wait_for_selector("#annotator-table canvas.sparkline[data-annotator='calibrated'][data-ready='1']",
+                           state="attached")  # fmt: skip
+    assert "Calibration pairs" in page.inner_text("main") and "1 answers" in page.inner_text("#gold-figures")
     rows = page.locator("#annotator-table tbody tr")
     assert rows.count() == 4
     assert "imported:x" in page.inner_text("#annotator-table")
@@ -150,3 +153,28 @@ def test_lead_sees_the_quality_dashboard(live_server, page):
         " return d.every(v => v === 0); }"
     )
     assert blank is False
+
+
+def test_training_item_shows_feedback_then_continues_from_the_keyboard(live_server, page):
+    from annotation.services.calibration import pair_gold_set
+
+    project = ProjectFactory(slug="train", overlap_k=1)
+    gold, *_ = make_pairs(project, 3)
+    pair_gold_set(pair=gold, gold="A", explanation="Guideline 1: **correctness first**.")
+    project_update(project=project, training_items=1, calibration_rate=0.0)
+    user = UserFactory()
+    member(project, user)
+    log_in(page, live_server, user, "/p/train/annotate/")
+    page.wait_for_selector("#item-slot .training-banner")
+    training = Assignment.objects.get(annotator=user, kind="training")
+    page.keyboard.press("2" if training.left_is_a else "1")  # the side B is on: the wrong answer
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#training-feedback")
+    feedback = page.inner_text("#training-feedback")
+    assert "Not quite" in feedback and "correctness first" in feedback
+    assert ("left" if training.left_is_a else "right") in feedback
+    page.keyboard.press("Enter")  # continue
+    page.wait_for_selector("#item-slot form.item")
+    assert page.query_selector("#item-slot .training-banner") is None
+    assert shown_id(page) != str(training.public_id)
+    assert Label.objects.get(assignment=training).choice == "B"

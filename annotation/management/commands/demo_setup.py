@@ -44,6 +44,7 @@ class Command(BaseCommand):
                 guidelines=DEMO_GUIDELINES,
                 overlap_k=2,
                 strength_scale=["slightly", "clearly", "much"],
+                training_items=2,
                 description="A small project written by Arbiter's demo script. Label a few pairs from the keyboard.",
             )
         for username, role in USERS:

@@ -57,7 +57,14 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {name}: {a['labels']} labels, left picked {_pct(a['left_pick_rate'])}{pval}, "
                 f"longer picked {_pct(a['longer_pick_rate'])}, median {_secs(a['median_seconds'])}, "
-                f"gold {_pct(a['gold_accuracy'])} of {a['gold_answers']}{fast}"
+                f"gold {_pct(a['gold_accuracy'])} of {a['gold_answers']}, "
+                f"self-consistency {_pct(a.get('self_consistency'))} of {a.get('repeats', 0)} repeats{fast}"
+            )
+        gold = report.get("gold_agreement")
+        if gold and gold.get("labels"):
+            self.stdout.write(
+                f"  calibration pairs (separate): {gold['labels']} answers, {_pct(gold['accuracy'])} as expected, "
+                f"Fleiss' kappa {_fmt(gold['fleiss_kappa'])}"
             )
         for p in report["pairwise_cohen_kappa"]:
             kappa = "undefined" if p["kappa"] is None else f"{p['kappa']:.3f}"
