@@ -188,6 +188,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# LLM judge calls run on their own queue, so a long judge run never delays imports (workers: -Q judge).
+CELERY_TASK_ROUTES = {"judging.tasks.*": {"queue": "judge"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Arbiter

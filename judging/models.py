@@ -1,1 +1,194 @@
-"""Placeholder: this app is built in a later issue."""
+"""LLM judges: configurations, versioned prompt templates, runs, verdicts, the request cache and per-pair results.
+
+A verdict is stored in *pair* terms (A/B of the pair) and in *slot* terms (which response the judge saw first):
+the judge sees the pair in one order ("ab": A first) or the other ("ba": B first). Counters on JudgeRun are written
+only by the run services, with F() updates in the same transaction as the verdict they count.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from annotation.models import Pair, Project
+
+
+class JudgeConfig(models.Model):
+    class ResponseMode(models.TextChoices):
+        UNKNOWN = "", "Not detected yet"
+        JSON_SCHEMA = "json_schema", "response_format json_schema (OpenAI, vLLM)"
+        JSON_OBJECT_SCHEMA = "json_object_schema", "response_format json_object with a schema (llama.cpp)"
+        JSON_OBJECT = "json_object", "response_format json_object (validated afterwards)"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Null project: shared by an admin with every project.
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="judges")
+    name = models.CharField(max_length=100)
+    base_url = models.URLField(max_length=500, help_text="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1")
+    model = models.CharField(max_length=200)
+    api_key_env = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Name of the environment variable that holds the API key on the workers (never the key itself).",
+    )
+    temperature = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
+    max_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(16), MaxValueValidator(32768)])
+    price_input_per_m = models.DecimalField(max_digits=10, decimal_places=4, default=0, help_text="USD per 1M input")
+    price_output_per_m = models.DecimalField(max_digits=10, decimal_places=4, default=0, help_text="USD per 1M output")
+    max_concurrency = models.PositiveSmallIntegerField(
+        default=4, validators=[MinValueValidator(1), MaxValueValidator(64)]
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(1)], help_text="For all workers together."
+    )
+    budget_usd = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, help_text="A run stops when its cost reaches this."
+    )
+    both_orders = models.BooleanField(default=True, help_text="Judge each pair with A first and with B first.")
+    response_mode = models.CharField(max_length=20, choices=ResponseMode.choices, blank=True, default="")
+    logprobs_supported = models.BooleanField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="judge_name_unique_per_project"),
+            models.UniqueConstraint(
+                fields=["name"], condition=Q(project__isnull=True), name="shared_judge_name_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PromptVersion(models.Model):
+    """One version of a judge's prompt. Placeholders: {guidelines} {criteria} {prompt} {response_a} {response_b}
+    (response_a is whatever the judge sees first)."""
+
+    judge = models.ForeignKey(JudgeConfig, on_delete=models.CASCADE, related_name="prompt_versions")
+    version = models.PositiveIntegerField()
+    system = models.TextField()
+    template = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [models.UniqueConstraint(fields=["judge", "version"], name="prompt_version_unique")]
+
+
+class JudgeRun(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        SUCCEEDED = "succeeded", "Finished"
+        CANCELLED = "cancelled", "Cancelled"
+        BUDGET = "budget", "Stopped: budget reached"
+        FAILED = "failed", "Failed"
+
+    LIVE = (State.QUEUED, State.RUNNING)
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_runs")
+    judge = models.ForeignKey(JudgeConfig, on_delete=models.CASCADE, related_name="runs")
+    prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="runs")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    only_unlabelled = models.BooleanField(default=False)
+    limit = models.PositiveIntegerField(null=True, blank=True)
+    pair_ids = models.JSONField(default=list, help_text="The pairs this run judges, fixed when it starts.")
+    requests_planned = models.PositiveIntegerField(default=0)
+    verdicts_done = models.PositiveIntegerField(default=0)
+    unparseable = models.PositiveIntegerField(default=0)
+    api_calls = models.PositiveIntegerField(default=0)
+    cache_hits = models.PositiveIntegerField(default=0)
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class Verdict(models.Model):
+    class Order(models.TextChoices):
+        AB = "ab", "A shown first"
+        BA = "ba", "B shown first"
+
+    class Status(models.TextChoices):
+        OK = "ok", "Parsed"
+        UNPARSEABLE = "unparseable", "Unparseable"
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="verdicts")
+    judge = models.ForeignKey(JudgeConfig, on_delete=models.CASCADE, related_name="verdicts")
+    prompt_version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="verdicts")
+    run = models.ForeignKey(JudgeRun, null=True, on_delete=models.SET_NULL, related_name="verdicts")
+    order = models.CharField(max_length=2, choices=Order.choices)
+    status = models.CharField(max_length=12, choices=Status.choices)
+    # pair terms: A, B or tie; slot terms: "first", "second" or "tie"
+    winner = models.CharField(max_length=4, blank=True)
+    winner_slot = models.CharField(max_length=6, blank=True)
+    score_a = models.PositiveSmallIntegerField(null=True)
+    score_b = models.PositiveSmallIntegerField(null=True)
+    rationale = models.TextField(blank=True)
+    confidence = models.FloatField(null=True, help_text="Probability of the winner token, where logprobs came back.")
+    raw = models.TextField(blank=True, help_text="The model's reply as received.")
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    from_cache = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pair", "judge", "prompt_version", "order"], name="verdict_once_per_pair_order"
+            )
+        ]
+        indexes = [models.Index(fields=["run", "pair"], name="verdict_run_idx")]
+
+
+class CachedReply(models.Model):
+    """A server reply keyed by everything that determines it, so a re-run or a resumed run never pays twice."""
+
+    key = models.CharField(max_length=64, unique=True)
+    content = models.TextField()
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    confidence = models.FloatField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class PairJudgement(models.Model):
+    """Both orders of one pair by one judge and prompt version, combined: what curation reads."""
+
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="judgements")
+    judge = models.ForeignKey(JudgeConfig, on_delete=models.CASCADE, related_name="judgements")
+    prompt_version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="judgements")
+    winner = models.CharField(max_length=4, help_text="A, B or tie; tie when the orders disagree.")
+    consistent = models.BooleanField(help_text="Both orders named the same winner.")
+    margin = models.FloatField(help_text="Mean of score_a - score_b over the orders judged (swap-consistent).")
+    orders = models.PositiveSmallIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["pair", "judge", "prompt_version"], name="judgement_once_per_pair")
+        ]

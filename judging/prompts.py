@@ -1,0 +1,58 @@
+"""The judge's prompt: a default template and the rendering of one (pair, order) into chat messages.
+
+Placeholders (written in braces): {guidelines} {criteria} {prompt} {response_a} {response_b}. ``response_a`` is the
+response the judge sees first, whichever of the pair's responses that is in this order. Substitution is a single
+pass over the template, so braces inside the substituted texts are never interpreted.
+"""
+
+from __future__ import annotations
+
+import re
+
+DEFAULT_SYSTEM = (
+    "You are an impartial judge of AI assistant responses. You compare two responses to the same conversation and "
+    "decide which one is better. Ignore the order in which they are shown and their length; judge only what they say."
+)
+
+DEFAULT_TEMPLATE = """Guidelines for this project:
+{guidelines}
+{criteria}
+[Conversation]
+{prompt}
+
+[Response A]
+{response_a}
+
+[Response B]
+{response_b}
+
+Compare the two responses. Reply with a JSON object only: {"winner": "A", "B" or "tie", "score_a": integer 1-10,
+"score_b": integer 1-10, "rationale": one or two sentences}."""
+
+PLACEHOLDERS = ("guidelines", "criteria", "prompt", "response_a", "response_b")
+_PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+
+def render_conversation(messages: list[dict]) -> str:
+    if len(messages) == 1 and messages[0].get("role", "user") == "user":
+        return messages[0].get("content", "")
+    return "\n\n".join(f"{m.get('role', 'user').upper()}: {m.get('content', '')}" for m in messages)
+
+
+def render_messages(*, system: str, template: str, guidelines: str, criteria: list[str], prompt: list[dict],
+                    first: str, second: str) -> list[dict]:  # fmt: skip
+    values = {
+        "guidelines": guidelines.strip() or "(none)",
+        "criteria": ("Criteria to weigh: " + ", ".join(criteria) + "\n") if criteria else "",
+        "prompt": render_conversation(prompt),
+        "response_a": first,
+        "response_b": second,
+    }
+    user = _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def template_problems(template: str) -> list[str]:
+    """What is wrong with a template a lead wrote (empty when it is usable)."""
+    missing = [p for p in ("prompt", "response_a", "response_b") if "{" + p + "}" not in template]
+    return [f"the template must contain {{{p}}}" for p in missing]

@@ -1,0 +1,167 @@
+"""Judge configurations, prompt versions and runs: every write, whichever door (page, API, command) it came from."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from annotation.models import Label, Pair, Project
+
+from .engine import orders_for
+from .models import JudgeConfig, JudgeRun, PromptVersion, Verdict
+from .prompts import DEFAULT_SYSTEM, DEFAULT_TEMPLATE, template_problems
+
+JUDGE_SETTINGS = (
+    "name", "base_url", "model", "api_key_env", "temperature", "max_tokens", "price_input_per_m",
+    "price_output_per_m", "max_concurrency", "requests_per_minute", "budget_usd", "both_orders",
+)  # fmt: skip
+CONNECTION_SETTINGS = ("base_url", "model", "api_key_env")
+
+
+class QueueUnavailable(Exception):
+    """The task queue could not be reached: nothing was started (runs are never executed inline)."""
+
+
+def _check_env_name(value: str) -> None:
+    if value and not value.replace("_", "").isalnum():
+        raise ValidationError({"api_key_env": "Give the *name* of an environment variable (letters, digits, _)."})
+
+
+@transaction.atomic
+def judge_create(*, project: Project | None, user, system: str = DEFAULT_SYSTEM, template: str = DEFAULT_TEMPLATE,
+                 **values) -> JudgeConfig:  # fmt: skip
+    """A judge configuration (``project=None``: shared with every project, admins only) and its prompt version 1."""
+    unknown = set(values) - set(JUDGE_SETTINGS)
+    if unknown:
+        raise ValidationError(f"Unknown judge settings: {', '.join(sorted(unknown))}.")
+    _check_env_name(values.get("api_key_env", ""))
+    judge = JudgeConfig(project=project, created_by=user, **values)
+    judge.full_clean()
+    judge.save()
+    prompt_update(judge=judge, system=system, template=template, user=user)
+    return judge
+
+
+@transaction.atomic
+def judge_update(*, judge: JudgeConfig, **values) -> JudgeConfig:
+    """Change settings. Changing the endpoint or model forgets the detected response format."""
+    locked = JudgeConfig.objects.select_for_update().get(pk=judge.pk)
+    _check_env_name(values.get("api_key_env", ""))
+    for key, value in values.items():
+        if key not in JUDGE_SETTINGS:
+            raise ValidationError(f"Unknown judge setting: {key}.")
+        if key in CONNECTION_SETTINGS and getattr(locked, key) != value:
+            locked.response_mode, locked.logprobs_supported = "", None
+        setattr(locked, key, value)
+    locked.full_clean()
+    locked.save()
+    return locked
+
+
+@transaction.atomic
+def prompt_update(*, judge: JudgeConfig, system: str, template: str, user) -> PromptVersion:
+    """A new prompt version when the text changed (verdicts are per version, so old ones stay valid for theirs)."""
+    problems = template_problems(template)
+    if problems:
+        raise ValidationError({"template": "; ".join(problems).capitalize() + "."})
+    JudgeConfig.objects.select_for_update().filter(pk=judge.pk).get()
+    current = PromptVersion.objects.filter(judge=judge).order_by("-version").first()
+    if current is not None and (current.system, current.template) == (system, template):
+        return current
+    return PromptVersion.objects.create(
+        judge=judge, version=(current.version + 1) if current else 1, system=system, template=template, created_by=user
+    )
+
+
+def _pairs_for_run(project: Project, *, only_unlabelled: bool, limit: int | None) -> list[int]:
+    pairs = Pair.objects.filter(project=project)
+    if only_unlabelled:
+        pairs = pairs.filter(~Exists(Label.objects.filter(pair=OuterRef("pk"))))
+    pairs = pairs.order_by("pk").values_list("pk", flat=True)
+    return list(pairs[:limit] if limit else pairs)
+
+
+def run_start(*, project: Project, judge: JudgeConfig, user, only_unlabelled: bool = False,
+              limit: int | None = None) -> JudgeRun:  # fmt: skip
+    """Create a run over the project's pairs (fixed now) with the judge's current prompt and queue it on the
+    ``judge`` queue. Raises QueueUnavailable (the run is then recorded as failed) if the broker is down."""
+    if judge.project_id not in (None, project.pk):
+        raise ValidationError({"judge": "This judge belongs to another project."})
+    if limit is not None and limit < 1:
+        raise ValidationError({"limit": "The limit must be at least 1."})
+    version = PromptVersion.objects.filter(judge=judge).order_by("-version").first()
+    with transaction.atomic():
+        pair_ids = _pairs_for_run(project, only_unlabelled=only_unlabelled, limit=limit)
+        if not pair_ids:
+            raise ValidationError("There are no pairs to judge.")
+        already = Verdict.objects.filter(judge=judge, prompt_version=version, pair_id__in=pair_ids).count()
+        run = JudgeRun.objects.create(
+            project=project, judge=judge, prompt_version=version, only_unlabelled=only_unlabelled, limit=limit,
+            pair_ids=pair_ids, requests_planned=len(pair_ids) * len(orders_for(judge)), verdicts_done=already,
+            created_by=user,
+        )  # fmt: skip
+    _dispatch(run)
+    return run
+
+
+def _dispatch(run: JudgeRun) -> None:
+    from .tasks import judge_run_dispatch
+
+    try:
+        judge_run_dispatch.delay(run.pk)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: fail loudly, never run inline
+        JudgeRun.objects.filter(pk=run.pk).update(
+            state=JudgeRun.State.FAILED, error=f"The task queue is unreachable: {exc}", finished_at=timezone.now()
+        )
+        raise QueueUnavailable(f"The task queue is unreachable, so the run was not started: {exc}") from exc
+
+
+def run_pause(*, run: JudgeRun) -> JudgeRun:
+    """Workers stop between requests; everything judged so far is kept. Resume picks up what is missing."""
+    JudgeRun.objects.filter(pk=run.pk, state__in=JudgeRun.LIVE).update(state=JudgeRun.State.PAUSED)
+    run.refresh_from_db()
+    return run
+
+
+def run_resume(*, run: JudgeRun) -> JudgeRun:
+    """A paused run (or one whose workers died) is queued again; only the (pair, order)s without a verdict are
+    asked, and cached replies are reused."""
+    changed = JudgeRun.objects.filter(
+        pk=run.pk, state__in=[JudgeRun.State.PAUSED, JudgeRun.State.RUNNING, JudgeRun.State.QUEUED]
+    ).update(state=JudgeRun.State.QUEUED, error="")
+    run.refresh_from_db()
+    if changed:
+        _dispatch(run)
+    return run
+
+
+def run_cancel(*, run: JudgeRun) -> JudgeRun:
+    JudgeRun.objects.filter(pk=run.pk, state__in=[*JudgeRun.LIVE, JudgeRun.State.PAUSED]).update(
+        state=JudgeRun.State.CANCELLED, finished_at=timezone.now()
+    )
+    run.refresh_from_db()
+    return run
+
+
+def run_finish_if_done(run: JudgeRun) -> bool:
+    """Mark a live run finished once every planned (pair, order) has a verdict, counted in the table (verdicts
+    another run wrote for the same judge and prompt count too)."""
+    n = Verdict.objects.filter(
+        judge=run.judge_id, prompt_version=run.prompt_version_id, pair_id__in=run.pair_ids
+    ).count()
+    if n < run.requests_planned:
+        return False
+    return bool(
+        JudgeRun.objects.filter(pk=run.pk, state__in=JudgeRun.LIVE).update(
+            state=JudgeRun.State.SUCCEEDED, verdicts_done=n, finished_at=timezone.now()
+        )
+    )
+
+
+def run_cost_per_thousand(run: JudgeRun) -> Decimal | None:
+    pairs = len(run.pair_ids)
+    return (run.cost_usd * 1000 / pairs) if pairs else None
