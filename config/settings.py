@@ -183,6 +183,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "control_folder": str(BROKER_DIR / "control"),
     }
+else:
+    # An unacknowledged task (its worker was killed) goes back to the queue after this many seconds; it must be
+    # longer than any task's time limit (the longest, a judge chunk, is 30 minutes).
+    CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=5)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        "unacked_restore_interval": max(1, min(10, CELERY_VISIBILITY_TIMEOUT // 4)),
+        "unacked_restore_throttle": 1,
+    }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -193,6 +202,8 @@ CELERY_TASK_ROUTES = {"judging.tasks.*": {"queue": "judge"}}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Arbiter
+JUDGE_CHUNK_PAIRS = env_int("JUDGE_CHUNK_PAIRS", 8, minimum=1)  # pairs per judge task (both orders each)
+JUDGE_RATE_LIMIT_REDIS_URL = env_str("JUDGE_RATE_LIMIT_REDIS_URL", "")  # default: the broker, when it is Redis
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
 IMPORT_MAX_FIELD_CHARS = env_int("IMPORT_MAX_FIELD_CHARS", 200_000, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

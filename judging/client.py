@@ -90,6 +90,7 @@ class Parsed:
     tokens_out: int
     confidence: float | None
     error: str = ""
+    calls: int = 1  # HTTP requests it took (2 with a repair attempt)
 
 
 def make_client(*, base_url: str, api_key_env: str) -> openai.OpenAI:
@@ -217,9 +218,9 @@ def judge_messages(client: openai.OpenAI, *, model: str, messages: list[dict], m
     tokens_in, tokens_out = reply.tokens_in + second.tokens_in, reply.tokens_out + second.tokens_out
     verdict, problem = parse_verdict(second.content)
     if verdict is not None:
-        return Parsed(verdict, second.content, tokens_in, tokens_out, None)
+        return Parsed(verdict, second.content, tokens_in, tokens_out, None, calls=2)
     raw = reply.content + "\n--- repair attempt ---\n" + second.content
-    return Parsed(None, raw, tokens_in, tokens_out, None, error=problem)
+    return Parsed(None, raw, tokens_in, tokens_out, None, error=problem, calls=2)
 
 
 def detect_mode(client: openai.OpenAI, *, model: str, messages: list[dict], max_tokens: int) -> str:

@@ -126,7 +126,7 @@ def _record(run: JudgeRun, job: Job, parsed: Parsed, *, from_cache: bool) -> boo
         verdict.rationale = v.rationale
     else:
         verdict.rationale = parsed.error
-    paid = 0 if from_cache else 1
+    paid = 0 if from_cache else parsed.calls
     cost = Decimal(0) if from_cache else _cost(judge, parsed.tokens_in, parsed.tokens_out)
     try:
         with transaction.atomic():
@@ -145,7 +145,7 @@ def _record(run: JudgeRun, job: Job, parsed: Parsed, *, from_cache: bool) -> boo
                 verdicts_done=F("verdicts_done") + 1,
                 unparseable=F("unparseable") + (0 if v else 1),
                 api_calls=F("api_calls") + paid,
-                cache_hits=F("cache_hits") + (1 - paid),
+                cache_hits=F("cache_hits") + (1 if from_cache else 0),
                 tokens_in=F("tokens_in") + (0 if from_cache else parsed.tokens_in),
                 tokens_out=F("tokens_out") + (0 if from_cache else parsed.tokens_out),
                 cost_usd=F("cost_usd") + cost,
@@ -255,7 +255,7 @@ def judge_chunk(run: JudgeRun, pair_ids: list[int]) -> ChunkOutcome:
             try:
                 parsed = future.result()
             except ItemRejected as exc:
-                parsed = Parsed(None, exc.message, 0, 0, None, error=exc.message)
+                parsed = Parsed(None, exc.message, 0, 0, None, error=exc.message, calls=0)
             except JudgeError as exc:
                 trouble = trouble or exc
                 stop.set()

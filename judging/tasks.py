@@ -6,6 +6,7 @@ import logging
 import random
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
 from .engine import judge_chunk, run_stop
@@ -14,7 +15,6 @@ from .services import run_finish_if_done
 
 logger = logging.getLogger(__name__)
 
-CHUNK_MIN_PAIRS = 8
 MAX_TRANSIENT_RETRIES = 12
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_MAX_SECONDS = 600.0
@@ -36,7 +36,7 @@ def judge_run_dispatch(run_id: int) -> None:
     )
     if run_finish_if_done(run):
         return
-    size = max(CHUNK_MIN_PAIRS, 2 * run.judge.max_concurrency)
+    size = max(settings.JUDGE_CHUNK_PAIRS, 2 * run.judge.max_concurrency)
     for start in range(0, len(run.pair_ids), size):
         judge_run_chunk.delay(run.pk, run.pair_ids[start : start + size])
 

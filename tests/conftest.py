@@ -67,3 +67,13 @@ def as_annotator(annotator):
 @pytest.fixture
 def as_outsider(outsider):
     return login(outsider)
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """The real model server for judge tests (one per test session; it answers one request at a time)."""
+    from tests.judging.llama_server import start_llama_server, stop
+
+    server = start_llama_server(tmp_path_factory.mktemp("llama"))
+    yield server
+    stop(server)

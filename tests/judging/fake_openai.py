@@ -110,7 +110,8 @@ def _completion(body: dict, content: str | None) -> dict:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "fake"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
-                     "logprobs": None}],  # fmt: skip
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}
+        ],  # fmt: skip
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
     }

@@ -33,7 +33,8 @@ def new_run(project, judge, pairs, lead):
 
 def make_judge(project, lead, server, **kw):
     values = {"name": "fake", "base_url": server.base_url, "model": "m", "max_tokens": 64,
-              "requests_per_minute": 60_000, "price_input_per_m": Decimal("1.0"), "price_output_per_m": Decimal("2.0"), **kw}  # fmt: skip
+              "requests_per_minute": 60_000, "price_input_per_m": Decimal("1.0"),
+              "price_output_per_m": Decimal("2.0"), **kw}  # fmt: skip
     return judge_create(project=project, user=lead, **values)
 
 
