@@ -2,7 +2,9 @@
 OpenAI-compatible server. The 135M model nearly always says "A": these tests check the plumbing and the bias
 report (a high first-slot rate, many flips), not verdict quality."""
 
+import os
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -28,17 +30,20 @@ def state(run):
     return JudgeRun.objects.get(pk=run.pk).state
 
 
-def test_a_judge_run_on_a_worker_judges_every_pair_in_both_orders(project, lead, llama_server):
+def test_a_judge_run_on_a_worker_judges_every_pair_in_both_orders(project, lead, llama_server, settings):
     pairs = make_pairs(project, 20)
     for pair in pairs[:10]:  # labels from elsewhere, for agreement with humans
         for name in ("x", "y"):
             Label.objects.create(project=project, pair=pair, source="external", external_annotator=name, choice="A")
     for pair in pairs[10:13]:
         pair_gold_set(pair=pair, gold="B")
-    judge = small_judge(project, lead, llama_server)
-    with celery_worker(queues="judge"):
+    judge = small_judge(project, lead, llama_server, api_key_env="ARBITER_TEST_JUDGE_KEY")
+    secret = "sk-test-key-that-must-never-be-logged"
+    with celery_worker(queues="judge", extra_env={"ARBITER_TEST_JUDGE_KEY": secret}):
         run = run_start(project=project, judge=judge, user=lead)
         assert wait_for(lambda: state(run) not in JudgeRun.LIVE, timeout=600), JudgeRun.objects.get(pk=run.pk).error
+    worker_log = (Path(settings.VAR_DIR) / f"test-worker-{os.getpid()}.log").read_text()
+    assert "judging.tasks.judge_run_chunk" in worker_log and secret not in worker_log
     run.refresh_from_db()
     assert run.state == JudgeRun.State.SUCCEEDED, run.error
     verdicts = Verdict.objects.filter(run=run)

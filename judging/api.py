@@ -1,0 +1,91 @@
+"""Judging REST API (/api/v1/projects/<slug>/judges|judge-runs): leads only, 404 for anyone else."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.access import LEAD, project_for_user
+
+from .access import judge_for_user, run_for_user
+from .selectors import judges_for, run_report, runs_of
+from .serializers import JudgeSerializer, RunRequestSerializer, RunSerializer
+from .services import JUDGE_SETTINGS, QueueUnavailable, judge_create, run_cancel, run_pause, run_resume, run_start
+
+
+def _as_drf(exc: DjangoValidationError) -> ValidationError:
+    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
+
+
+class JudgeListView(APIView):
+    @extend_schema(responses={200: JudgeSerializer(many=True)})
+    def get(self, request, slug):
+        project = project_for_user(request.user, slug, role=LEAD)
+        return Response(JudgeSerializer(judges_for(project), many=True).data)
+
+    @extend_schema(request=JudgeSerializer, responses={201: JudgeSerializer})
+    def post(self, request, slug):
+        """Create a judge for this project (admins: ``shared: true`` is not settable here; use the page)."""
+        project = project_for_user(request.user, slug, role=LEAD)
+        serializer = JudgeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        text = {k: data[k] for k in ("system", "template") if k in data}
+        try:
+            judge = judge_create(project=project, user=request.user, **text,
+                                 **{k: v for k, v in data.items() if k in JUDGE_SETTINGS})  # fmt: skip
+        except DjangoValidationError as exc:
+            raise _as_drf(exc) from None
+        return Response(JudgeSerializer(judge).data, status=status.HTTP_201_CREATED)
+
+
+class RunListView(APIView):
+    @extend_schema(responses={200: RunSerializer(many=True)})
+    def get(self, request, slug):
+        project = project_for_user(request.user, slug, role=LEAD)
+        return Response(RunSerializer(runs_of(project), many=True).data)
+
+    @extend_schema(request=RunRequestSerializer, responses={202: RunSerializer, 503: OpenApiResponse()})
+    def post(self, request, slug):
+        """Start a run: the pairs are fixed now and judged by workers on the ``judge`` queue."""
+        project = project_for_user(request.user, slug, role=LEAD)
+        serializer = RunRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        judge = judge_for_user(request.user, project, data["judge"])
+        try:
+            run = run_start(project=project, judge=judge, user=request.user,
+                            only_unlabelled=data["only_unlabelled"], limit=data.get("limit"))  # fmt: skip
+        except DjangoValidationError as exc:
+            raise _as_drf(exc) from None
+        except QueueUnavailable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RunDetailView(APIView):
+    @extend_schema(responses={200: OpenApiResponse(description="The run's progress, ledger and quality report.")})
+    def get(self, request, slug, run_id):
+        project = project_for_user(request.user, slug, role=LEAD)
+        run = run_for_user(request.user, project, run_id)
+        return Response({**RunSerializer(run).data, "report": run_report(run) if run.verdicts_done else None})
+
+
+class RunActionView(APIView):
+    actions = {"pause": run_pause, "resume": run_resume, "cancel": run_cancel}
+
+    @extend_schema(request=None, responses={200: RunSerializer, 404: OpenApiResponse()})
+    def post(self, request, slug, run_id, action):
+        project = project_for_user(request.user, slug, role=LEAD)
+        run = run_for_user(request.user, project, run_id)
+        if action not in self.actions:
+            return Response({"detail": "Unknown action."}, status=status.HTTP_404_NOT_FOUND)
+        try:
+            run = self.actions[action](run=run)
+        except QueueUnavailable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(RunSerializer(run).data)
