@@ -182,3 +182,36 @@ def test_requests_are_spaced_by_the_rate_limit_even_with_concurrency(project, le
     assert len(arrivals) == 8
     # A lower bound only: a slow machine makes the gaps longer, never shorter.
     assert all(b - a >= 0.09 for a, b in zip(arrivals, arrivals[1:], strict=False))
+
+
+def test_report_and_aggregate_across_judges(project, lead, server):
+    from annotation.models import Label
+    from judging.selectors import pair_judge_aggregate, run_report
+
+    server.default = always("A")  # first-slot bias: flips on every pair
+    biased = make_judge(project, lead, server, name="biased")
+    pairs = make_pairs(project, 4)
+    for pair in pairs[:3]:
+        for name in ("h1", "h2"):
+            Label.objects.create(project=project, pair=pair, source="external", external_annotator=name, choice="B")
+    pair_gold_set(pair=pairs[3], gold="A")
+    run = new_run(project, biased, pairs, lead)
+    judge_chunk(run, [p.pk for p in pairs])
+    run.refresh_from_db()
+    report = run_report(run, n_boot=50)
+    assert report["first_slot_pick_rate"] == 1.0 and report["flip_rate"] == 1.0 and report["pairs_both_orders"] == 4
+    assert report["tie_rate"] == 0.0 and report["unparseable"] == 0
+    assert report["longer_pick_rate"] == 0.5  # response B is the longer one in every pair; half the picks are B
+    assert report["agreement_with_humans"]["n"] == 3 and report["agreement_with_gold"]["n"] == 1
+    assert report["cost_per_1000_pairs"] == pytest.approx(float(run.cost_usd) * 1000 / 4)
+    # a second, consistent judge that always prefers B
+    server.default = lambda body: ok(
+        verdict("B", 2, 9) if "Answer A" in body["messages"][1]["content"].split("[Response B]")[0] else
+        verdict("A", 9, 2)
+    )  # fmt: skip
+    steady = make_judge(project, lead, server, name="steady", model="m2")  # another model: no shared cache
+    judge_chunk(new_run(project, steady, pairs, lead), [p.pk for p in pairs])
+    aggregate = pair_judge_aggregate(project)
+    first = aggregate[pairs[0].pk]
+    # biased: tie (inconsistent), margin 0; steady: B, margin -7 → level votes: tie; mean margin -3.5
+    assert first == {"judges": 2, "winner": "tie", "mean_margin": -3.5, "consistent_judges": 1}
