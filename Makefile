@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-sqlite install judge-server migrate demo lint bench-assignment bench-judge clean
+.PHONY: run test test-sqlite install judge-server migrate demo lint bench-assignment bench-quality bench-judge clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ lint: install
 
 bench-assignment: install
 	$(PY) bench/assignment.py
+
+## The quality report on 1,000,000 labels from 200 annotators (its own database, built on the first run).
+bench-quality: install
+	$(PY) bench/quality.py
 
 bench-judge: install judge-server
 	$(PY) bench/judge.py

@@ -106,30 +106,34 @@ def imports_of(project: Project):
     return ImportBatch.objects.filter(project=project).select_related("created_by")[:50]
 
 
-def _label_matrix(project: Project, space: str, *, without_paused: bool = False):
-    """Every label of the project (human and imported) as a rating matrix. Annotators are named by username;
-    labels imported with pairs by ``imported:<annotator>``. ``without_paused`` leaves out paused annotators."""
-    from .quality.agreement import rating_matrix
+def _label_matrix(project: Project, space: str, *, without_paused: bool = False, labels=None):
+    """The labels agreement and consensus are computed on, as a rating matrix, and how many there are: imported
+    labels and regular human labels on pairs that are not calibration pairs. Calibration answers are reported
+    separately (project_gold, and ``gold_agreement`` in project_quality); training answers and mirrored repeats
+    never count. Annotators are named by username; labels imported with pairs by ``imported:<annotator>``.
+    ``without_paused`` leaves out paused annotators. ``labels``: the project's labels if already loaded
+    (annotation/quality/loading.py)."""
+    import numpy as np
 
-    # Calibration (gold) pairs are reported separately (project_gold), not mixed into agreement and consensus.
-    labels = Label.objects.filter(project=project, pair__gold="")
+    from .quality.agreement import rating_matrix_from_codes
+    from .quality.loading import KIND_EXTERNAL, KIND_REGULAR, NO_GOLD, project_labels
+
+    labels = project_labels(project) if labels is None else labels
+    keep = (labels.pair_gold == NO_GOLD) & ((labels.kind == KIND_EXTERNAL) | (labels.kind == KIND_REGULAR))
     if without_paused:
         paused = Membership.objects.filter(project=project, paused_at__isnull=False).values_list("user_id", flat=True)
-        labels = labels.exclude(annotator_id__in=list(paused))
-    rows = labels.values_list("pair_id", "annotator__username", "external_annotator", "choice")
-    items, raters, choices = [], [], []
-    for pair_id, username, external, choice in rows:
-        items.append(pair_id)
-        raters.append(username if username is not None else f"imported:{external}")
-        choices.append(choice)
-    return rating_matrix(items, raters, choices, space=space), len(items)
+        keep &= ~np.isin(labels.rater_user_ids, list(paused))[labels.rater]
+    matrix = rating_matrix_from_codes(
+        labels.pair_id[keep], labels.rater[keep], labels.raters, labels.choice[keep], space=space
+    )
+    return matrix, int(keep.sum())
 
 
-def project_agreement(project: Project, *, space: str = "with_ties", n_boot: int = 500) -> dict:
-    """Agreement figures over every label of the project; see annotation/quality/agreement.py."""
+def project_agreement(project: Project, *, space: str = "with_ties", n_boot: int = 500, labels=None) -> dict:
+    """Agreement figures over the labels ``_label_matrix`` selects; see annotation/quality/agreement.py."""
     from .quality.agreement import agreement_summary
 
-    matrix, n_labels = _label_matrix(project, space)
+    matrix, n_labels = _label_matrix(project, space, labels=labels)
     return {"label_space": space, "labels": n_labels, **agreement_summary(matrix, n_boot=n_boot)}
 
 
@@ -143,66 +147,96 @@ def pair_consensus(project: Project) -> list[dict]:
     return item_consensus(matrix)
 
 
-def project_bias(project: Project) -> dict:
-    """Side, length and speed audits per annotator; see annotation/quality/bias.py."""
-    from django.db.models.functions import Length
+def project_bias(project: Project, *, labels=None) -> dict:
+    """Side, length and speed audits per annotator, over imported labels and human labels of kind regular or gold
+    (not training answers or mirrored repeats); see annotation/quality/bias.py."""
+    from .quality.bias import bias_report_from_codes
+    from .quality.loading import project_labels
 
-    from .quality.bias import bias_report
-
-    rows = (
-        Label.objects.filter(project=project)
-        .annotate(len_a=Length("pair__response_a"), len_b=Length("pair__response_b"))
-        .values_list(
-            "annotator__username", "external_annotator", "choice", "left_is_a", "len_a", "len_b", "time_on_item_ms"
-        )  # fmt: skip
+    labels = project_labels(project) if labels is None else labels
+    return bias_report_from_codes(
+        raters=labels.raters,
+        rater=labels.rater,
+        choice=labels.choice,
+        left_is_a=labels.left_is_a,
+        longer=labels.longer,
+        time_ms=labels.time_ms,
     )
-    return bias_report(
-        [(u if u is not None else f"imported:{e}", c, side, la, lb, ms) for u, e, c, side, la, lb, ms in rows]
-    )
 
 
-def project_gold(project: Project) -> dict[str, dict]:
-    """Per annotator: calibration answers, accuracy against the expected answers, and accuracy over the last
-    ROLLING_GOLD_WINDOW of them (drift shows as the rolling figure falling below the overall one)."""
-    rows = (
-        Label.objects.filter(project=project, assignment__kind=Assignment.Kind.GOLD)
-        .order_by("created_at", "pk")
-        .values_list("annotator__username", "choice", "pair__gold")
-    )
-    hits: dict[str, list[bool]] = defaultdict(list)
-    for username, choice, expected in rows:
-        hits[username].append(choice == expected)
+def project_gold(project: Project, *, labels=None, series_points: int = 100) -> dict[str, dict]:
+    """Per annotator: calibration answers (kind gold; training answers are practice with feedback and do not count),
+    accuracy against the expected answers, and accuracy over the last ROLLING_GOLD_WINDOW of them (drift shows as
+    the rolling figure falling below the overall one). ``rolling_series`` is that rolling accuracy after each
+    answer, oldest first, cut to the last ``series_points`` answers; ``rolling_series_start`` is the index of its
+    first point among all of the annotator's answers."""
+    import numpy as np
+
+    from .quality.loading import project_labels
+
+    labels = project_labels(project) if labels is None else labels
+    # Every annotator's answers together, oldest first (the stable sort keeps the time order within an annotator).
+    answers = labels.gold_sequence[np.argsort(labels.rater[labels.gold_sequence], kind="stable")]
+    rater = labels.rater[answers]
+    answered = np.bincount(rater, minlength=len(labels.raters))
+    first_answer = np.r_[0, np.cumsum(answered)[:-1]]
+    hits_before = np.r_[0, np.cumsum(labels.choice[answers] == labels.pair_gold[answers])]
+    # Rolling accuracy after each answer: hits in the window ending there (at most ROLLING_GOLD_WINDOW answers, all
+    # the annotator's) over its length, from one cumulative sum over all answers.
+    end = np.arange(1, len(answers) + 1)
+    start = np.maximum(end - ROLLING_GOLD_WINDOW, first_answer[rater])
+    series = (hits_before[end] - hits_before[start]) / (end - start)
     out = {}
-    for name, h in hits.items():
-        # accuracy over the window ending at each answer, oldest first: the drift chart
-        windows = [h[max(0, i + 1 - ROLLING_GOLD_WINDOW) : i + 1] for i in range(len(h))]
-        series = [sum(w) / len(w) for w in windows]
-        out[name] = {
-            "gold_answers": len(h),
-            "gold_accuracy": sum(h) / len(h),
-            "rolling_gold_accuracy": series[-1],
-            "rolling_series": series,
+    for r in sorted(np.flatnonzero(answered).tolist(), key=labels.raters.__getitem__):
+        first, n = int(first_answer[r]), int(answered[r])
+        shown = max(n - series_points, 0)
+        out[labels.raters[r]] = {
+            "gold_answers": n,
+            "gold_accuracy": int(hits_before[first + n] - hits_before[first]) / n,
+            "rolling_gold_accuracy": float(series[first + n - 1]),
+            "rolling_series": series[first + shown : first + n].tolist(),
+            "rolling_series_start": shown,
         }
     return out
 
 
 def project_quality(project: Project, *, space: str = "with_ties", n_boot: int = 500) -> dict:
-    """The quality report: agreement with CIs, pairwise kappas and per-annotator audits, in one dict."""
-    report = project_agreement(project, space=space, n_boot=n_boot)
-    bias = project_bias(project)
+    """The quality report in one dict: agreement with CIs and pairwise kappas over regular labels, the same figures
+    over calibration answers on calibration pairs with their accuracy (``gold_agreement``: the share of answers
+    equal to the expected one, all annotators together), and per-annotator audits. The labels are read once."""
+    from .quality.agreement import agreement_summary, rating_matrix_from_codes
+    from .quality.loading import KIND_GOLD, NO_GOLD, project_labels
+
+    labels = project_labels(project)
+    report = project_agreement(project, space=space, n_boot=n_boot, labels=labels)
+    bias = project_bias(project, labels=labels)
     report["bias"] = bias["project"]
-    gold = project_gold(project)
-    no_gold = {"gold_answers": 0, "gold_accuracy": None, "rolling_gold_accuracy": None, "rolling_series": []}
+    answers = (labels.kind == KIND_GOLD) & (labels.pair_gold != NO_GOLD)
+    gold_matrix = rating_matrix_from_codes(
+        labels.pair_id[answers], labels.rater[answers], labels.raters, labels.choice[answers], space=space
+    )
+    correct = labels.choice[answers] == labels.pair_gold[answers]
+    report["gold_agreement"] = {
+        "labels": int(answers.sum()),
+        "accuracy": float(correct.mean()) if len(correct) else None,
+        **agreement_summary(gold_matrix, n_boot=n_boot),
+    }
+    gold = project_gold(project, labels=labels)
+    no_gold = {"gold_answers": 0, "gold_accuracy": None, "rolling_gold_accuracy": None, "rolling_series": [],
+               "rolling_series_start": 0}  # fmt: skip
     paused = dict(
         Membership.objects.filter(project=project, paused_at__isnull=False).values_list(
             "user__username", "paused_reason"
         )
     )
+    repeats = project_self_consistency(project)
+    no_repeats = {"repeats": 0, "consistent": 0, "self_consistency": None, "same_side": 0}
     report["per_annotator"] = {
         name: {
             **audit,
             "mean_kappa": report["mean_kappa_by_annotator"].get(name),
             **gold.get(name, no_gold),
+            **repeats.get(name, no_repeats),
             "paused": name in paused,
             "paused_reason": paused.get(name, ""),
         }

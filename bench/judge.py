@@ -151,8 +151,10 @@ def main() -> None:
             # both sides know the format: no detection probes in the pipeline's time
             JudgeConfig.objects.filter(pk=judge.pk).update(response_mode="json_object_schema", logprobs_supported=True)
             judge.refresh_from_db()
-            probe = JudgeRun(project=project, judge=judge, prompt_version=judge.prompt_versions.get(),
-                             pair_ids=list(Pair.objects.filter(project=project).values_list("pk", flat=True)))  # fmt: skip
+            pair_ids = list(Pair.objects.filter(project=project).values_list("pk", flat=True))
+            probe = JudgeRun(
+                project=project, judge=judge, prompt_version=judge.prompt_versions.get(), pair_ids=pair_ids
+            )
             messages = [job.messages for job in _jobs(probe, probe.pair_ids)]
             # bare loop with a different nonce so the server sees different prompts (no server-side reuse)
             bare_messages = [[{**m[0], "content": m[0]["content"] + " bare"}, m[1]] for m in messages]

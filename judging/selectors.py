@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from django.db.models import Q
-from django.db.models.functions import Length
 
 from annotation.models import Pair, Project
 from annotation.quality.two_raters import kappa_with_ci
@@ -37,9 +36,11 @@ def run_report(run: JudgeRun, *, n_boot: int = 500) -> dict:
     """How far to trust this judge on this run's pairs: position and length bias, flips, ties, agreement with the
     human consensus and with calibration answers (Cohen's kappa with n and a 95% CI), cost and failures."""
     rows = list(
-        Verdict.objects.filter(judge=run.judge_id, prompt_version=run.prompt_version_id, pair_id__in=run.pair_ids)
-        .annotate(len_a=Length("pair__response_a"), len_b=Length("pair__response_b"))
-        .values_list("pair_id", "order", "status", "winner", "winner_slot", "len_a", "len_b")
+        Verdict.objects.filter(
+            judge=run.judge_id, prompt_version=run.prompt_version_id, pair_id__in=run.pair_ids
+        ).values_list(
+            "pair_id", "order", "status", "winner", "winner_slot", "pair__response_a_chars", "pair__response_b_chars"
+        )
     )
     ok = [r for r in rows if r[2] == Verdict.Status.OK]
     decisive = [r for r in ok if r[4] in ("first", "second")]

@@ -17,6 +17,13 @@ from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss
 
 from annotation.quality.agreement import (
     LABEL_SPACES,
+    _alpha_from_counts,
+    _bootstrap,
+    _count_patterns,
+    _fleiss_from_counts,
+    _percent_from_counts,
+    _resampled_figures,
+    agreement_summary,
     cohen_pairwise,
     fleiss_kappa,
     krippendorff_alpha,
@@ -193,3 +200,110 @@ def test_project_quality_command(project, capsys):
     call_command("project_quality", "demo", "--json", "--space", "decisive", stdout=out)
     report = json.loads(out.getvalue())
     assert report["label_space"] == "decisive" and report["items_with_two_or_more_labels"] == 2
+
+
+def random_labels(rng, *, n_items=80):
+    """(item, annotator, choice) triples with the awkward cases in them: r10 and r11 always say "B" on the items
+    they share (kappa undefined), r12 and r13 never share an item, r14 only says "tie" (nothing left of r14 in the
+    decisive space). r00 to r09 answer at random, more often "A" or "B" than not."""
+    triples = []
+    for item in range(n_items):
+        for r in rng.choice(10, size=rng.integers(1, 7), replace=False):
+            triples.append((item, f"r{r:02d}", str(rng.choice(CHOICES, p=[0.35, 0.35, 0.2, 0.1]))))
+        if item % 3 == 0:
+            triples += [(item, "r10", "B"), (item, "r11", "B")]
+        triples.append((item, "r12" if item % 2 else "r13", str(rng.choice(CHOICES))))
+        if item % 4 == 0:
+            triples.append((item, "r14", "tie"))
+    return triples
+
+
+@pytest.mark.parametrize("space", sorted(LABEL_SPACES))
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_pairwise_kappa_and_mean_equal_scikit_learn(space, seed):
+    triples = random_labels(np.random.default_rng(seed))
+    m = rating_matrix(*zip(*triples, strict=True), space=space)
+    mapping = LABEL_SPACES[space]
+    given = {(item, r): mapping[c] for item, r, c in triples if c in mapping}
+    summary = agreement_summary(m, n_boot=20)
+    got = {(p["annotator_a"], p["annotator_b"]): p for p in summary["pairwise_cohen_kappa"]}
+    assert list(got) == sorted(got)  # annotator order: a before b, pairs in order
+    expected_by_annotator = {r: [] for r in m.raters}
+    for i, a in enumerate(m.raters):
+        for b in m.raters[i + 1 :]:
+            shared = sorted({item for item, r in given if r == a} & {item for item, r in given if r == b})
+            if len(shared) < 2:
+                assert (a, b) not in got
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # undefined kappa: scikit-learn warns and returns NaN
+                expected = cohen_kappa_score([given[i, a] for i in shared], [given[i, b] for i in shared],
+                                             labels=range(max(mapping.values()) + 1))  # fmt: skip
+            assert got[a, b]["shared_items"] == len(shared)
+            if np.isfinite(expected):
+                assert got[a, b]["kappa"] == pytest.approx(expected, abs=1e-12)
+                expected_by_annotator[a].append(expected)
+                expected_by_annotator[b].append(expected)
+            else:
+                assert got[a, b]["kappa"] is None
+    assert got["r10", "r11"]["kappa"] is None and ("r12", "r13") not in got
+    assert ("r14" in m.raters) == (space != "decisive")
+    for r, values in expected_by_annotator.items():
+        mean = summary["mean_kappa_by_annotator"][r]
+        assert mean == (pytest.approx(np.mean(values), abs=1e-12) if values else None)
+
+
+count_rows = st.integers(3, 4).map(lambda k: st.lists(st.integers(0, 5), min_size=k, max_size=k))
+count_tables = count_rows.flatmap(lambda row: st.lists(row.filter(lambda r: sum(r) >= 2), min_size=2, max_size=40))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table=count_tables, seed=st.integers(0, 2**32 - 1))
+def test_resampled_figures_equal_the_figures_of_the_resample(table, seed):
+    """The bootstrap computes each resample from how often it drew each distinct count vector; that must equal the
+    figures of the resampled items themselves, alpha included (the krippendorff package on the same counts)."""
+    counts = np.array(table)
+    patterns, frequency = _count_patterns(counts)
+    assert frequency.sum() == len(counts) and len(np.unique(patterns, axis=0)) == len(patterns)
+    rng = np.random.default_rng(seed)
+    resamples = [counts[rng.integers(0, len(counts), len(counts))] for _ in range(5)] + [counts]
+    weights = np.array([[(r == p).all(axis=1).sum() for p in patterns] for r in resamples])
+    figures = _resampled_figures(patterns, weights)
+    for i, resample in enumerate(resamples):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            alpha = krippendorff.alpha(value_counts=resample, level_of_measurement="nominal")
+        for name, expected in (("fleiss_kappa", _fleiss_from_counts(resample)), ("krippendorff_alpha", alpha),
+                               ("percent_agreement", _percent_from_counts(resample))):  # fmt: skip
+            got = figures[name][i]
+            if expected is None or not np.isfinite(expected):
+                assert np.isnan(got)
+            else:
+                assert got == pytest.approx(expected, abs=1e-12)
+        assert _alpha_from_counts(resample) == (pytest.approx(alpha, abs=1e-12) if np.isfinite(alpha) else None)
+
+
+def test_bootstrap_matches_resampling_items_one_by_one():
+    """Drawing how many times each count vector comes up (multinomial) is the same distribution as drawing items:
+    both intervals, on 400 resamples each, agree closely and contain the point estimate."""
+    rng = np.random.default_rng(11)
+    truth = rng.integers(0, 3, 400)
+    labels = [(item, f"r{r}", CHOICES[t if rng.random() < 0.7 else rng.integers(0, 4)])
+              for item, t in enumerate(truth) for r in rng.choice(8, size=3, replace=False)]  # fmt: skip
+    m = rating_matrix(*zip(*labels, strict=True))
+    counts = np.zeros((len(m.items), m.n_categories), dtype=np.int64)
+    np.add.at(counts, (m.item_idx, m.label_codes), 1)
+    intervals = _bootstrap(counts, n_boot=400, seed=0)
+    one_by_one = [_fleiss_from_counts(counts[rng.integers(0, len(counts), len(counts))]) for _ in range(400)]
+    lo, hi = np.percentile(one_by_one, [2.5, 97.5])
+    assert intervals["fleiss_kappa"] == [pytest.approx(lo, abs=0.01), pytest.approx(hi, abs=0.01)]
+    for name, (lo, hi) in intervals.items():
+        assert lo < agreement_summary(m, n_boot=0)[name]["value"] < hi
+    assert _bootstrap(counts, n_boot=50, seed=3) == _bootstrap(counts, n_boot=50, seed=3)  # reproducible
+    assert _bootstrap(counts[:1], n_boot=50, seed=3)["fleiss_kappa"] == [None, None]  # one item: no interval
+
+
+def test_last_label_wins_and_the_dense_view():
+    m = rating_matrix([7, 7, 7, 9], ["b", "a", "b", "a"], ["A", "B", "tie", "skip"])
+    assert m.raters == ["a", "b"] and list(m.items) == [7]
+    assert m.codes.tolist() == [[1, 2]]  # b's later "tie" replaced its "A"; "skip" is no label

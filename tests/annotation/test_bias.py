@@ -1,7 +1,10 @@
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import binomtest
 
-from annotation.quality.bias import bias_report
+from annotation.quality.bias import bias_report, bias_report_from_codes
 
 
 def test_left_pick_rate_and_binomial_test():
@@ -40,3 +43,66 @@ def test_implausibly_fast_annotators_are_flagged():
 
 def test_no_labels():
     assert bias_report([]) == {"annotators": {}, "project": {"longer_pick_rate": None, "median_seconds": None}}
+
+
+def reference_report(rows):
+    """The audit written the slow, obvious way (one pass over the labels per annotator), to check the counting."""
+    out = {}
+    for name in sorted({r[0] for r in rows}):
+        mine = [r for r in rows if r[0] == name]
+        decisive = [r for r in mine if r[1] in ("A", "B")]
+        sided = [(r[1] == "A") == r[2] for r in decisive if r[2] is not None]
+        longer = [(r[1] == "A") == (r[3] > r[4]) for r in decisive if r[3] != r[4]]
+        times = [r[5] / 1000 for r in mine if r[5] is not None]
+        out[name] = {
+            "labels": len(mine),
+            "decisive_labels": len(decisive),
+            "left_pick_rate": sum(sided) / len(sided) if sided else None,
+            "left_pick_p_value": binomtest(sum(sided), len(sided), 0.5).pvalue if sided else None,
+            "longer_pick_rate": sum(longer) / len(longer) if longer else None,
+            "median_seconds": float(np.median(times)) if times else None,
+            "p10_seconds": float(np.percentile(times, 10)) if times else None,
+        }
+    return out
+
+
+label_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c", "imported:x"]),
+        st.sampled_from(["A", "B", "tie", "both_bad"]),
+        st.one_of(st.none(), st.booleans()),
+        st.integers(1, 5),
+        st.integers(1, 5),
+        st.one_of(st.none(), st.integers(0, 60_000)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=label_rows)
+def test_counts_per_annotator_equal_the_obvious_computation(rows):
+    report = bias_report(rows)
+    expected = reference_report(rows)
+    assert list(report["annotators"]) == list(expected)
+    for name, figures in expected.items():
+        got = report["annotators"][name]
+        for key, value in figures.items():
+            assert got[key] == (pytest.approx(value, abs=1e-12) if isinstance(value, float) else value), key
+
+
+def test_arrays_and_rows_give_the_same_report():
+    rng = np.random.default_rng(4)
+    n = 5000
+    rater = rng.integers(0, 7, n)
+    choice = rng.integers(-1, 4, n).astype(np.int8)  # -1: not a choice (never decisive)
+    left = rng.integers(-1, 2, n).astype(np.int8)
+    len_a, len_b = rng.integers(1, 4, n), rng.integers(1, 4, n)
+    ms = np.where(rng.random(n) < 0.1, np.nan, rng.integers(500, 90_000, n))
+    names = [f"u{i}" for i in range(7)]
+    from_arrays = bias_report_from_codes(raters=names, rater=rater, choice=choice, left_is_a=left,
+                                         longer=np.sign(len_a - len_b), time_ms=ms)  # fmt: skip
+    rows = [(names[r], ("A", "B", "tie", "both_bad", "?")[c], None if s < 0 else bool(s), int(x), int(y),
+             None if np.isnan(t) else int(t)) for r, c, s, x, y, t in zip(rater, choice, left, len_a, len_b, ms,
+                                                                          strict=True)]  # fmt: skip
+    assert from_arrays == bias_report(rows)

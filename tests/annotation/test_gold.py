@@ -2,13 +2,18 @@
 
 import json
 import re
+from datetime import timedelta
 
+import numpy as np
 import pytest
+from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
-from annotation.models import Assignment, Pair
-from annotation.selectors import project_agreement, project_gold
+from annotation.models import Assignment, Label, Pair
+from annotation.selectors import project_agreement, project_gold, project_quality
 from annotation.services.assignment import assignment_next
+from annotation.services.calibration import ROLLING_GOLD_WINDOW
 from annotation.services.imports import ImportRejected, pairs_import
 from annotation.services.labels import Submission, label_submit
 from annotation.services.projects import project_update
@@ -124,3 +129,73 @@ def test_gold_accuracy_and_separate_reporting(project, tmp_path):
     assert gold["careful"]["rolling_series"] == [1.0] * 4 and gold["careless"]["rolling_series"] == [0.0] * 4
     # gold answers are not part of the agreement figures
     assert project_agreement(project, n_boot=10)["labels"] == 0
+
+
+def _answer(project, pair, user, choice, *, kind=Assignment.Kind.REGULAR, left_is_a=True, ms=8000):
+    now = timezone.now()
+    assignment = Assignment.objects.create(
+        project=project, pair=pair, annotator=user, kind=kind, state="done", left_is_a=left_is_a, served_at=now,
+        expires_at=now, finished_at=now,
+    )  # fmt: skip
+    return Label.objects.create(
+        project=project, pair=pair, assignment=assignment, annotator=user, choice=choice, left_is_a=left_is_a,
+        time_on_item_ms=ms,
+    )  # fmt: skip
+
+
+def test_each_part_of_the_report_counts_its_own_labels(project, annotator, lead, django_assert_num_queries):
+    """Agreement: regular and imported labels on normal pairs. Audits: those plus calibration answers. Calibration
+    accuracy and gold_agreement: calibration answers on calibration pairs. Training answers and mirrored repeats:
+    nowhere."""
+    normal = make_pairs(project, 3)
+    gold = make_pairs(project, 2)
+    Pair.objects.filter(pk__in=[p.pk for p in gold]).update(gold="A", open_slots=0)
+    for pair, (x, y) in zip(normal, [("A", "A"), ("B", "A"), ("tie", "tie")], strict=True):
+        _answer(project, pair, annotator, x)
+        _answer(project, pair, lead, y)
+    _answer(project, normal[0], annotator, "B", kind=Assignment.Kind.REPEAT, left_is_a=False)  # not in any figure
+    Label.objects.create(project=project, pair=normal[1], source="external", external_annotator="x", choice="B")
+    _answer(project, gold[0], annotator, "A", kind=Assignment.Kind.GOLD)
+    _answer(project, gold[0], lead, "B", kind=Assignment.Kind.GOLD)
+    _answer(project, gold[1], annotator, "A", kind=Assignment.Kind.GOLD)
+    _answer(project, gold[1], lead, "A", kind=Assignment.Kind.GOLD)
+    _answer(project, gold[0], UserFactory(username="trainee"), "B", kind=Assignment.Kind.TRAINING)  # nowhere
+
+    # labels, usernames, paused members, self-consistency (SQLite: one more to load the labels)
+    with django_assert_num_queries(4 if connection.vendor == "postgresql" else 5):
+        report = project_quality(project, n_boot=20)
+    assert report["labels"] == 7 and report["items_with_two_or_more_labels"] == 3
+    [kappa] = [p for p in report["pairwise_cohen_kappa"] if p["annotator_a"] == "annotator"]
+    assert kappa["annotator_b"] == "lead" and kappa["shared_items"] == 3  # the repeat did not replace "A"
+    assert report["percent_agreement"]["value"] == pytest.approx((1 + (1 / 3) + 1) / 3)
+    assert set(report["per_annotator"]) == {"annotator", "lead", "imported:x"}  # not the trainee
+    assert report["per_annotator"]["annotator"]["labels"] == 5  # 3 regular + 2 calibration; the repeat is left out
+    assert report["per_annotator"]["lead"]["gold_answers"] == 2
+    assert report["per_annotator"]["lead"]["gold_accuracy"] == 0.5
+    assert report["per_annotator"]["imported:x"]["gold_answers"] == 0
+    gold_report = report["gold_agreement"]
+    assert gold_report["labels"] == 4 and gold_report["accuracy"] == 0.75
+    assert gold_report["items_with_two_or_more_labels"] == 2
+    assert gold_report["pairwise_cohen_kappa"][0]["shared_items"] == 2
+    assert gold_report["percent_agreement"]["value"] == 0.5
+    json.dumps(report)  # the API and the command serialize it as it is
+
+
+def test_rolling_series_follows_answer_time_and_keeps_the_last_points(project, annotator):
+    pairs = make_pairs(project, 130)
+    Pair.objects.filter(pk__in=[p.pk for p in pairs]).update(gold="A", open_slots=0)
+    # Right on the first 65 answers in time, wrong after; written in another order than they were given.
+    order = np.random.default_rng(0).permutation(130)
+    start = timezone.now() - timedelta(days=1)
+    for t in order:
+        label = _answer(project, pairs[t], annotator, "A" if t < 65 else "B", kind=Assignment.Kind.GOLD)
+        Label.objects.filter(pk=label.pk).update(created_at=start + timedelta(minutes=int(t)))
+    hits = [t < 65 for t in range(130)]
+    windows = [hits[max(0, i + 1 - ROLLING_GOLD_WINDOW) : i + 1] for i in range(130)]
+    expected = [sum(w) / len(w) for w in windows]
+
+    gold = project_gold(project)["annotator"]
+    assert gold["gold_answers"] == 130 and gold["gold_accuracy"] == 0.5 and gold["rolling_gold_accuracy"] == 0.0
+    assert gold["rolling_series_start"] == 30 and gold["rolling_series"] == expected[30:]
+    short = project_gold(project, series_points=500)["annotator"]
+    assert short["rolling_series_start"] == 0 and short["rolling_series"] == expected

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from annotation.models import Assignment, Label, Pair
-from annotation.selectors import project_progress, project_self_consistency
+from annotation.selectors import project_progress, project_quality, project_self_consistency
 from annotation.services.assignment import assignment_next, assignment_skip, leases_reclaim
 from annotation.services.calibration import pair_gold_set
 from annotation.services.labels import Submission, label_submit
@@ -161,6 +161,8 @@ def test_self_consistency_compares_repeat_with_original_in_a_b_terms(project, an
     project.repeat_rate = 1.0
     answer_all(project, steady, choice="tie")
     assert project_self_consistency(project)["steady"]["self_consistency"] == 1.0
+    per_annotator = project_quality(project, n_boot=10)["per_annotator"]
+    assert per_annotator["steady"]["self_consistency"] == 1.0 and per_annotator["annotator"]["same_side"] >= 1
 
 
 def test_a_repeat_is_not_served_before_the_annotator_has_done_enough_other_items(project, annotator):
