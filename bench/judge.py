@@ -7,8 +7,10 @@ Starts llama.cpp's OpenAI-compatible server (SmolLM2-135M, `make judge-server`) 
    of every pair), ``concurrency`` at a time, same response format and parameters;
 2. pipeline: ``run_start`` on a project with the same pairs, judged by a real Celery worker (Redis broker,
    PostgreSQL) through the cache, the rate limiter and the database, timed from start to the run's end.
-Each round uses a fresh system prompt (so neither side is served from the pipeline's cache). Finally a re-run of
-the last pipeline run counts the requests the server receives (expected: 0). Prints JSON.
+Both sides send identical messages (temperature 0: the same replies and the same repair calls); each round uses a
+fresh system prompt, so the pipeline's cache never answers for it. Throughput is compared as calls per second
+(the server answers one request at a time, so both sides are bound by it; the question is what the pipeline adds).
+Finally a re-run of the last pipeline run counts the requests the server receives (expected: 0). Prints JSON.
 """
 
 from __future__ import annotations
@@ -71,30 +73,43 @@ def start_worker(env: dict, log: Path) -> subprocess.Popen:
     raise SystemExit("worker did not start")
 
 
-def bare_loop(url: str, jobs: list[list[dict]], *, concurrency: int, max_tokens: int) -> float:
+def bare_loop(url: str, jobs: list[list[dict]], *, concurrency: int, max_tokens: int) -> tuple[float, int]:
+    """The same work as the pipeline without Celery, the database or the cache: per verdict one call with the
+    same parameters, validation, and one repair call when the reply is invalid. Returns (seconds, requests)."""
     import openai
 
-    from judging.client import _response_format
+    from judging.client import REPAIR_PROMPT, _response_format, parse_verdict
+
+    calls = 0
 
     async def main() -> None:
+        nonlocal calls
         client = openai.AsyncOpenAI(base_url=url, api_key="not-needed", max_retries=3)
         queue: asyncio.Queue = asyncio.Queue()
         for messages in jobs:
             queue.put_nowait(messages)
+        options = {"model": "smollm2", "temperature": 0.0, "max_tokens": max_tokens,
+                   "response_format": _response_format("json_object_schema", max_tokens)}  # fmt: skip
 
         async def worker() -> None:
+            nonlocal calls
             while not queue.empty():
                 messages = queue.get_nowait()
-                await client.chat.completions.create(
-                    model="smollm2", messages=messages, temperature=0.0, max_tokens=max_tokens, logprobs=True,
-                    top_logprobs=1, response_format=_response_format("json_object_schema", max_tokens),
-                )  # fmt: skip
+                r = await client.chat.completions.create(messages=messages, logprobs=True, top_logprobs=1, **options)
+                calls += 1
+                content = r.choices[0].message.content or ""
+                verdict, problem = parse_verdict(content)
+                if verdict is None:
+                    repair = [*messages, {"role": "assistant", "content": content[:4000]},
+                              {"role": "user", "content": REPAIR_PROMPT.format(problem=problem)}]  # fmt: skip
+                    await client.chat.completions.create(messages=repair, **options)
+                    calls += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
     start = time.perf_counter()
     asyncio.run(main())
-    return time.perf_counter() - start
+    return time.perf_counter() - start, calls
 
 
 def main() -> None:
@@ -156,9 +171,8 @@ def main() -> None:
                 project=project, judge=judge, prompt_version=judge.prompt_versions.get(), pair_ids=pair_ids
             )
             messages = [job.messages for job in _jobs(probe, probe.pair_ids)]
-            # bare loop with a different nonce so the server sees different prompts (no server-side reuse)
-            bare_messages = [[{**m[0], "content": m[0]["content"] + " bare"}, m[1]] for m in messages]
-            bare = bare_loop(url, bare_messages, concurrency=args.concurrency, max_tokens=args.max_tokens)
+            # identical messages on both sides (temperature 0: the same replies, the same repairs)
+            bare, bare_calls = bare_loop(url, messages, concurrency=args.concurrency, max_tokens=args.max_tokens)
             start = time.perf_counter()
             run = run_start(project=project, judge=judge, user=lead)
             while JudgeRun.objects.get(pk=run.pk).state in JudgeRun.LIVE:
@@ -167,11 +181,13 @@ def main() -> None:
             run.refresh_from_db()
             connection.close()
             results.append({
-                "round": round_no, "requests": len(messages), "bare_seconds": round(bare, 2),
-                "pipeline_seconds": round(pipeline, 2), "run_state": run.state, "pipeline_api_calls": run.api_calls,
-                "bare_requests_per_s": round(len(messages) / bare, 3),
-                "pipeline_requests_per_s": round(run.api_calls / pipeline, 3),
-                "ratio_pipeline_to_bare": round(bare / pipeline, 3),
+                "round": round_no, "verdicts": len(messages), "bare_seconds": round(bare, 2),
+                "pipeline_seconds": round(pipeline, 2), "run_state": run.state, "bare_calls": bare_calls,
+                "pipeline_calls": run.api_calls, "bare_verdicts_per_s": round(len(messages) / bare, 3),
+                "pipeline_verdicts_per_s": round(len(messages) / pipeline, 3),
+                "bare_calls_per_s": round(bare_calls / bare, 3),
+                "pipeline_calls_per_s": round(run.api_calls / pipeline, 3),
+                "throughput_ratio_pipeline_to_bare": round((run.api_calls / pipeline) / (bare_calls / bare), 3),
             })  # fmt: skip
             print(json.dumps(results[-1]), flush=True)
         log = out / "judge-llama.log"
