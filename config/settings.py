@@ -143,6 +143,8 @@ STATICFILES_DIRS = [
     ("vendor/chartjs-chart-matrix", BASE_DIR / "node_modules" / "chartjs-chart-matrix" / "dist"),
 ]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+# Dataset exports (issue 5): files served only through the authenticated download view, never as media.
+EXPORT_ROOT = Path(env_str("EXPORT_ROOT", str(VAR_DIR / "exports")))
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "annotation:project_list"

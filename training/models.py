@@ -1,1 +1,71 @@
-"""Placeholder: this app is built in a later issue."""
+"""From labelled pairs to training data: curation recipes (saved, versioned) and dataset exports (immutable
+snapshots with a datasheet). Training jobs (issue 6) are launched from exports."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from annotation.models import Project
+
+
+class CurationRecipe(models.Model):
+    """One version of a named recipe. ``config`` holds training.curation.RecipeConfig as a dict; a save with a
+    changed config makes the next version, so an export always points at exactly what produced it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="recipes")
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+    config = models.JSONField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name", "version"], name="recipe_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class DatasetExport(models.Model):
+    class Format(models.TextChoices):
+        DPO = "dpo", "DPO / ORPO / SimPO: prompt, chosen, rejected"
+        KTO = "kto", "KTO: prompt, completion, label"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Ready"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
+    recipe = models.ForeignKey(CurationRecipe, on_delete=models.PROTECT, related_name="exports")
+    format = models.CharField(max_length=4, choices=Format.choices)
+    conversational = models.BooleanField(default=False, help_text="Message lists instead of plain strings.")
+    test_fraction = models.FloatField(default=0.1)
+    seed = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    content_hash = models.CharField(max_length=64, blank=True, help_text="sha256 over the exported rows.")
+    rows_train = models.PositiveIntegerField(default=0)
+    rows_test = models.PositiveIntegerField(default=0)
+    funnel = models.JSONField(default=list, blank=True)
+    files = models.JSONField(default=dict, blank=True, help_text="name -> {path (under EXPORT_ROOT), bytes, sha256}")
+    datasheet = models.JSONField(default=dict, blank=True)
+    datasheet_md = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

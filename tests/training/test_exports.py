@@ -1,0 +1,128 @@
+"""Exports: the files load with HF datasets in every format, splits keep prompts apart, re-runs are byte-identical,
+CSV is formula-safe; the AlpacaEval file runs through a recipe end to end."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from datasets import load_dataset, load_from_disk
+from django.core.management import call_command
+
+from annotation.models import Label, Pair
+from annotation.services.imports import pairs_import
+from tests.factories import make_pairs
+from training.models import DatasetExport
+from training.services import export_create, export_root, recipe_save
+
+pytestmark = pytest.mark.django_db
+ALPACAEVAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "alpacaeval_pairs.jsonl"
+
+
+@pytest.fixture(autouse=True)
+def export_dir(settings, tmp_path):
+    settings.EXPORT_ROOT = tmp_path / "exports"
+
+
+def labelled(project, n=12, chat_every=3):
+    pairs = make_pairs(project, n)
+    for i, pair in enumerate(pairs):
+        if i % chat_every == 0:  # some multi-turn prompts
+            chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Question {i}?"},
+                    {"role": "assistant", "content": "Which part?"}, {"role": "user", "content": "All of it."}]
+            Pair.objects.filter(pk=pair.pk).update(prompt=chat)
+        for name, choice in (("x", "A"), ("y", "A" if i % 4 else "B"), ("z", "A")):
+            Label.objects.create(project=project, pair=pair, source="external", external_annotator=name, choice=choice)
+    return pairs
+
+
+def path(export, name):
+    return export_root() / export.files[name]["path"]
+
+
+@pytest.mark.parametrize("fmt", ["dpo", "kto"])
+@pytest.mark.parametrize("conversational", [False, True])
+def test_every_format_loads_with_hf_datasets(project, lead, fmt, conversational):
+    labelled(project)
+    recipe = recipe_save(project=project, name="majority", config={"source": "human"}, user=lead)
+    export = export_create(project=project, recipe=recipe, fmt=fmt, user=lead, conversational=conversational,
+                           test_fraction=0.25)  # fmt: skip
+    assert export.state == DatasetExport.State.SUCCEEDED, export.error
+    columns = {"dpo": {"prompt", "chosen", "rejected", "margin", "pair_id"},
+               "kto": {"prompt", "completion", "label", "pair_id"}}[fmt]  # fmt: skip
+    train_rows = export.rows_train * (2 if fmt == "kto" else 1)
+    jsonl = load_dataset("json", data_files=str(path(export, "train.jsonl")), split="train")
+    parquet = load_dataset("parquet", data_files=str(path(export, "train.parquet")), split="train")
+    folder = load_from_disk(str(export_root() / export.files["hf"]["path"]))
+    for ds in (jsonl, parquet, folder["train"]):
+        assert set(ds.column_names) == columns and len(ds) == train_rows
+    assert set(folder) == {"train", "test"}
+    row = parquet[0]
+    if conversational:
+        assert isinstance(row["prompt"], list) and row["prompt"][-1]["role"] == "user"
+        key = "chosen" if fmt == "dpo" else "completion"
+        assert row[key] == [{"role": "assistant", "content": row[key][0]["content"]}]
+        multi = next(r for split in folder.values() for r in split if len(r["prompt"]) == 4)
+        assert [m["role"] for m in multi["prompt"]] == ["system", "user", "assistant", "user"]  # turn order kept
+    else:
+        assert isinstance(row["prompt"], str)
+    if fmt == "kto":
+        assert set(jsonl["label"]) == {True, False}
+
+
+def test_rerun_on_unchanged_data_is_byte_identical(project, lead):
+    labelled(project)
+    recipe = recipe_save(project=project, name="r", config={"source": "human"}, user=lead)
+    first = export_create(project=project, recipe=recipe, fmt="dpo", user=lead)
+    second = export_create(project=project, recipe=recipe, fmt="dpo", user=lead)
+    assert first.content_hash == second.content_hash
+    for name in ("train.jsonl", "train.parquet", "train.csv", "test.jsonl", "test.parquet"):
+        assert first.files[name]["sha256"] == second.files[name]["sha256"], name
+    assert first.public_id != second.public_id
+
+
+def test_recipe_versions_and_datasheet(project, lead):
+    labelled(project)
+    v1 = recipe_save(project=project, name="r", config={"source": "human"}, user=lead)
+    assert recipe_save(project=project, name="r", config={"source": "human"}, user=lead) == v1
+    v2 = recipe_save(project=project, name="r", config={"source": "human", "min_vote_margin": 0.5}, user=lead)
+    assert (v1.version, v2.version) == (1, 2)
+    export = export_create(project=project, recipe=v2, fmt="dpo", user=lead)
+    sheet = json.loads(path(export, "datasheet.json").read_text())
+    assert sheet["recipe"]["version"] == 2 and sheet["content_hash"] == export.content_hash
+    assert sheet["funnel"][0]["rows_in"] == 12 and sheet["human_agreement"]["fleiss_kappa"]["value"] is not None
+    assert "## Funnel" in path(export, "datasheet.md").read_text()
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised(project, lead):
+    [pair] = make_pairs(project, 1)
+    Pair.objects.filter(pk=pair.pk).update(prompt=[{"role": "user", "content": "=HYPERLINK(\"http://x\")"}],
+                                           response_a="+1 call me", response_b="@SUM(A1)")  # fmt: skip
+    Label.objects.create(project=project, pair=pair, source="external", external_annotator="x", choice="A")
+    recipe = recipe_save(project=project, name="r", config={"source": "human"}, user=lead)
+    export = export_create(project=project, recipe=recipe, fmt="dpo", user=lead, test_fraction=0.0)
+    with open(path(export, "train.csv"), newline="") as f:
+        [row] = list(csv.DictReader(f))
+    assert row["prompt"] == '\'=HYPERLINK("http://x")' and row["chosen"] == "'+1 call me"
+    assert row["rejected"] == "'@SUM(A1)"
+    # the JSONL and Parquet keep the text as it is
+    assert json.loads(path(export, "train.jsonl").read_text())["chosen"] == "+1 call me"
+
+
+@pytest.mark.skipif(not ALPACAEVAL.exists(), reason="../shared/data/alpacaeval_pairs.jsonl is not on this machine")
+def test_alpacaeval_runs_through_a_judge_label_recipe_end_to_end(project, lead, tmp_path):
+    pairs_import(project=project, path=ALPACAEVAL, fmt="pairs")
+    out = tmp_path / "out"
+    call_command("export_dataset", project.slug, "--recipe", "judges-agree", "--config",
+                 json.dumps({"source": "human", "min_human_agreement": 1.0, "max_pairs_per_prompt": 2}),
+                 "--out", str(out))  # fmt: skip
+    export = DatasetExport.objects.get()
+    funnel = {s["step"]: s for s in export.funnel}
+    # the two GPT-4-turbo judge configurations of the file are its "annotators": with two of them a disagreement is
+    # a level vote, so those pairs have no majority and go at the first step; ties go next
+    assert funnel["preference"]["rows_in"] == Pair.objects.filter(project=project).count()
+    assert funnel["preference"]["removed"] > 0 and funnel["ties"]["removed"] > 0
+    assert export.rows_train > 1000 and export.rows_test > 0
+    ds = load_from_disk(str(out / "hf"))
+    assert len(ds["train"]) == export.rows_train
+    assert set(ds["train"]["prompt"]).isdisjoint(set(ds["test"]["prompt"]))
