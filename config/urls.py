@@ -12,5 +12,6 @@ urlpatterns = [
     path("api/v1/", include("annotation.api_urls")),
     path("api/v1/", include("judging.api_urls")),
     path("", include("judging.urls")),
+    path("", include("training.urls")),
     path("", include("annotation.urls")),
 ]

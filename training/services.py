@@ -67,10 +67,13 @@ def export_root() -> Path:
     return Path(settings.EXPORT_ROOT)
 
 
+INLINE_EXPORT_MAX_PAIRS = 5_000  # larger projects export on a worker, with progress on the export page
+
+
 def export_create(*, project: Project, recipe: CurationRecipe, fmt: str, user, conversational: bool = False,
-                  test_fraction: float = 0.1, seed: int = 0, run_now: bool = True) -> DatasetExport:  # fmt: skip
-    """Create an export of the recipe's rows. With ``run_now`` it is built in this process (the command, small
-    projects); otherwise the caller queues ``training.tasks.export_build_task``."""
+                  test_fraction: float = 0.1, seed: int = 0, run_now: bool | None = None) -> DatasetExport:  # fmt: skip
+    """Create an export of the recipe's rows. It is built in this process when ``run_now`` (the command) or, by
+    default, when the project is small; otherwise it is queued for a worker after the transaction commits."""
     if recipe.project_id != project.pk:
         raise ValidationError({"recipe": "This recipe belongs to another project."})
     if fmt not in DatasetExport.Format.values:
@@ -81,9 +84,15 @@ def export_create(*, project: Project, recipe: CurationRecipe, fmt: str, user, c
         project=project, recipe=recipe, format=fmt, conversational=conversational, test_fraction=test_fraction,
         seed=seed, created_by=user,
     )  # fmt: skip
+    if run_now is None:
+        run_now = project.pairs.count() <= INLINE_EXPORT_MAX_PAIRS
     if run_now:
         export_build(export)
         export.refresh_from_db()
+    else:
+        from .tasks import export_build_task
+
+        export_build_task.delay_on_commit(export.pk)
     return export
 
 

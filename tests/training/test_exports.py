@@ -28,8 +28,12 @@ def labelled(project, n=12, chat_every=3):
     pairs = make_pairs(project, n)
     for i, pair in enumerate(pairs):
         if i % chat_every == 0:  # some multi-turn prompts
-            chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"Question {i}?"},
-                    {"role": "assistant", "content": "Which part?"}, {"role": "user", "content": "All of it."}]
+            chat = [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": f"Question {i}?"},
+                {"role": "assistant", "content": "Which part?"},
+                {"role": "user", "content": "All of it."},
+            ]
             Pair.objects.filter(pk=pair.pk).update(prompt=chat)
         for name, choice in (("x", "A"), ("y", "A" if i % 4 else "B"), ("z", "A")):
             Label.objects.create(project=project, pair=pair, source="external", external_annotator=name, choice=choice)

@@ -39,7 +39,8 @@ class Command(BaseCommand):
                 if saved is None:
                     raise CommandError(f"No recipe named {recipe!r} in {slug}; give --config to create it.")
             export = export_create(project=project, recipe=saved, fmt=format, user=None,
-                                   conversational=conversational, test_fraction=test_fraction, seed=seed)  # fmt: skip
+                                   conversational=conversational, test_fraction=test_fraction, seed=seed,
+                                   run_now=True)  # fmt: skip
         except json.JSONDecodeError as exc:
             raise CommandError(f"--config is not valid JSON: {exc}") from None
         except ValidationError as exc:

@@ -1,0 +1,92 @@
+"""Curation and export pages for a project's leads."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from annotation.access import LEAD, project_for_user
+from annotation.rendering import markdown_to_html
+
+from .access import export_for_user, recipe_for_user
+from .forms import ExportForm, RecipeForm
+from .selectors import exports_of, recipes_of
+from .services import export_create, export_root, recipe_preview, recipe_save
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def curation(request, slug):
+    """Build a recipe, preview what each step removes, save it as a version, and list the exports."""
+    project = project_for_user(request.user, slug, role=LEAD)
+    recipes = recipes_of(project)
+    chosen = next((r for r in recipes if r.name == request.GET.get("recipe")), None)
+    initial = {"name": chosen.name, **chosen.config} if chosen else {"name": "default"}
+    form = RecipeForm(request.POST or None, initial=initial)
+    preview = None
+    if request.method == "POST" and form.is_valid():
+        if request.POST.get("action") == "save":
+            try:
+                recipe = recipe_save(project=project, name=form.cleaned_data["name"], config=form.config(),
+                                     user=request.user)  # fmt: skip
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, f"Recipe {recipe.name} saved as version {recipe.version}.")
+                return redirect(f"{request.path}?recipe={recipe.name}")
+        else:
+            preview = recipe_preview(project=project, config=form.config())
+    return render(
+        request, "training/curation.html",
+        {"project": project, "form": form, "preview": preview, "recipes": recipes, "exports": exports_of(project),
+         "export_form": ExportForm()},
+    )  # fmt: skip
+
+
+@login_required
+@require_POST
+def export_new(request, slug, recipe_id):
+    project = project_for_user(request.user, slug, role=LEAD)
+    recipe = recipe_for_user(request.user, project, recipe_id)
+    form = ExportForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Export not started: " + "; ".join(" ".join(e) for e in form.errors.values()))
+        return redirect("training:curation", slug=slug)
+    try:
+        data = form.cleaned_data
+        export = export_create(project=project, recipe=recipe, user=request.user, fmt=data["format"],
+                               conversational=data["conversational"], test_fraction=data["test_fraction"],
+                               seed=data["seed"])  # fmt: skip
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("training:curation", slug=slug)
+    return redirect("training:export_detail", slug=slug, export_id=export.public_id)
+
+
+@login_required
+def export_detail(request, slug, export_id):
+    project = project_for_user(request.user, slug, role=LEAD)
+    export = export_for_user(request.user, project, export_id)
+    context = {"project": project, "export": export,
+               "datasheet_html": markdown_to_html(export.datasheet_md) if export.datasheet_md else ""}  # fmt: skip
+    template = "training/_export_status.html" if request.headers.get("HX-Request") else "training/export_detail.html"
+    return render(request, template, context)
+
+
+@login_required
+def export_download(request, slug, export_id, name):
+    """A file of a finished export, as an attachment. Only names the export lists; never a path from the URL."""
+    project = project_for_user(request.user, slug, role=LEAD)
+    export = export_for_user(request.user, project, export_id)
+    entry = export.files.get(name)
+    if export.state != export.State.SUCCEEDED or entry is None or name == "hf":
+        raise Http404("No such file.")
+    path = export_root() / entry["path"]
+    if not path.is_file():
+        raise Http404("No such file.")
+    filename = f"{project.slug}-{export.recipe.name}-v{export.recipe.version}-{export.format}-{name}"
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)
