@@ -157,7 +157,10 @@ def _normalise(text: str) -> str:
 
 
 _CHARS = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 3), n_features=2**18, alternate_sign=False)
-_WORDS = HashingVectorizer(analyzer="word", ngram_range=(1, 2), n_features=2**20, alternate_sign=False)
+# Every word counts, one-character ones too: "Question 1?" and "Question 2?" are different prompts.
+_WORDS = HashingVectorizer(
+    analyzer="word", token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2), n_features=2**20, alternate_sign=False
+)
 
 
 def _rowwise_cosine(a: list[str], b: list[str]) -> np.ndarray:

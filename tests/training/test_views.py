@@ -82,3 +82,26 @@ def test_download_is_an_attachment_of_a_listed_file_only(project, export, as_lea
     for name in ("hf", "../../settings.py", "nothing.jsonl"):
         url = reverse("training:export_download", args=[project.slug, export.public_id, "x"]).replace("/x", "/" + name)
         assert as_lead.get(url).status_code == 404, name
+
+
+def test_api_saves_previews_and_exports(project, export, lead, outsider):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(lead)
+    base = f"/api/v1/projects/{project.slug}"
+    saved = api.post(f"{base}/recipes/", {"name": "api", "config": {"source": "human", "max_pairs_per_prompt": 1}},
+                     format="json")  # fmt: skip
+    assert saved.status_code == 201 and saved.json()["version"] == 1
+    preview = api.post(f"{base}/recipes/preview/", {"source": "judge"}, format="json").json()
+    assert preview["rows"] == 0 and preview["funnel"][0]["reasons"] == {"no preference from the source": 6}
+    bad = api.post(f"{base}/recipes/", {"name": "x", "config": {"source": "vibes"}}, format="json")
+    assert bad.status_code == 400 and "source" in str(bad.json())
+    made = api.post(f"{base}/exports/", {"recipe": saved.json()["id"], "format": "dpo", "test_fraction": 0},
+                    format="json")  # fmt: skip
+    assert made.status_code == 201 and made.json()["rows_train"] == 6 and made.json()["state"] == "succeeded"
+    assert api.get(f"{base}/exports/{made.json()['id']}/").json()["content_hash"] == made.json()["content_hash"]
+    api.force_authenticate(outsider)
+    for url in (f"{base}/recipes/", f"{base}/exports/", f"{base}/exports/{made.json()['id']}/"):
+        assert api.get(url).status_code == 404
+    assert api.post(f"{base}/recipes/preview/", {}, format="json").status_code == 404
