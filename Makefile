@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-sqlite install judge-server migrate demo lint bench-assignment bench-quality bench-judge clean
+.PHONY: run test test-sqlite install train-deps judge-server migrate demo lint bench-assignment bench-quality bench-judge clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 install: $(VENV)/.installed node_modules/.installed
+
+## torch (CPU build), transformers, TRL, peft: for training workers and the tests, never imported by the web process.
+$(VENV)/.train-installed: $(VENV)/.installed requirements-train.txt
+	$(PY) -m pip install -q -r requirements-train.txt
+	touch $@
+
+train-deps: $(VENV)/.train-installed
 
 ## A real OpenAI-compatible server for the judge tests: llama.cpp's server (llama-cpp-python) and SmolLM2-135M.
 ## The wheel is built once from source with portable flags (the default native build crashes on these CPUs) and
@@ -52,7 +59,7 @@ run: demo
 	$(PY) manage.py devserver
 
 ## The full test suite (PostgreSQL/Redis tests need DATABASE_URL / CELERY_BROKER_URL; .ci/run sets them).
-test: install judge-server
+test: install train-deps judge-server
 	$(PY) -m pytest
 
 ## The engine, submit, import and page tests again on the embedded defaults (SQLite, filesystem broker): CI runs
