@@ -18,9 +18,9 @@ The steps run in this fixed order; each only removes rows, and the funnel record
    labels say "both bad" more often than "tie" is kept and exported as two undesirable examples.
 8. ``same_responses``  pairs whose two responses are near-identical (cosine similarity of character 3-gram counts
    ≥ ``response_similarity``): nothing to learn from them.
-9. ``duplicate_pairs``  among pairs with the same or near-same prompt (cosine ≥ ``prompt_similarity`` on word
-   1–2-grams; exact after normalisation always), a pair whose chosen and rejected responses are both near-identical
-   to those of a pair already kept. Kept: the larger |margin|, then the lower pair id.
+9. ``duplicate_pairs``  among pairs with the same or near-same prompt (exact after normalisation, or MinHash-estimated
+   Jaccard similarity of character 5-grams ≥ ``prompt_similarity``), a pair whose chosen and rejected responses are
+   both near-identical to those of a pair already kept. Kept: the larger |margin|, then the lower pair id.
 10. ``per_prompt_cap``  at most ``max_pairs_per_prompt`` per prompt group, the same order deciding.
 11. ``length_balance``  with ``balance_length``, rows are dropped at random (seeded) from the larger of "chosen is
     longer" and "chosen is shorter" until the two are equal. The share is reported either way.
@@ -34,15 +34,13 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
-from scipy.sparse.csgraph import connected_components
 from sklearn.feature_extraction.text import HashingVectorizer
+
+from .near_duplicates import near_duplicate_groups
 
 SOURCES = ("human", "judge", "human_else_judge", "agree")
 STEPS = ("preference", "gold", "human_agreement", "vote_margin", "judge_margin", "judge_inconsistent", "ties",
          "same_responses", "duplicate_pairs", "per_prompt_cap", "length_balance")  # fmt: skip
-# Cross-prompt near-duplicate search compares every prompt with every other in sparse chunks; above this many
-# distinct prompts only exact (normalised) duplicates are grouped, and the funnel says so.
-NEAR_PROMPT_LIMIT = 200_000
 
 
 @dataclass(frozen=True)
@@ -157,48 +155,27 @@ def _normalise(text: str) -> str:
 
 
 _CHARS = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 3), n_features=2**18, alternate_sign=False)
-# Every word counts, one-character ones too: "Question 1?" and "Question 2?" are different prompts.
-_WORDS = HashingVectorizer(
-    analyzer="word", token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2), n_features=2**20, alternate_sign=False
-)
+_BATCH = 5_000  # texts vectorised at a time: memory stays flat however many rows there are
 
 
 def _rowwise_cosine(a: list[str], b: list[str]) -> np.ndarray:
-    if not a:
-        return np.zeros(0)
-    x, y = _CHARS.transform(a), _CHARS.transform(b)  # l2-normalised rows
-    return np.asarray(x.multiply(y).sum(axis=1)).ravel()
+    """Cosine similarity of character 3-gram counts, a[i] against b[i]."""
+    out = [np.zeros(0)]
+    for start in range(0, len(a), _BATCH):
+        x, y = _CHARS.transform(a[start : start + _BATCH]), _CHARS.transform(b[start : start + _BATCH])
+        out.append(np.asarray(x.multiply(y).sum(axis=1)).ravel())  # rows are l2-normalised
+    return np.concatenate(out)
 
 
-def prompt_groups(prompts: list[str], threshold: float) -> tuple[list[str], str]:
-    """A group key per prompt: exact duplicates after normalisation always share one; near-same prompts (cosine of
-    word 1–2-gram counts ≥ threshold) are joined too while there are at most NEAR_PROMPT_LIMIT distinct prompts."""
+def prompt_groups(prompts: list[str], threshold: float) -> list[str]:
+    """A group key per prompt: exact duplicates after normalisation always share one; near-same prompts (estimated
+    Jaccard similarity of character 5-grams ≥ threshold, training.near_duplicates) are joined too."""
     normalised = [_normalise(p) for p in prompts]
     distinct = sorted(set(normalised))
     index = {p: i for i, p in enumerate(distinct)}
-    labels = np.arange(len(distinct))
-    note = ""
-    if 1 < len(distinct) <= NEAR_PROMPT_LIMIT and threshold < 1.0:
-        x = _WORDS.transform(distinct)
-        rows, cols = [], []
-        for start in range(0, len(distinct), 2000):
-            block = (x[start : start + 2000] @ x.T).tocoo()
-            keep = block.data >= threshold
-            rows.append(block.row[keep] + start)
-            cols.append(block.col[keep])
-        from scipy.sparse import coo_matrix
-
-        r, c = np.concatenate(rows), np.concatenate(cols)
-        graph = coo_matrix((np.ones(len(r)), (r, c)), shape=(len(distinct), len(distinct)))
-        _, labels = connected_components(graph, directed=False)
-    elif len(distinct) > NEAR_PROMPT_LIMIT:
-        note = f"{len(distinct):,} distinct prompts: only exact duplicates were grouped"
-    # the group key is the smallest normalised prompt of its component: stable across runs
-    first: dict[int, str] = {}
-    for p in distinct:
-        first.setdefault(int(labels[index[p]]), p)
-    keys = [hashlib.sha256(first[int(labels[index[p]])].encode()).hexdigest()[:16] for p in normalised]
-    return keys, note
+    labels = near_duplicate_groups(distinct, threshold) if threshold < 1.0 else np.arange(len(distinct))
+    # the key of a group is the hash of its smallest normalised prompt: stable across runs
+    return [hashlib.sha256(distinct[labels[index[p]]].encode()).hexdigest()[:16] for p in normalised]
 
 
 def _chosen_longer(row: Row) -> int:
@@ -261,7 +238,7 @@ def curate(candidates: list[Candidate], config: RecipeConfig, *, kto: bool = Fal
     same = {r.pair_id for r, s in zip(rows, similar, strict=True) if s >= config.response_similarity}
     step("same_responses", lambda r: "responses near-identical" if r.pair_id in same else None)
 
-    keys, note = prompt_groups([_prompt_text(r.prompt) for r in rows], config.prompt_similarity)
+    keys = prompt_groups([_prompt_text(r.prompt) for r in rows], config.prompt_similarity)
     for row, key in zip(rows, keys, strict=True):
         row.group = key
     order = sorted(rows, key=lambda r: (-r.margin, r.pair_id))
@@ -276,7 +253,7 @@ def curate(candidates: list[Candidate], config: RecipeConfig, *, kto: bool = Fal
                 break
         else:
             kept_by_group.setdefault(row.group, []).append(row)
-    step("duplicate_pairs", lambda r: "near-duplicate of a kept pair" if r.pair_id in duplicates else None, note)
+    step("duplicate_pairs", lambda r: "near-duplicate of a kept pair" if r.pair_id in duplicates else None)
 
     over_cap: set[int] = set()
     if config.max_pairs_per_prompt:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -150,11 +151,13 @@ def write_hf_folder(path: Path, split_files: dict[str, Path], fingerprint: str) 
     """An HF ``datasets`` folder (``load_from_disk``) built from the split Parquet files."""
     from datasets import Dataset, DatasetDict
 
+    cache = path.parent / ".hf-cache"  # memory-mapped Arrow files, not the whole table in memory
     splits = {}
     for name, parquet in split_files.items():
-        ds = Dataset.from_parquet(str(parquet), keep_in_memory=True)
+        ds = Dataset.from_parquet(str(parquet), cache_dir=str(cache))
         splits[name] = Dataset(ds.data, info=ds.info, split=name, fingerprint=f"{fingerprint[:16]}-{name}")
     DatasetDict(splits).save_to_disk(str(path))
+    shutil.rmtree(cache, ignore_errors=True)
 
 
 def file_entry(path: Path, root: Path) -> dict:

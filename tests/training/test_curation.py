@@ -162,5 +162,5 @@ def test_unknown_or_invalid_settings_are_refused():
 def test_prompts_that_differ_in_a_short_word_are_different_groups():
     from training.curation import prompt_groups
 
-    keys, _ = prompt_groups(["Question 1?", "Question 2?", "question  1?", "What is x?", "What is y?"], 0.95)
+    keys = prompt_groups(["Question 1?", "Question 2?", "question  1?", "What is x?", "What is y?"], 0.95)
     assert keys[0] == keys[2] and len({keys[0], keys[1], keys[3], keys[4]}) == 4
