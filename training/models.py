@@ -61,6 +61,7 @@ class DatasetExport(models.Model):
     datasheet = models.JSONField(default=dict, blank=True)
     datasheet_md = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    stage = models.CharField(max_length=100, blank=True, help_text="What a running export is doing now.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -112,14 +112,22 @@ def export_build(export: DatasetExport) -> None:
         )
         raise
     DatasetExport.objects.filter(pk=export.pk).update(
-        state=DatasetExport.State.SUCCEEDED, finished_at=timezone.now(), **result
+        state=DatasetExport.State.SUCCEEDED, stage="", finished_at=timezone.now(), **result
     )
+
+
+def _stage(export: DatasetExport, text: str) -> None:
+    DatasetExport.objects.filter(pk=export.pk).update(stage=text[:100])
 
 
 def _build(export: DatasetExport, folder: Path) -> dict:
     config = RecipeConfig.from_dict(export.recipe.config)
     kto = export.format == DatasetExport.Format.KTO
-    rows, funnel = curate(curation_candidates(export.project), config, kto=kto)
+    _stage(export, "reading pairs, labels and verdicts")
+    candidates = curation_candidates(export.project)
+    _stage(export, f"curating {len(candidates):,} pairs")
+    rows, funnel = curate(candidates, config, kto=kto)
+    del candidates
     train, test = files.split_by_prompt(rows, test_fraction=export.test_fraction, seed=export.seed)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -134,6 +142,7 @@ def _build(export: DatasetExport, folder: Path) -> dict:
         def items(split_rows=split_rows):
             return files.records(split_rows, export.format, conversational=export.conversational)
 
+        _stage(export, f"writing {split} ({len(split_rows):,} rows)")
         jsonl = folder / f"{split}.jsonl"
         files.write_jsonl(jsonl, items())
         digest.update(jsonl.read_bytes())
@@ -147,6 +156,7 @@ def _build(export: DatasetExport, folder: Path) -> dict:
             files.write_csv(csv_path, items())
             written[f"{split}.csv"] = files.file_entry(csv_path, root)
     content_hash = digest.hexdigest()
+    _stage(export, "writing the datasets folder and the datasheet")
     files.write_hf_folder(folder / "hf", split_parquet, content_hash)
     written["hf"] = {"path": str((folder / "hf").relative_to(root)), "bytes": _folder_bytes(folder / "hf")}
     sheet = {

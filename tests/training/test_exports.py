@@ -130,3 +130,22 @@ def test_alpacaeval_runs_through_a_judge_label_recipe_end_to_end(project, lead, 
     ds = load_from_disk(str(out / "hf"))
     assert len(ds["train"]) == export.rows_train
     assert set(ds["train"]["prompt"]).isdisjoint(set(ds["test"]["prompt"]))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_export_is_built_by_a_worker(project, lead, settings, monkeypatch):
+    from tests.worker import celery_worker, wait_for
+    from training import services
+
+    labelled(project)
+    monkeypatch.setattr(services, "INLINE_EXPORT_MAX_PAIRS", 5)  # this project counts as large
+    recipe = recipe_save(project=project, name="r", config={"source": "human"}, user=lead)
+    export = export_create(project=project, recipe=recipe, fmt="dpo", user=lead)
+    assert export.state == DatasetExport.State.QUEUED
+    with celery_worker(extra_env={"EXPORT_ROOT": str(settings.EXPORT_ROOT)}):
+        assert wait_for(lambda: DatasetExport.objects.get(pk=export.pk).state == "succeeded", timeout=120)
+    export.refresh_from_db()
+    assert export.rows_train + export.rows_test == 12 and export.stage == ""
+    assert (
+        load_dataset("json", data_files=str(path(export, "train.jsonl")), split="train").num_rows == export.rows_train
+    )
