@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .access import LEAD, assignment_for_user, import_for_user, project_for_user, projects_visible_to
+from .drf import as_drf
 from .errors import AnnotationError
 from .feedback import training_feedback
 from .models import ImportBatch
@@ -32,10 +33,6 @@ from .services.imports import upload_import
 from .services.labels import Submission, label_submit
 from .services.projects import project_create
 from .views.lead import can_create_projects
-
-
-def _as_drf(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
 
 
 def _conflict(exc: AnnotationError) -> Response:
@@ -60,7 +57,7 @@ class ProjectListView(APIView):
                 created_by=request.user, slug=data.pop("slug"), guidelines=data.pop("guidelines", ""), **data
             )
         except DjangoValidationError as exc:
-            raise _as_drf(exc) from None
+            raise as_drf(exc) from None
         except IntegrityError:
             raise ValidationError({"slug": ["A project with this slug exists."]}) from None
         project.user_role = LEAD
@@ -116,7 +113,7 @@ class ImportView(APIView):
                 ultrafeedback_pairs=serializer.validated_data["ultrafeedback_pairs"],
             )
         except DjangoValidationError as exc:
-            raise _as_drf(exc) from None
+            raise as_drf(exc) from None
         code = {
             ImportBatch.State.QUEUED: status.HTTP_202_ACCEPTED,
             ImportBatch.State.FAILED: status.HTTP_400_BAD_REQUEST,
@@ -172,7 +169,7 @@ class LabelView(APIView):
         try:
             label, created = label_submit(assignment=assignment, submission=Submission(**serializer.validated_data))
         except DjangoValidationError as exc:
-            raise _as_drf(exc) from None
+            raise as_drf(exc) from None
         except AnnotationError as exc:
             return _conflict(exc)
         body = {"ok": True, "created": created, "feedback": training_feedback(assignment, label)}

@@ -33,12 +33,13 @@ def bench_env(db: str) -> dict[str, str]:
     }
 
 
-def database_prepare(db: str, fresh: bool) -> bool:
-    """Create the benchmark database (dropping it first with fresh). Returns True when it was created."""
+def database_prepare(db: str, fresh: bool, *, name_re: re.Pattern = DB_NAME_RE) -> bool:
+    """Create the benchmark database (dropping it first with fresh). Returns True when it was created. Only
+    databases whose names match ``name_re`` are ever touched."""
     import psycopg
 
-    if not DB_NAME_RE.match(db):
-        raise SystemExit(f"--db {db!r}: the benchmark only uses databases named arbiter_bench*")
+    if not name_re.match(db):
+        raise SystemExit(f"--db {db!r}: this benchmark only uses databases matching {name_re.pattern}")
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone() is not None
         if exists and fresh:

@@ -31,30 +31,13 @@ import statistics
 import sys
 import time
 
-from _env import OUT_DIR, PG_SERVER, ROOT, django_setup, machine_info
+from _env import OUT_DIR, ROOT, database_prepare, django_setup, machine_info
 
 SLUG = "quality-bench"
 DB_NAME_RE = re.compile(r"^arbiter_quality_bench[a-z0-9_]*$")
 TRAINING_PAIRS = 5
 REPEAT_SHARE = 0.01
 SKIPPED_SHARE = 0.02
-
-
-def database_prepare(db: str, fresh: bool) -> bool:
-    """Create the benchmark database (dropping it first with fresh). Returns True when it was created."""
-    import psycopg
-
-    if not DB_NAME_RE.match(db):
-        raise SystemExit(f"--db {db!r}: this benchmark only uses databases named arbiter_quality_bench*")
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone() is not None
-        if exists and fresh:
-            conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
-            exists = False
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{db}"')
-            return True
-    return False
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -279,7 +262,7 @@ def main() -> None:
     if args.gold_per_pair > args.annotators or args.annotators < 3:
         raise SystemExit("need at least 3 annotators and no more answers per calibration pair than annotators")
 
-    created = database_prepare(args.db, args.fresh)
+    created = database_prepare(args.db, args.fresh, name_re=DB_NAME_RE)
     django_setup(args.db)
     from django.core.management import call_command
 

@@ -5,20 +5,16 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.access import LEAD, project_for_user
+from annotation.drf import as_drf
 
 from .access import judge_for_user, run_for_user
 from .selectors import judges_for, run_report, runs_of
 from .serializers import JudgeSerializer, RunRequestSerializer, RunSerializer
 from .services import JUDGE_SETTINGS, QueueUnavailable, judge_create, run_cancel, run_pause, run_resume, run_start
-
-
-def _as_drf(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
 
 
 class JudgeListView(APIView):
@@ -39,7 +35,7 @@ class JudgeListView(APIView):
             judge = judge_create(project=project, user=request.user, **text,
                                  **{k: v for k, v in data.items() if k in JUDGE_SETTINGS})  # fmt: skip
         except DjangoValidationError as exc:
-            raise _as_drf(exc) from None
+            raise as_drf(exc) from None
         return Response(JudgeSerializer(judge).data, status=status.HTTP_201_CREATED)
 
 
@@ -61,7 +57,7 @@ class RunListView(APIView):
             run = run_start(project=project, judge=judge, user=request.user,
                             only_unlabelled=data["only_unlabelled"], limit=data.get("limit"))  # fmt: skip
         except DjangoValidationError as exc:
-            raise _as_drf(exc) from None
+            raise as_drf(exc) from None
         except QueueUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.access import LEAD, project_for_user
+from annotation.drf import as_drf
 
 from .access import export_for_user, recipe_for_user
 from .models import CurationRecipe, DatasetExport
@@ -58,10 +59,6 @@ class ExportSerializer(serializers.ModelSerializer):
         ]
 
 
-def _as_drf(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
-
-
 class RecipeListView(APIView):
     @extend_schema(responses={200: RecipeSerializer(many=True)})
     def get(self, request, slug):
@@ -79,7 +76,7 @@ class RecipeListView(APIView):
             recipe = recipe_save(project=project, name=data.validated_data["name"],
                                  config=data.validated_data["config"], user=request.user)  # fmt: skip
         except DjangoValidationError as exc:
-            raise _as_drf(exc) from None
+            raise as_drf(exc) from None
         return Response(RecipeSerializer(recipe).data, status=status.HTTP_201_CREATED)
 
 
@@ -112,7 +109,7 @@ class ExportListView(APIView):
             export = export_create(project=project, recipe=recipe, user=request.user, fmt=values.pop("format"),
                                    **values)  # fmt: skip
         except DjangoValidationError as exc:
-            raise _as_drf(exc) from None
+            raise as_drf(exc) from None
         done = export.state == DatasetExport.State.SUCCEEDED
         return Response(ExportSerializer(export).data, status=status.HTTP_201_CREATED if done else 202)
 
