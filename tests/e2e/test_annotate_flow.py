@@ -178,3 +178,26 @@ def test_training_item_shows_feedback_then_continues_from_the_keyboard(live_serv
     assert page.query_selector("#item-slot .training-banner") is None
     assert shown_id(page) != str(training.public_id)
     assert Label.objects.get(assignment=training).choice == "B"
+
+
+def test_lead_previews_a_recipe_saves_it_and_exports(live_server, page, settings, tmp_path):
+    settings.EXPORT_ROOT = tmp_path / "exports"
+    project = ProjectFactory(slug="cur")
+    lead = UserFactory(username="curation-lead")
+    member(project, lead, Membership.Role.LEAD)
+    for pair in make_pairs(project, 5):
+        Label.objects.create(project=project, pair=pair, source="external", external_annotator="x", choice="A")
+    log_in(page, live_server, lead, "/p/cur/curation/")
+    page.fill("#id_name", "strict")
+    page.click("button[value=preview]")
+    page.wait_for_selector("#funnel")
+    assert "Preview: 5 rows" in page.inner_text("#preview")
+    page.click("button[value=save]")
+    page.wait_for_selector("text=Recipe strict saved as version 1")
+    page.select_option("select[name=format]", "kto")
+    page.click("form.inline-form button.primary")
+    page.wait_for_selector("#export-status.export-succeeded")
+    assert "train.jsonl" in page.inner_text("#export-status") and "Funnel" in page.inner_text("#datasheet")
+    with page.expect_download() as download:
+        page.click("#export-status a:text('train.jsonl')")
+    assert download.value.suggested_filename.endswith("-kto-train.jsonl")
