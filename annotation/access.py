@@ -3,6 +3,7 @@ the same answer for "missing" and "forbidden", so ids cannot be probed."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -53,21 +54,23 @@ def assignment_for_user(user, public_id, *, project: Project) -> Assignment:
     return assignment
 
 
-def import_for_user(user, project: Project, public_id) -> ImportBatch:
-    """An import batch of a project the user leads (``project`` comes from project_for_user, which set its role)."""
+def lead_object_or_404(user, project: Project, queryset: QuerySet, what: str, **lookup):
+    """The one object of ``queryset`` matching ``lookup``, for a lead of ``project`` (which project_for_user has
+    given its ``user_role``); Http404 "No such <what>." for anyone else, a missing object or a malformed id. The
+    per-model helpers below and in judging/ and training/ are this with their query."""
     if not user.is_authenticated or getattr(project, "user_role", None) != LEAD:
-        raise Http404("No such import.")
+        raise Http404(f"No such {what}.")
     try:
-        return ImportBatch.objects.get(project=project, public_id=public_id)
-    except (ImportBatch.DoesNotExist, ValueError, TypeError):
-        raise Http404("No such import.") from None
+        return queryset.get(**lookup)
+    except (queryset.model.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise Http404(f"No such {what}.") from None
+
+
+def import_for_user(user, project: Project, public_id) -> ImportBatch:
+    """An import batch of a project the user leads."""
+    return lead_object_or_404(user, project, ImportBatch.objects.filter(project=project), "import", public_id=public_id)
 
 
 def pair_for_user(user, project: Project, pair_id) -> Pair:
     """A pair of a project the user leads, with its model names and labels (annotators never see a pair by id)."""
-    if not user.is_authenticated or getattr(project, "user_role", None) != LEAD:
-        raise Http404("No such pair.")
-    try:
-        return Pair.objects.get(project=project, pk=pair_id)
-    except (Pair.DoesNotExist, ValueError, TypeError):
-        raise Http404("No such pair.") from None
+    return lead_object_or_404(user, project, Pair.objects.filter(project=project), "pair", pk=pair_id)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef
@@ -160,8 +158,3 @@ def run_finish_if_done(run: JudgeRun) -> bool:
             state=JudgeRun.State.SUCCEEDED, verdicts_done=n, finished_at=timezone.now()
         )
     )
-
-
-def run_cost_per_thousand(run: JudgeRun) -> Decimal | None:
-    pairs = len(run.pair_ids)
-    return (run.cost_usd * 1000 / pairs) if pairs else None

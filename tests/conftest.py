@@ -54,6 +54,12 @@ def login(user) -> Client:
     return client
 
 
+def csrf(client, url="/") -> str:
+    """The CSRF token a page hands the client (every test client enforces CSRF)."""
+    client.get(url)
+    return client.cookies["csrftoken"].value
+
+
 @pytest.fixture
 def as_lead(lead):
     return login(lead)

@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 from sklearn.feature_extraction.text import HashingVectorizer
 
+from judging.prompts import render_conversation
+
 from .near_duplicates import near_duplicate_groups
 
 SOURCES = ("human", "judge", "human_else_judge", "agree")
@@ -112,13 +114,10 @@ class Row:
 class Funnel:
     steps: list[dict] = field(default_factory=list)
 
-    def record(self, step: str, before: int, dropped: dict[str, int], note: str = "") -> None:
+    def record(self, step: str, before: int, dropped: dict[str, int]) -> None:
         removed = sum(dropped.values())
-        entry = {"step": step, "rows_in": before, "removed": removed, "rows_out": before - removed,
-                 "reasons": dropped}  # fmt: skip
-        if note:
-            entry["note"] = note
-        self.steps.append(entry)
+        self.steps.append({"step": step, "rows_in": before, "removed": removed, "rows_out": before - removed,
+                           "reasons": dropped})  # fmt: skip
 
 
 def _preference(c: Candidate, config: RecipeConfig) -> tuple[str, float, str] | None:
@@ -144,10 +143,6 @@ def _preference(c: Candidate, config: RecipeConfig) -> tuple[str, float, str] | 
 
 
 _SPACE = re.compile(r"\s+")
-
-
-def _prompt_text(prompt: list[dict]) -> str:
-    return "\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in prompt)
 
 
 def _normalise(text: str) -> str:
@@ -200,7 +195,7 @@ def curate(candidates: list[Candidate], config: RecipeConfig, *, kto: bool = Fal
         meta[c.pair_id] = (c, winner)
     funnel.record("preference", len(candidates), dropped)
 
-    def step(name: str, drop, note: str = "") -> None:
+    def step(name: str, drop) -> None:
         nonlocal rows
         before, reasons, kept = len(rows), {}, []
         for row in rows:
@@ -210,7 +205,7 @@ def curate(candidates: list[Candidate], config: RecipeConfig, *, kto: bool = Fal
             else:
                 kept.append(row)
         rows = kept
-        funnel.record(name, before, reasons, note)
+        funnel.record(name, before, reasons)
 
     step("gold", lambda r: "calibration pair" if r.source == "gold" and not config.include_gold else None)
     step("human_agreement", lambda r: "human agreement below the minimum" if r.source == "human"
@@ -238,7 +233,7 @@ def curate(candidates: list[Candidate], config: RecipeConfig, *, kto: bool = Fal
     same = {r.pair_id for r, s in zip(rows, similar, strict=True) if s >= config.response_similarity}
     step("same_responses", lambda r: "responses near-identical" if r.pair_id in same else None)
 
-    keys = prompt_groups([_prompt_text(r.prompt) for r in rows], config.prompt_similarity)
+    keys = prompt_groups([render_conversation(r.prompt) for r in rows], config.prompt_similarity)
     for row, key in zip(rows, keys, strict=True):
         row.group = key
     order = sorted(rows, key=lambda r: (-r.margin, r.pair_id))

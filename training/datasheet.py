@@ -41,7 +41,6 @@ def datasheet_markdown(sheet: dict) -> str:
         *(
             f"| {s['step']} | {s['rows_in']} | {s['removed']} | {s['rows_out']} | "
             + "; ".join(f"{k}: {v}" for k, v in s["reasons"].items())
-            + (f" ({s['note']})" if s.get("note") else "")
             + " |"
             for s in sheet["funnel"]
         ),

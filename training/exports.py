@@ -2,8 +2,8 @@
 
 Formats (https://huggingface.co/docs/trl/dataset_formats):
 - ``dpo`` (DPOTrainer, ORPO, SimPO/CPO): ``{"prompt", "chosen", "rejected"}``; optional ``margin`` and ``pair_id``.
-  Standard: strings (a multi-turn prompt is written as "role: content" lines). Conversational: ``prompt`` is the
-  message list, ``chosen`` / ``rejected`` are one assistant message each.
+  Standard: strings (a multi-turn prompt is written as "ROLE: content" blocks, as the judges see it).
+  Conversational: ``prompt`` is the message list, ``chosen`` / ``rejected`` are one assistant message each.
 - ``kto`` (KTOTrainer): unpaired ``{"prompt", "completion", "label"}``: a pair gives its chosen response with
   ``label: true`` and its rejected one with ``label: false``; a "both bad" pair gives both with ``label: false``.
 Files: JSONL, Parquet, CSV (standard format only; cells starting with = + - @ tab or CR are prefixed with ' so
@@ -21,21 +21,17 @@ from pathlib import Path
 
 import orjson
 
+from judging.prompts import render_conversation
+
 from .curation import Row
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _prompt_text(prompt: list[dict]) -> str:
-    if len(prompt) == 1 and prompt[0].get("role", "user") == "user":
-        return prompt[0].get("content", "")
-    return "\n\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in prompt)
-
-
 def _prompt(row: Row, conversational: bool):
     if conversational:
         return [{"role": m.get("role", "user"), "content": m.get("content", "")} for m in row.prompt]
-    return _prompt_text(row.prompt)
+    return render_conversation(row.prompt)
 
 
 def _completion(text: str, conversational: bool):

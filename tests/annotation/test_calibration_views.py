@@ -9,15 +9,10 @@ from django.urls import reverse
 from annotation.models import Pair
 from annotation.services.calibration import pair_gold_set
 from annotation.services.projects import project_update
-from tests.conftest import login
+from tests.conftest import csrf, login
 from tests.factories import ProjectFactory, UserFactory, make_pairs, member
 
 pytestmark = pytest.mark.django_db
-
-
-def csrf(client, url="/"):
-    client.get(url)
-    return client.cookies["csrftoken"].value
 
 
 # --- pair browser and marking gold ----------------------------------------------------------------------------

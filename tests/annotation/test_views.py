@@ -4,18 +4,13 @@ import pytest
 from django.urls import reverse
 
 from annotation.models import Assignment, Label
-from tests.conftest import login
+from tests.conftest import csrf, login
 from tests.factories import ProjectFactory, UserFactory, make_pairs
 
 pytestmark = pytest.mark.django_db
 
 PAGE_URLS = ["project_detail", "annotate", "guidelines", "members", "imports", "project_settings", "quality", "pairs"]
 LEAD_ONLY = ["guidelines", "members", "imports", "project_settings", "quality", "pairs"]
-
-
-def csrf(client, url="/"):
-    client.get(url)
-    return client.cookies["csrftoken"].value
 
 
 @pytest.mark.parametrize("name", PAGE_URLS)

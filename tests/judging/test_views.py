@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from judging.models import JudgeConfig, JudgeRun, PromptVersion
 from judging.services import judge_create
-from tests.conftest import login
+from tests.conftest import csrf, login
 from tests.factories import ProjectFactory, UserFactory, make_pairs, member
 
 pytestmark = pytest.mark.django_db
@@ -29,11 +29,6 @@ def run(project, judge, lead):
     pairs = make_pairs(project, 2)
     return JudgeRun.objects.create(project=project, judge=judge, prompt_version=judge.prompt_versions.get(),
                                    pair_ids=[p.pk for p in pairs], requests_planned=4, created_by=lead)  # fmt: skip
-
-
-def csrf(client, url="/"):
-    client.get(url)
-    return client.cookies["csrftoken"].value
 
 
 def urls(project, judge, run):

@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from annotation.models import Label
-from tests.conftest import login
+from tests.conftest import csrf, login
 from tests.factories import ProjectFactory, UserFactory, make_pairs, member
 from training.models import CurationRecipe, DatasetExport
 from training.services import export_create, recipe_save
@@ -23,11 +23,6 @@ def export(project, lead):
         Label.objects.create(project=project, pair=pair, source="external", external_annotator="x", choice="A")
     recipe = recipe_save(project=project, name="r", config={"source": "human"}, user=lead)
     return export_create(project=project, recipe=recipe, fmt="dpo", user=lead, test_fraction=0.0)
-
-
-def csrf(client, url="/"):
-    client.get(url)
-    return client.cookies["csrftoken"].value
 
 
 FORM = {"name": "strict", "source": "human", "min_human_agreement": 0.5, "min_vote_margin": 0, "min_judge_margin": 0,
