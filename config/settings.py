@@ -145,6 +145,11 @@ STATICFILES_DIRS = [
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # Dataset exports (issue 5): files served only through the authenticated download view, never as media.
 EXPORT_ROOT = Path(env_str("EXPORT_ROOT", str(VAR_DIR / "exports")))
+# Training jobs: adapters, model cards and logs per job; converted base models (GGUF -> checkpoint) are cached.
+TRAINING_ROOT = Path(env_str("TRAINING_ROOT", str(VAR_DIR / "training")))
+MODEL_CACHE = Path(env_str("MODEL_CACHE", str(VAR_DIR / "model-cache")))
+# A running job whose worker has not written a heartbeat for this long is marked failed (its worker died).
+TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 300, minimum=10)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "annotation:project_list"
@@ -200,7 +205,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # LLM judge calls run on their own queue, so a long judge run never delays imports (workers: -Q judge).
-CELERY_TASK_ROUTES = {"judging.tasks.*": {"queue": "judge"}}
+CELERY_TASK_ROUTES = {"judging.tasks.*": {"queue": "judge"}, "training.tasks.training_job_run": {"queue": "gpu"}}
+# Training jobs go to GPU workers (`celery -A config worker -Q gpu --concurrency 1`); beat reaps dead jobs.
+CELERY_BEAT_SCHEDULE = {
+    "training-reap-dead-jobs": {"task": "training.tasks.training_reap_task", "schedule": 60.0},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Arbiter

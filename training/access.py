@@ -1,11 +1,15 @@
-"""One access helper per model: recipes and exports are for a project's leads (and admins); 404 for anyone else."""
+"""One access helper per model: recipes and exports are for a project's leads (and admins), training jobs for admins;
+404 for anyone else."""
 
 from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.http import Http404
 
 from annotation.access import lead_object_or_404
 from annotation.models import Project
 
-from .models import CurationRecipe, DatasetExport
+from .models import CurationRecipe, DatasetExport, TrainingJob
 
 
 def recipe_for_user(user, project: Project, recipe_id) -> CurationRecipe:
@@ -15,3 +19,15 @@ def recipe_for_user(user, project: Project, recipe_id) -> CurationRecipe:
 def export_for_user(user, project: Project, public_id) -> DatasetExport:
     exports = DatasetExport.objects.select_related("recipe", "project", "created_by").filter(project=project)
     return lead_object_or_404(user, project, exports, "export", public_id=public_id)
+
+
+def job_for_user(user, public_id) -> TrainingJob:
+    """Training jobs are for admins (staff) only: 404 for anyone else, a missing job or a malformed id."""
+    if not (user.is_authenticated and user.is_staff):
+        raise Http404("No such training job.")
+    try:
+        return TrainingJob.objects.select_related("export", "export__recipe", "project", "created_by").get(
+            public_id=public_id
+        )
+    except (TrainingJob.DoesNotExist, ValueError, ValidationError):
+        raise Http404("No such training job.") from None

@@ -4,6 +4,8 @@ from django import forms
 
 from .curation import SOURCES, RecipeConfig
 from .models import DatasetExport
+from .spec import CHECKPOINTING, DPO_LOSSES, METHODS, PRECISIONS, PRESETS
+from .spec import HELP as SPEC_HELP
 
 _DEFAULTS = RecipeConfig()
 
@@ -56,3 +58,60 @@ class ExportForm(forms.Form):
     conversational = forms.BooleanField(required=False, help_text="Message lists (keeps roles and turns).")
     test_fraction = forms.FloatField(min_value=0, max_value=0.9, initial=0.1)
     seed = forms.IntegerField(min_value=0, initial=0)
+
+
+class TrainingJobForm(forms.Form):
+    """Launch a training job: an export, a preset, a base model, and any setting to change from the preset.
+    Empty fields keep the preset's value (training.spec.JobSpec has the defaults)."""
+
+    export = forms.ModelChoiceField(
+        queryset=DatasetExport.objects.none(),
+        to_field_name="public_id",
+        help_text="A ready export: DPO format for DPO, ORPO and SimPO; KTO format for KTO.",
+    )
+    name = forms.CharField(max_length=200, required=False)
+    preset = forms.ChoiceField(choices=[(k, v["label"]) for k, v in PRESETS.items()], initial="dpo-lora")
+    base_model = forms.CharField(max_length=500, help_text=SPEC_HELP["base_model"])
+    method = forms.ChoiceField(choices=[("", "(preset)"), *[(m, m.upper()) for m in METHODS]], required=False,
+                               help_text=SPEC_HELP["method"])  # fmt: skip
+    loss_type = forms.ChoiceField(choices=[("", "(preset)"), *[(x, x) for x in DPO_LOSSES]], required=False,
+                                  help_text=SPEC_HELP["loss_type"])  # fmt: skip
+    lora = forms.ChoiceField(choices=[("", "(preset)"), ("yes", "LoRA adapter"), ("no", "full fine-tuning")],
+                             required=False, help_text=SPEC_HELP["lora"])  # fmt: skip
+    lora_r = forms.IntegerField(required=False, min_value=1, help_text=SPEC_HELP["lora_r"])
+    lora_alpha = forms.IntegerField(required=False, min_value=1, help_text=SPEC_HELP["lora_alpha"])
+    learning_rate = forms.FloatField(required=False, min_value=0, help_text=SPEC_HELP["learning_rate"])
+    beta = forms.FloatField(required=False, min_value=0, help_text=SPEC_HELP["beta"])
+    epochs = forms.FloatField(required=False, min_value=0, help_text=SPEC_HELP["epochs"])
+    max_steps = forms.IntegerField(required=False, min_value=0, help_text=SPEC_HELP["max_steps"])
+    max_length = forms.IntegerField(required=False, min_value=16, help_text=SPEC_HELP["max_length"])
+    batch_size = forms.IntegerField(required=False, min_value=1, help_text=SPEC_HELP["batch_size"])
+    micro_batch_size = forms.IntegerField(required=False, min_value=0, help_text=SPEC_HELP["micro_batch_size"])
+    gradient_checkpointing = forms.ChoiceField(
+        choices=[("", "(preset)"), *[(c, c) for c in CHECKPOINTING]],
+        required=False,
+        help_text=SPEC_HELP["gradient_checkpointing"],
+    )
+    precision = forms.ChoiceField(choices=[("", "(preset)"), *[(p, p) for p in PRECISIONS]], required=False,
+                                  help_text=SPEC_HELP["precision"])  # fmt: skip
+    seed = forms.IntegerField(required=False, min_value=0, help_text=SPEC_HELP["seed"])
+
+    SETTINGS = ("base_model", "method", "loss_type", "lora_r", "lora_alpha", "learning_rate", "beta", "epochs",
+                "max_steps", "max_length", "batch_size", "micro_batch_size", "gradient_checkpointing", "precision",
+                "seed")  # fmt: skip
+
+    def __init__(self, *args, exports=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if exports is not None:
+            self.fields["export"].queryset = exports
+        self.fields["export"].label_from_instance = lambda e: (
+            f"{e.project.name} · {e.recipe.name} v{e.recipe.version} · {e.format.upper()} · {e.rows_train} rows · "
+            f"{e.created_at:%Y-%m-%d %H:%M}"
+        )
+
+    def settings(self) -> dict:
+        data = self.cleaned_data
+        out = {k: data[k] for k in self.SETTINGS if data.get(k) not in (None, "")}
+        if data.get("lora"):
+            out["lora"] = data["lora"] == "yes"
+        return out

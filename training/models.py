@@ -70,3 +70,64 @@ class DatasetExport(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class TrainingJob(models.Model):
+    """A DPO / KTO / ORPO / SimPO run on an export, executed by a GPU worker in a child process
+    (training.tasks.training_job_run -> python -m training.runner). ``spec`` holds training.spec.JobSpec."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    LIVE = (State.QUEUED, State.RUNNING)
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_jobs")
+    export = models.ForeignKey(DatasetExport, on_delete=models.PROTECT, related_name="training_jobs")
+    name = models.CharField(max_length=200, blank=True)
+    spec = models.JSONField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    stage = models.CharField(max_length=200, blank=True, help_text="What a running job is doing now.")
+    step = models.PositiveIntegerField(default=0)
+    max_steps = models.PositiveIntegerField(default=0)
+    hardware = models.JSONField(default=dict, blank=True, help_text="Device, precision and batch sizes chosen.")
+    summary = models.JSONField(default=dict, blank=True, help_text="Final training metrics.")
+    evaluation = models.JSONField(default=dict, blank=True)
+    model_card = models.TextField(blank=True)
+    artifacts = models.JSONField(default=dict, blank=True, help_text="name -> {path (under TRAINING_ROOT), bytes}")
+    log_tail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "heartbeat_at"], name="training_job_live")]
+
+    def __str__(self) -> str:
+        return self.name or f"{self.spec.get('method', '?')} on {self.export_id}"
+
+
+class TrainingMetric(models.Model):
+    """One logging step of a job: TRL's logged values (loss, rewards/*, logps/*, kl, learning_rate ...) plus
+    tokens/s and device memory, as TRL names them."""
+
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="metrics")
+    step = models.PositiveIntegerField()
+    values = models.JSONField()
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "step"]
+        constraints = [models.UniqueConstraint(fields=["job", "step"], name="training_metric_step_unique")]

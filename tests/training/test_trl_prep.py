@@ -12,33 +12,6 @@ from tests.factories import make_pairs
 from training.services import export_create, export_root, recipe_save
 
 pytestmark = pytest.mark.django_db
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from django.conf import settings
-
-    models = settings.BASE_DIR / "var" / "models"
-    if not (models / GGUF).exists():
-        message = f"var/models/{GGUF} is missing: run `make judge-server`"
-        if os.environ.get("ARBITER_REQUIRE_SERVICES"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(str(models), gguf_file=GGUF)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512)  # fmt: skip
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(autouse=True)
-def export_dir(settings, tmp_path):
-    settings.EXPORT_ROOT = tmp_path / "exports"
 
 
 def exported(project, lead, fmt, conversational):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
@@ -28,7 +29,10 @@ class Command(BaseCommand):
                     "config",
                     "worker",
                     "-Q",
-                    "default,judge",
+                    "default,judge,gpu",
+                    "--beat",
+                    "--schedule",
+                    str(settings.VAR_DIR / "celerybeat-schedule"),
                     "--concurrency",
                     "1",
                     "--loglevel",

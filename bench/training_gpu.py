@@ -1,0 +1,165 @@
+"""GPU benchmark (issue 6): the job path (training.runner, standalone mode) against a plain TRL DPO script with the
+usual recipe, on a Llama of SmolLM2-1.7B's shape (random init), LoRA r16, 1,024-token sequences.
+
+    python bench/training_gpu.py --tokenizer DIR --out DIR [--steps 12] [--which both|job|plain]
+
+Both runs train the same pairs for the same number of optimizer steps with 8 pairs per step:
+- job path: `python -m training.runner --spec ... --data ... --out ...` with the job defaults (bf16 weights,
+  precomputed reference log-probs, micro-batch sized to the GPU, checkpointing only if needed);
+- plain: fp32 weights loaded as an older script does, DPOConfig(per_device_train_batch_size=2,
+  gradient_accumulation_steps=4, gradient_checkpointing=True, bf16=True), reference forward every step.
+Tokens/s counts every sequence token the model trains on (chosen + rejected, 1,024 each) over the trainer's
+construction (tokenising, precomputing) plus train(); "train-only" leaves construction out. MFU: model FLOPs per
+token 6·N + 12·layers·hidden·seq (the usual convention, recomputation not counted) against 989 TFLOP/s (H100 SXM
+dense bf16). Not part of CI; results go to docs/PERFORMANCE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SEQ = 1024
+PAIRS_PER_STEP = 8
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12}
+
+SHAPE = {"hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 24, "num_attention_heads": 32,
+         "num_key_value_heads": 32, "max_position_embeddings": 8192, "rope_theta": 130000.0,
+         "tie_word_embeddings": True, "rms_norm_eps": 1e-5}  # fmt: skip
+
+PLAIN = r"""
+import json, sys, time, torch
+from datasets import load_from_disk
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import DPOConfig, DPOTrainer
+model_dir, data_dir, out, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+tok = AutoTokenizer.from_pretrained(model_dir)
+tok.pad_token = tok.pad_token or tok.eos_token
+model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).cuda()
+data = load_from_disk(data_dir)["train"].remove_columns(["pair_id", "margin"])
+args = DPOConfig(output_dir=out + "/ckpt", per_device_train_batch_size=2, gradient_accumulation_steps=4,
+                 gradient_checkpointing=True, bf16=True, max_length=1024, max_steps=steps, learning_rate=5e-5,
+                 logging_steps=1, report_to=[], save_strategy="no", beta=0.1)
+peft = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+torch.cuda.synchronize(); t0 = time.monotonic()
+trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tok, peft_config=peft)
+torch.cuda.synchronize(); t1 = time.monotonic()
+trainer.train()
+torch.cuda.synchronize(); t2 = time.monotonic()
+json.dump({"prepare_seconds": t1 - t0, "train_seconds": t2 - t1, "steps": trainer.state.global_step,
+           "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30}, open(out + "/plain.json", "w"))
+"""
+
+
+def build_model(tokenizer_dir: Path, target: Path) -> int:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, **SHAPE)  # fmt: skip
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+    params = sum(p.numel() for p in model.parameters())
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    del model
+    torch.cuda.empty_cache()
+    return params
+
+
+def build_data(tokenizer_dir: Path, target: Path, pairs: int) -> None:
+    from datasets import Dataset, DatasetDict
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    rng = random.Random(0)
+    vocab = [t for t in range(1000, min(len(tokenizer), 40000))]
+
+    def text(n: int) -> str:
+        return tokenizer.decode([rng.choice(vocab) for _ in range(n)])
+
+    rows = [{"prompt": text(400), "chosen": text(800), "rejected": text(800), "margin": 1.0, "pair_id": i}
+            for i in range(pairs)]  # fmt: skip
+    DatasetDict({"train": Dataset.from_list(rows)}).save_to_disk(str(target))
+
+
+def mfu(tokens_per_s: float, params: int, device: str) -> float:
+    flops_per_token = 6 * params + 12 * SHAPE["num_hidden_layers"] * SHAPE["hidden_size"] * SEQ
+    peak = next((v for k, v in PEAK_FLOPS.items() if k in device), 989e12)
+    return tokens_per_s * flops_per_token / peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tokenizer", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--which", choices=["both", "job", "plain"], default="both")
+    args = parser.parse_args()
+    import torch
+
+    work = Path("/tmp/arbiter-bench")
+    work.mkdir(parents=True, exist_ok=True)
+    device = torch.cuda.get_device_name(0)
+    model_dir, data_dir = work / "model", work / "data"
+    start = time.monotonic()
+    params = build_model(args.tokenizer, model_dir)
+    build_data(args.tokenizer, data_dir, args.steps * PAIRS_PER_STEP)
+    print(f"model ({params / 1e9:.2f} B parameters) and data built in {time.monotonic() - start:.0f} s", flush=True)
+    tokens = args.steps * PAIRS_PER_STEP * 2 * SEQ
+    report = {"command": " ".join(["bench/training_gpu.py", *sys.argv[1:]]), "device": device, "parameters": params,
+              "steps": args.steps, "pairs_per_step": PAIRS_PER_STEP, "seq_len": SEQ, "tokens": tokens}  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}", "TRL_EXPERIMENTAL_SILENCE": "1"}
+    if args.which in ("both", "job"):
+        spec = {"method": "dpo", "base_model": str(model_dir), "lora": True, "lora_r": 16, "lora_alpha": 32,
+                "max_length": SEQ, "batch_size": PAIRS_PER_STEP, "max_steps": args.steps, "learning_rate": 5e-5,
+                "eval_pairs": 0, "eval_generations": 0}  # fmt: skip
+        (work / "spec.json").write_text(json.dumps(spec))
+        out = work / "job"
+        subprocess.run([sys.executable, "-m", "training.runner", "--spec", str(work / "spec.json"), "--data",
+                        str(data_dir), "--out", str(out)], cwd=ROOT, env=env, check=True)  # fmt: skip
+        result = json.loads((out / "result.json").read_text())
+        s = result["summary"]
+        total = s["prepare_seconds"] + s["train_seconds"]
+        report["job"] = {
+            "hardware": result["hardware"], "prepare_s": s["prepare_seconds"], "train_s": s["train_seconds"],
+            "steps": s["steps"], "tokens_counted": s["tokens"], "tokens_per_s": tokens / total,
+            "tokens_per_s_train_only": tokens / s["train_seconds"],
+            "peak_gpu_memory_gib": s.get("peak_gpu_memory_gib"), "versions": result["versions"],
+        }  # fmt: skip
+    if args.which in ("both", "plain"):
+        out = work / "plain"
+        out.mkdir(exist_ok=True)
+        subprocess.run([sys.executable, "-c", PLAIN, str(model_dir), str(data_dir), str(out), str(args.steps)],
+                       cwd=ROOT, env=env, check=True)  # fmt: skip
+        p = json.loads((out / "plain.json").read_text())
+        total = p["prepare_seconds"] + p["train_seconds"]
+        report["plain"] = {"prepare_s": p["prepare_seconds"], "train_s": p["train_seconds"], "steps": p["steps"],
+                           "tokens_per_s": tokens / total, "tokens_per_s_train_only": tokens / p["train_seconds"],
+                           "peak_gpu_memory_gib": p["peak_gpu_memory_gib"]}  # fmt: skip
+    for key in ("job", "plain"):
+        if key in report:
+            report[key]["mfu"] = mfu(report[key]["tokens_per_s"], params, device)
+            report[key]["mfu_train_only"] = mfu(report[key]["tokens_per_s_train_only"], params, device)
+    if "job" in report and "plain" in report:
+        report["speedup"] = report["job"]["tokens_per_s"] / report["plain"]["tokens_per_s"]
+        report["speedup_train_only"] = (
+            report["job"]["tokens_per_s_train_only"] / report["plain"]["tokens_per_s_train_only"]
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "training_gpu.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

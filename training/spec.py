@@ -1,0 +1,189 @@
+"""What a training job runs: method, base model, LoRA and hyperparameters, with defaults from practice and presets.
+
+Plain Python (no Django, no torch): the web process validates a spec with it before a job is queued, and the runner
+(training.runner) turns it into TRL arguments on the worker. Every field has a one-line help text that the launch
+form shows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+METHODS = ("dpo", "kto", "orpo", "simpo")
+# TRL 1.16 DPOConfig.loss_type values that need nothing beyond the (prompt, chosen, rejected) rows.
+DPO_LOSSES = ("sigmoid", "ipo", "robust", "hinge", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
+              "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm")  # fmt: skip
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+CHECKPOINTING = ("auto", "on", "off")
+
+HELP = {
+    "method": "DPO (pairs), KTO (unpaired good/bad examples), ORPO (no reference model) or SimPO (length-normalised, "
+    "no reference model).",
+    "loss_type": "DPO only: sigmoid is the paper's loss; ipo, robust (noisy labels) and hinge are common variants.",
+    "base_model": "A hub id (owner/name), a local checkpoint folder or a local .gguf file.",
+    "lora": "Train a LoRA adapter (small, fast, the default) instead of every weight.",
+    "lora_r": "LoRA rank: 8-64; higher adapts more and costs more memory.",
+    "lora_alpha": "LoRA scaling; usually twice the rank.",
+    "lora_dropout": "Dropout on the LoRA branch: 0 lets PEFT skip that pass (faster); 0.05-0.1 against overfitting.",
+    "lora_target_modules": "Layers that get adapters: all-linear, or comma-separated names such as q_proj,v_proj.",
+    "learning_rate": "Empty: full fine-tuning 5e-7 (DPO, KTO), 8e-6 (ORPO), 1e-6 (SimPO); LoRA ten times that.",
+    "beta": "Strength of the pull towards the reference (DPO, KTO), the odds-ratio weight (ORPO) or the reward scale "
+    "(SimPO). Empty: 0.1, or 2.0 for SimPO.",
+    "simpo_gamma": "SimPO only: the target reward margin ratio (gamma / beta).",
+    "epochs": "Passes over the training split.",
+    "max_steps": "Stop after this many optimizer steps (0: run the epochs).",
+    "warmup_ratio": "Share of the steps spent warming the learning rate up.",
+    "max_length": "Tokens per prompt + response; longer rows are truncated.",
+    "batch_size": "Pairs per optimizer step (micro-batch x accumulation).",
+    "micro_batch_size": "Pairs per forward pass on one device; 0 sizes it to the device's memory.",
+    "gradient_checkpointing": "Recompute activations to save memory: auto turns it on only when memory needs it.",
+    "precision": "auto: bf16 on Ampere or newer GPUs, fp16 on older ones, fp32 on CPU.",
+    "desirable_weight": "KTO only: weight of good examples; empty balances the classes.",
+    "undesirable_weight": "KTO only: weight of bad examples; empty balances the classes.",
+    "seed": "Seed for data order, initialisation and sampling.",
+    "eval_pairs": "Held-out pairs scored by the base and tuned models after training.",
+    "eval_generations": "Held-out prompts answered by both models for the side-by-side table.",
+    "eval_max_new_tokens": "Length of those answers, in tokens.",
+}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    method: str = "dpo"
+    loss_type: str = "sigmoid"
+    base_model: str = ""
+    lora: bool = True
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: str = "all-linear"
+    learning_rate: float | None = None
+    beta: float | None = None
+    simpo_gamma: float = 0.5
+    epochs: float = 1.0
+    max_steps: int = 0
+    warmup_ratio: float = 0.1
+    max_length: int = 1024
+    batch_size: int = 32
+    micro_batch_size: int = 0
+    gradient_checkpointing: str = "auto"
+    precision: str = "auto"
+    desirable_weight: float | None = None
+    undesirable_weight: float | None = None
+    seed: int = 0
+    eval_pairs: int = 200
+    eval_generations: int = 4
+    eval_max_new_tokens: int = 64
+
+    @classmethod
+    def from_dict(cls, data: dict) -> JobSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings: {', '.join(unknown)}")
+        spec = cls(**{k: v for k, v in data.items() if v is not None})
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        def need(ok: bool, field: str, message: str) -> None:
+            if not ok:
+                raise ValueError(f"{field}: {message}")
+
+        need(self.method in METHODS, "method", f"must be one of {', '.join(METHODS)}")
+        need(self.loss_type in DPO_LOSSES, "loss_type", f"must be one of {', '.join(DPO_LOSSES)}")
+        need(bool(self.base_model.strip()), "base_model", "name a hub id or a local path")
+        need(1 <= self.lora_r <= 1024, "lora_r", "must be between 1 and 1024")
+        need(self.lora_alpha >= 1, "lora_alpha", "must be at least 1")
+        need(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "must be in [0, 1)")
+        need(bool(self.lora_target_modules.strip()), "lora_target_modules", "name the layers or say all-linear")
+        need(self.learning_rate is None or 0 < self.learning_rate <= 1e-2, "learning_rate", "must be in (0, 0.01]")
+        need(self.beta is None or 0 < self.beta <= 100, "beta", "must be in (0, 100]")
+        need(0 <= self.simpo_gamma <= 10, "simpo_gamma", "must be in [0, 10]")
+        need(0 < self.epochs <= 100, "epochs", "must be in (0, 100]")
+        need(self.max_steps >= 0, "max_steps", "must be 0 (use the epochs) or more")
+        need(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")
+        need(16 <= self.max_length <= 131072, "max_length", "must be between 16 and 131072")
+        need(self.batch_size >= 1, "batch_size", "must be at least 1")
+        need(0 <= self.micro_batch_size <= self.batch_size, "micro_batch_size", "must be 0 (auto) or ≤ batch_size")
+        need(self.gradient_checkpointing in CHECKPOINTING, "gradient_checkpointing", "must be auto, on or off")
+        need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
+        for name in ("desirable_weight", "undesirable_weight"):
+            value = getattr(self, name)
+            need(value is None or 0 < value <= 100, name, "must be in (0, 100]")
+        need(self.eval_pairs >= 0 and self.eval_generations >= 0, "eval_pairs", "must not be negative")
+        need(1 <= self.eval_max_new_tokens <= 4096, "eval_max_new_tokens", "must be between 1 and 4096")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def export_format(self) -> str:
+        """The export format the method reads."""
+        return "kto" if self.method == "kto" else "dpo"
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.method in ("dpo", "kto")
+
+    def resolved_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        full = {"dpo": 5e-7, "kto": 5e-7, "orpo": 8e-6, "simpo": 1e-6}[self.method]
+        return full * 10 if self.lora else full
+
+    def resolved_beta(self) -> float:
+        if self.beta is not None:
+            return self.beta
+        return 2.0 if self.method == "simpo" else 0.1
+
+
+def kto_weights(spec: JobSpec, desirable: int, undesirable: int) -> tuple[float, float]:
+    """KTO's class weights: the paper keeps desirable_weight · n_desirable / (undesirable_weight · n_undesirable)
+    in [1, 4/3]; unset weights are chosen so the ratio is 1 (the smaller class is up-weighted)."""
+    if spec.desirable_weight is not None and spec.undesirable_weight is not None:
+        return spec.desirable_weight, spec.undesirable_weight
+    if not desirable or not undesirable:
+        return spec.desirable_weight or 1.0, spec.undesirable_weight or 1.0
+    if spec.desirable_weight is not None:
+        return spec.desirable_weight, spec.desirable_weight * desirable / undesirable
+    if spec.undesirable_weight is not None:
+        return spec.undesirable_weight * undesirable / desirable, spec.undesirable_weight
+    if desirable >= undesirable:
+        return 1.0, round(desirable / undesirable, 4)
+    return round(undesirable / desirable, 4), 1.0
+
+
+PRESETS: dict[str, dict] = {
+    "dpo-lora": {"label": "DPO + LoRA (default)", "settings": {"method": "dpo"}},
+    "dpo-full": {"label": "DPO, full fine-tuning", "settings": {"method": "dpo", "lora": False}},
+    "ipo-lora": {
+        "label": "IPO + LoRA (less overfitting on deterministic labels)",
+        "settings": {"method": "dpo", "loss_type": "ipo"},
+    },  # fmt: skip
+    "robust-dpo-lora": {
+        "label": "Robust DPO + LoRA (noisy labels)",
+        "settings": {"method": "dpo", "loss_type": "robust"},
+    },  # fmt: skip
+    "kto-lora": {"label": "KTO + LoRA", "settings": {"method": "kto"}},
+    "orpo-lora": {"label": "ORPO + LoRA (no reference model)", "settings": {"method": "orpo"}},
+    "simpo-lora": {"label": "SimPO + LoRA (no reference model)", "settings": {"method": "simpo"}},
+    "smoke": {
+        "label": "Smoke test: 2 steps, short rows (checks the pipeline end to end)",
+        "settings": {
+            "max_steps": 2,
+            "max_length": 128,
+            "batch_size": 2,
+            "eval_pairs": 8,
+            "eval_generations": 2,
+            "eval_max_new_tokens": 16,
+        },
+    },  # fmt: skip
+}
+
+
+def spec_from_preset(preset: str, overrides: dict) -> JobSpec:
+    if preset and preset not in PRESETS:
+        raise ValueError(f"preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    settings = {**(PRESETS[preset]["settings"] if preset else {}), **overrides}
+    return JobSpec.from_dict(settings)

@@ -1,0 +1,363 @@
+"""One training run with TRL 1.16: model and data in, adapter (or model), metrics and evaluation out.
+
+Called by training.runner in a child process of a GPU worker (torch is imported here and nowhere in the web
+process). Progress goes to a sink (training.sinks): the job's database rows, or files for the benchmark.
+
+Defaults that matter for speed (issue 6; measured in docs/PERFORMANCE.md):
+- weights are loaded in bf16 (fp16 before Ampere) on a GPU rather than fp32 with autocast;
+- the reference log-probs are precomputed once when the reference is frozen (DPO, KTO), in large batches, so a
+  training step runs one forward pass per sequence instead of two;
+- the micro-batch is sized to the free device memory, and activation checkpointing is turned on only when even a
+  micro-batch of one pair would not fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+
+from .spec import JobSpec, kto_weights
+
+GiB = 1024**3
+
+
+class ModelLoadError(Exception):
+    """The base model could not be loaded (bad path, unknown architecture, hub unreachable or gated)."""
+
+    def __init__(self, name: str, exc: BaseException):
+        first = (str(exc).strip().splitlines() or [""])[0]
+        super().__init__(f"Could not load the base model {name!r}: {type(exc).__name__}: {first[:1000]}")
+
+
+@contextmanager
+def reference_fingerprint(token: str):
+    """TRL names its cache of precomputed reference log-probs after a SHA-256 of every weight
+    (``trl.trainer.utils.hash_module``), which copies the whole model to the CPU first: 12.4 s of a 1.7B-parameter
+    job on an H100 (docs/PERFORMANCE.md). While the trainer is built, that hash is replaced by one of ``token`` (the
+    run's own output folder, unique per run, so no run can ever pick up another's cache) and the parameter shapes.
+    tests/training/test_runner.py checks that TRL still has the names patched here."""
+    import trl.trainer.dpo_trainer as dpo
+    import trl.trainer.kto_trainer as kto
+
+    def fingerprint(module) -> str:
+        shapes = ",".join(f"{n}:{tuple(p.shape)}:{p.dtype}" for n, p in module.named_parameters())
+        return hashlib.sha256(f"{token}|{shapes}".encode()).hexdigest()
+
+    saved = {m: m.hash_module for m in (dpo, kto)}
+    for m in saved:
+        m.hash_module = fingerprint
+    try:
+        yield
+    finally:
+        for m, original in saved.items():
+            m.hash_module = original
+
+
+@dataclass
+class Hardware:
+    device: str  # cuda | cpu
+    name: str
+    gpus: int
+    precision: str  # bf16 | fp16 | fp32
+    memory_gib: float
+    micro_batch_size: int
+    accumulation: int
+    gradient_checkpointing: bool
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def pick_precision(spec: JobSpec) -> str:
+    if spec.precision != "auto":
+        return spec.precision
+    if not torch.cuda.is_available():
+        return "fp32"
+    return "bf16" if torch.cuda.get_device_capability(0)[0] >= 8 else "fp16"
+
+
+def pair_activation_bytes(config, max_length: int) -> float:
+    """Rough activation memory of one pair (chosen + rejected) without checkpointing: ~34·hidden bytes per token
+    per layer in 16-bit (Korthikanti et al. 2022, flash/SDPA attention), plus fp32 logits for the log-softmax."""
+    hidden, layers = config.hidden_size, config.num_hidden_layers
+    vocab = config.vocab_size
+    return 2 * max_length * (34 * hidden * layers + 6 * vocab)
+
+
+def plan_batches(spec: JobSpec, config, precision: str, gpus: int) -> tuple[int, int, bool]:
+    """(micro-batch, gradient accumulation, checkpointing) for the spec on this device."""
+    if spec.micro_batch_size:
+        micro = spec.micro_batch_size
+        checkpointing = spec.gradient_checkpointing == "on"
+    elif not torch.cuda.is_available():
+        micro, checkpointing = min(spec.batch_size, 2), spec.gradient_checkpointing == "on"
+    else:
+        free, _ = torch.cuda.mem_get_info(0)
+        params = _parameter_estimate(config)
+        weight_bytes = params * (2 if precision != "fp32" else 4) * (1 if spec.lora else 4)  # full FT: grads + Adam
+        budget = 0.8 * free - weight_bytes
+        per_pair = pair_activation_bytes(config, spec.max_length)
+        fits = int(budget // per_pair) if budget > 0 else 0
+        checkpointing = spec.gradient_checkpointing == "on" or (spec.gradient_checkpointing == "auto" and fits < 1)
+        if checkpointing and fits < 1:
+            fits = int(budget // (per_pair / config.num_hidden_layers * 2)) if budget > 0 else 1
+        micro = 1
+        while micro * 2 <= min(fits, spec.batch_size):
+            micro *= 2
+    per_step = micro * max(gpus, 1)
+    accumulation = max(1, math.ceil(spec.batch_size / per_step))
+    return micro, accumulation, checkpointing
+
+
+def _parameter_estimate(config) -> int:
+    h, layers, v = config.hidden_size, config.num_hidden_layers, config.vocab_size
+    inter = getattr(config, "intermediate_size", 4 * h)
+    return layers * (4 * h * h + 3 * h * inter) + 2 * v * h
+
+
+def detect_hardware(spec: JobSpec, model_config) -> Hardware:
+    precision = pick_precision(spec)
+    if torch.cuda.is_available():
+        gpus = int(os.environ.get("WORLD_SIZE", "1"))
+        name = torch.cuda.get_device_name(0)
+        memory = torch.cuda.get_device_properties(0).total_memory / GiB
+        device = "cuda"
+    else:
+        gpus, name, memory, device = 0, "cpu", 0.0, "cpu"
+    micro, accumulation, checkpointing = plan_batches(spec, model_config, precision, gpus)
+    return Hardware(device, name, gpus, precision, round(memory, 1), micro, accumulation, checkpointing)
+
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def load_model(path: str, precision: str, device: str):
+    dtype = DTYPES[precision] if device == "cuda" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    return model.to(device) if device == "cuda" and not os.environ.get("WORLD_SIZE") else model
+
+
+def load_tokenizer(path: str):
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+class TokenCounter:
+    """Wraps the trainer's collator and counts the tokens it hands to the model (attention-mask ones), so the
+    callback can report tokens/s for every method alike."""
+
+    def __init__(self, collator):
+        self.collator, self.tokens = collator, 0
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        masks = [v for k, v in batch.items() if k.endswith("attention_mask") and torch.is_tensor(v)]
+        if masks:
+            self.tokens += int(sum(int(m.sum()) for m in masks))
+        else:
+            self.tokens += int(
+                sum(v.numel() for k, v in batch.items() if k.endswith("input_ids") and torch.is_tensor(v))
+            )
+        return batch
+
+
+class ProgressCallback(TrainerCallback):
+    """Every logging step to the sink (with tokens/s and device memory); heartbeat and cancel check every step."""
+
+    def __init__(self, sink, counter: TokenCounter | None):
+        self.sink, self.counter = sink, counter
+        self.cancelled = False
+        self._last = (time.monotonic(), 0)
+        self.train_started = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.train_started = time.monotonic()
+        self._last = (self.train_started, self.counter.tokens if self.counter else 0)
+        self.sink.progress(0, state.max_steps, "training")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.sink.progress(state.global_step, state.max_steps, "training")
+        if self.sink.cancel_requested():
+            self.cancelled = True
+            control.should_training_stop = True
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "train_runtime" in logs:
+            return  # the run's summary, not a step: it goes to the job's summary
+        values = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float)) and math.isfinite(v)}
+        now = time.monotonic()
+        if self.counter is not None:
+            then, tokens = self._last
+            if now > then:
+                values["tokens_per_s"] = (self.counter.tokens - tokens) / (now - then)
+            self._last = (now, self.counter.tokens)
+            values["tokens_total"] = float(self.counter.tokens)
+        if torch.cuda.is_available():
+            values["gpu_memory_gib"] = torch.cuda.max_memory_allocated() / GiB
+        values["elapsed_s"] = now - (self.train_started or now)
+        self.sink.metrics(state.global_step, values)
+
+
+def _columns_for_training(dataset, method: str):
+    keep = {"prompt", "completion", "label"} if method == "kto" else {"prompt", "chosen", "rejected"}
+    return dataset.remove_columns([c for c in dataset.column_names if c not in keep])
+
+
+def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out_dir: Path, callbacks):
+    lr, beta = spec.resolved_learning_rate(), spec.resolved_beta()
+    common = {
+        "output_dir": str(out_dir / "checkpoints"),
+        "learning_rate": lr,
+        "num_train_epochs": spec.epochs,
+        "max_steps": spec.max_steps or -1,
+        "warmup_steps": spec.warmup_ratio,
+        "per_device_train_batch_size": hw.micro_batch_size,
+        "gradient_accumulation_steps": hw.accumulation,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "seed": spec.seed,
+        "data_seed": spec.seed,
+        "bf16": hw.precision == "bf16" and hw.device == "cuda",
+        "fp16": hw.precision == "fp16" and hw.device == "cuda",
+        "use_cpu": hw.device == "cpu",
+        "max_length": spec.max_length,
+        "lr_scheduler_type": "cosine",
+        "dataloader_num_workers": 0,
+        "remove_unused_columns": False,
+    }
+    from transformers import TrainingArguments
+
+    fields = TrainingArguments.__dataclass_fields__  # transformers 5.2x renamed gradient_ to activation_checkpointing
+    checkpoint_field = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    common[checkpoint_field] = hw.gradient_checkpointing
+    peft_config = None
+    if spec.lora:
+        from peft import LoraConfig
+
+        targets = spec.lora_target_modules.strip()
+        peft_config = LoraConfig(
+            r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout, task_type="CAUSAL_LM",
+            target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()],
+        )  # fmt: skip
+    precompute = {"precompute_ref_log_probs": True, "precompute_ref_batch_size": max(hw.micro_batch_size * 2, 1)}
+    train_data = _columns_for_training(train_data, spec.method)
+    if spec.method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        args = DPOConfig(**common, **precompute, beta=beta, loss_type=[spec.loss_type])
+        trainer_cls = DPOTrainer
+    elif spec.method == "kto":
+        from trl import KTOConfig, KTOTrainer
+
+        labels = train_data["label"]
+        desirable, undesirable = sum(map(bool, labels)), len(labels) - sum(map(bool, labels))
+        dw, uw = kto_weights(spec, desirable, undesirable)
+        args = KTOConfig(**common, **precompute, beta=beta, desirable_weight=dw, undesirable_weight=uw)
+        trainer_cls = KTOTrainer
+    elif spec.method == "orpo":
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+        args = ORPOConfig(**common, beta=beta)
+        trainer_cls = ORPOTrainer
+    else:  # simpo: CPO with the SimPO loss and no behaviour-cloning term
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+        args = CPOConfig(**common, beta=beta, loss_type="simpo", cpo_alpha=0.0, simpo_gamma=spec.simpo_gamma)
+        trainer_cls = CPOTrainer
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_data, processing_class=tokenizer,
+                          peft_config=peft_config, callbacks=callbacks)  # fmt: skip
+    return trainer, args
+
+
+def library_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("torch", "transformers", "trl", "peft", "accelerate", "datasets"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def train(spec: JobSpec, data_dir: Path, model_path: str, out_dir: Path, sink, *, context: dict) -> dict:
+    """Run the job; returns {state, summary, hardware, evaluation, artifacts}. ``context`` names the export for the
+    model card. Raises on failure (the runner records the error)."""
+    from datasets import load_from_disk
+
+    from .evaluation import evaluate
+    from .model_card import model_card
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    torch.manual_seed(spec.seed)
+    sink.progress(0, 0, "loading the data")
+    data = load_from_disk(str(data_dir))
+    if "train" not in data or len(data["train"]) == 0:
+        raise ValueError("The export's training split is empty: nothing to train on.")
+    sink.progress(0, 0, "loading the model")
+    from transformers import AutoConfig
+
+    try:
+        model_config = AutoConfig.from_pretrained(model_path)
+        hw = detect_hardware(spec, model_config)
+        tokenizer = load_tokenizer(model_path)
+        model = load_model(model_path, hw.precision, hw.device)
+    except Exception as exc:
+        raise ModelLoadError(spec.base_model, exc) from exc
+    sink.hardware(hw.as_dict())
+    progress = ProgressCallback(sink, None)
+    sink.progress(0, 0, "preparing the data" + (" and reference log-probs" if spec.needs_reference else ""))
+    started = time.monotonic()
+    with reference_fingerprint(str(out_dir.resolve())):
+        trainer, args = build_trainer(spec, hw, model, tokenizer, data["train"], out_dir, [progress])
+    counter = TokenCounter(trainer.data_collator)
+    trainer.data_collator = counter
+    progress.counter = counter
+    prepare_seconds = time.monotonic() - started  # tokenising (and, where precomputed, reference log-probs)
+    started = time.monotonic()
+    result = trainer.train()
+    train_seconds = time.monotonic() - started
+    state = "cancelled" if progress.cancelled else "succeeded"
+    summary = {k: float(v) for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))}
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    if history:
+        summary.update({f"final/{k}": float(v) for k, v in history[-1].items() if isinstance(v, (int, float))})
+    summary |= {"steps": trainer.state.global_step, "prepare_seconds": prepare_seconds, "train_seconds": train_seconds,
+                "tokens": counter.tokens,
+                "tokens_per_s": counter.tokens / train_seconds if train_seconds else 0.0}  # fmt: skip
+    if torch.cuda.is_available():
+        summary["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / GiB
+    is_main = trainer.accelerator.is_main_process
+    sink.progress(trainer.state.global_step, trainer.state.max_steps, "saving the adapter" if spec.lora else
+                  "saving the model")  # fmt: skip
+    weights_dir = out_dir / ("adapter" if spec.lora else "model")
+    trainer.save_model(str(weights_dir))
+    if is_main:
+        tokenizer.save_pretrained(str(weights_dir))
+    evaluation = {}
+    if state == "succeeded" and is_main and "test" in data and (spec.eval_pairs or spec.eval_generations):
+        sink.progress(trainer.state.global_step, trainer.state.max_steps, "evaluating on the test split")
+        policy = trainer.model
+        base_loader = None if spec.lora else (lambda: load_model(model_path, hw.precision, hw.device))
+        evaluation = evaluate(policy, tokenizer, data["test"], spec, base_loader=base_loader)
+    versions = library_versions()
+    card = model_card(spec=spec, context=context, hardware=hw.as_dict(), summary=summary, evaluation=evaluation,
+                      versions=versions, state=state, args=args)  # fmt: skip
+    if is_main:
+        (weights_dir / "README.md").write_text(card)
+        (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2, sort_keys=True))
+    return {"state": state, "summary": summary, "hardware": hw.as_dict(), "evaluation": evaluation,
+            "model_card": card, "weights_dir": weights_dir, "versions": versions}  # fmt: skip
