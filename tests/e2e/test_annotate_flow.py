@@ -201,3 +201,44 @@ def test_lead_previews_a_recipe_saves_it_and_exports(live_server, page, settings
     with page.expect_download() as download:
         page.click("#export-status a:text('train.jsonl')")
     assert download.value.suggested_filename.endswith("-kto-train.jsonl")
+
+
+def test_admin_launches_a_training_job_and_watches_it_live(live_server, page, settings, tmp_path):
+    """From the export page to a queued job; then, as a worker reports steps, the charts grow without a reload;
+    cancel from the page."""
+    from tests.training.conftest import labelled_export
+    from training.jobs import job_claim, job_metrics, job_progress
+    from training.models import TrainingJob
+
+    settings.EXPORT_ROOT, settings.TRAINING_ROOT = tmp_path / "exports", tmp_path / "training"
+    project = ProjectFactory(slug="tr")
+    lead = UserFactory(username="tr-lead")
+    member(project, lead, Membership.Role.LEAD)
+    admin = UserFactory(username="tr-admin", is_staff=True)
+    export = labelled_export(project, lead, "dpo")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    log_in(page, live_server, admin, f"/p/tr/exports/{export.public_id}/")
+    page.click("#train-link")
+    page.wait_for_selector("#launch-form")
+    page.select_option("#id_preset", "smoke")
+    page.fill("#id_base_model", str(model))
+    page.fill("#id_name", "first run")
+    page.click("#launch-form button.primary")
+    page.wait_for_selector("#job-status")
+    job = TrainingJob.objects.get()
+    assert job.export == export and job.spec["max_steps"] == 2 and page.inner_text("#job-state") == "queued"
+    job_claim(job.pk, "browser-test")
+    for step, margin in ((1, 0.01), (2, 0.05), (3, 0.12)):
+        job_metrics(job.pk, step, {"loss": 0.69 - step / 100, "rewards/margins": margin, "rewards/accuracies": 0.5})
+        job_progress(job.pk, step, 10, "training")
+    page.wait_for_function(
+        "() => { const c = document.querySelector('figure[data-series=\"rewards/margins\"] canvas');"
+        " const chart = c && Chart.getChart(c); return chart && chart.data.datasets[0].data.length === 3; }"
+    )
+    assert page.inner_text("#job-step") == "3" and page.inner_text("#job-state") == "running"
+    assert page.is_hidden("figure[data-series='kl']")  # only series the run logs are drawn
+    page.click("#cancel-form button")
+    page.wait_for_selector("text=The job stops at its next step.")
+    assert TrainingJob.objects.get(pk=job.pk).cancel_requested_at is not None
