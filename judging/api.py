@@ -74,7 +74,8 @@ class RunDetailView(APIView):
 class RunActionView(APIView):
     actions = {"pause": run_pause, "resume": run_resume, "cancel": run_cancel}
 
-    @extend_schema(request=None, responses={200: RunSerializer, 404: OpenApiResponse()})
+    @extend_schema(operation_id="projects_judge_runs_action", request=None,
+                   responses={200: RunSerializer, 404: OpenApiResponse()})  # fmt: skip
     def post(self, request, slug, run_id, action):
         project = project_for_user(request.user, slug, role=LEAD)
         run = run_for_user(request.user, project, run_id)
