@@ -60,6 +60,8 @@ def _validate(project: Project, sub: Submission) -> None:
         errors["rationale"] = "This project does not take rationales."
     if len(rationale) > MAX_RATIONALE_CHARS:
         errors["rationale"] = f"A rationale may be at most {MAX_RATIONALE_CHARS} characters."
+    elif "\x00" in rationale:
+        errors["rationale"] = "A rationale cannot contain NUL characters."
     given = sub.criteria or {}
     missing = [c for c in project.criteria if c not in given]
     unknown = [c for c in given if c not in project.criteria]

@@ -131,7 +131,7 @@ def annotate_submit(request, slug, assignment_id):
         data = json.loads(request.body or b"{}")
         if not isinstance(data, dict):
             raise ValueError
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return _error("The answer could not be read (expected a JSON object).", "bad_request", 400)
     try:
         submission = Submission(
