@@ -1,6 +1,7 @@
 """Login with throttling: after LOGIN_FAILURE_LIMIT failed attempts for one username from one address within
 LOGIN_FAILURE_WINDOW seconds, further attempts are refused (even with the right password) until the window passes.
-Counters live in the shared cache, so every web process sees them."""
+Counters live in the shared cache, so every web process sees them; with the cache down, logins work unthrottled
+(and the failure is logged) rather than not at all."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import hashlib
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
+
+from annotation.shared_cache import cache_count, cache_delete, cache_get
 
 
 def _key(request, username: str) -> str:
@@ -22,7 +24,7 @@ def _key(request, username: str) -> str:
 class ThrottledAuthenticationForm(AuthenticationForm):
     def clean(self):
         key = _key(self.request, self.data.get("username", ""))
-        if cache.get(key, 0) >= settings.LOGIN_FAILURE_LIMIT:
+        if cache_get(key, 0) >= settings.LOGIN_FAILURE_LIMIT:
             minutes = max(1, settings.LOGIN_FAILURE_WINDOW // 60)
             raise ValidationError(
                 f"Too many failed logins for this account from your address. Try again in {minutes} minutes.",
@@ -31,13 +33,9 @@ class ThrottledAuthenticationForm(AuthenticationForm):
         try:
             cleaned = super().clean()
         except ValidationError:
-            if not cache.add(key, 1, settings.LOGIN_FAILURE_WINDOW):
-                try:
-                    cache.incr(key)
-                except ValueError:  # expired between add and incr
-                    cache.add(key, 1, settings.LOGIN_FAILURE_WINDOW)
+            cache_count(key, settings.LOGIN_FAILURE_WINDOW)
             raise
-        cache.delete(key)
+        cache_delete(key)
         return cleaned
 
 

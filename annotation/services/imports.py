@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
@@ -19,6 +18,7 @@ from ..imports.readers import FILE_FORMATS, Reader, check_file, detect_file_form
 from ..imports.records import FORMATS, ULTRAFEEDBACK_MODES, Normalizer
 from ..imports.writer import WriteResult, pair_writer
 from ..models import ImportBatch, Pair, Project
+from ..shared_cache import cache_get, cache_set
 
 PROGRESS_EVERY = 5_000
 WRITE_CHUNK = 5_000
@@ -50,7 +50,7 @@ def progress_key(batch_pk: int) -> str:
 
 def import_progress_get(batch: ImportBatch) -> dict | None:
     """{rows_read, bytes_read, total_bytes} of a running import (written by whichever process runs it), or None."""
-    return cache.get(progress_key(batch.pk))
+    return cache_get(progress_key(batch.pk))
 
 
 @dataclass
@@ -72,7 +72,7 @@ class _Run:
             "bytes_read": reader.bytes_read if reader else 0,
             "total_bytes": reader.total_bytes if reader else 0,
         }
-        cache.set(progress_key(self.batch_pk), state, timeout=PROGRESS_TTL)
+        cache_set(progress_key(self.batch_pk), state, timeout=PROGRESS_TTL)
         if notify and self.on_progress is not None:
             self.on_progress(self.rows_read)
 
