@@ -1,7 +1,6 @@
 #!/usr/bin/env python
 """Assignment and import benchmark (issue 2). Run by hand, never as a test:
 
-    .venv/bin/pip install -r bench/requirements.txt      # gunicorn, for the HTTP phase only
     .venv/bin/python bench/assignment.py --fresh          # 1,000,000 pairs, 60 s per pass
     .venv/bin/python bench/assignment.py --fresh --pairs 20000 --seconds 10   # smoke run
 
