@@ -44,6 +44,9 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Origins allowed to POST with CSRF cookies when they differ from the host (e.g. https://arbiter.example.com behind a
+# proxy that rewrites Host); gunicorn takes the scheme from X-Forwarded-Proto for FORWARDED_ALLOW_IPS.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
