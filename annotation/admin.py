@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .models import Assignment, GuidelineVersion, ImportBatch, Label, Membership, Pair, Project
+from .services.project_delete import project_delete
 
 
 class MembershipInline(admin.TabularInline):
@@ -14,6 +15,15 @@ class ProjectAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "overlap_k", "created_at"]
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
+
+    # Deletion is set-based (annotation.services.project_delete): the default collector cannot delete a project of
+    # more than ~65k pairs on PostgreSQL.
+    def delete_model(self, request, obj):
+        project_delete(project=obj)
+
+    def delete_queryset(self, request, queryset):
+        for project in queryset:
+            project_delete(project=project)
 
 
 @admin.register(Pair)
