@@ -242,3 +242,34 @@ def test_admin_launches_a_training_job_and_watches_it_live(live_server, page, se
     page.click("#cancel-form button")
     page.wait_for_selector("text=The job stops at its next step.")
     assert TrainingJob.objects.get(pk=job.pk).cancel_requested_at is not None
+
+
+def test_hostile_text_never_runs_script_in_the_browser(live_server, page, tmp_path):
+    """Prompts and responses with script, event handlers, javascript: links and SVG: no dialog ever opens while an
+    annotator works through them and a lead reads them."""
+    from annotation.services.imports import pairs_import
+    from tests.security.test_bad_input import HOSTILE
+
+    project = ProjectFactory(slug="xss", overlap_k=1)
+    user = UserFactory(username="xss-annotator")
+    member(project, user, Membership.Role.ANNOTATOR)
+    path = tmp_path / "hostile.jsonl"
+    import orjson
+
+    path.write_bytes(b"".join(orjson.dumps({"prompt": t, "response_a": t, "response_b": f"B {t}"}) + b"\n"
+                              for t in HOSTILE))  # fmt: skip
+    pairs_import(project=project, path=path)
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    log_in(page, live_server, user, "/p/xss/annotate/")
+    for _ in HOSTILE:
+        page.wait_for_selector("#item-slot form.item")
+        shown = shown_id(page)
+        assert page.locator("#item-slot :is(script, img, svg, iframe, a[href^='javascript'])").count() == 0
+        page.keyboard.press("1")
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "(prev) => { const f = document.querySelector('#item-slot form.item');"
+            " return !f || f.dataset.assignment !== prev; }", arg=shown)  # fmt: skip
+    assert Label.objects.filter(project=project).count() == len(HOSTILE)
+    assert dialogs == []
