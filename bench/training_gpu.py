@@ -38,8 +38,12 @@ PLAIN = r"""
 import json, sys, time, torch
 from datasets import load_from_disk
 from peft import LoraConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import DPOConfig, DPOTrainer
+class Times(TrainerCallback):
+    stamps = []
+    def on_step_end(self, args, state, control, **kw):
+        torch.cuda.synchronize(); self.stamps.append(time.monotonic())
 model_dir, data_dir, out, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 tok = AutoTokenizer.from_pretrained(model_dir)
 tok.pad_token = tok.pad_token or tok.eos_token
@@ -50,12 +54,14 @@ args = DPOConfig(output_dir=out + "/ckpt", per_device_train_batch_size=2, gradie
                  logging_steps=1, report_to=[], save_strategy="no", beta=0.1)
 peft = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
 torch.cuda.synchronize(); t0 = time.monotonic()
-trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tok, peft_config=peft)
+trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tok, peft_config=peft,
+                     callbacks=[Times()])
 torch.cuda.synchronize(); t1 = time.monotonic()
 trainer.train()
 torch.cuda.synchronize(); t2 = time.monotonic()
 json.dump({"prepare_seconds": t1 - t0, "train_seconds": t2 - t1, "steps": trainer.state.global_step,
-           "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30}, open(out + "/plain.json", "w"))
+           "peak_gpu_memory_gib": torch.cuda.max_memory_allocated() / 2**30, "step_ends": Times.stamps},
+          open(out + "/plain.json", "w"))
 """
 
 
@@ -93,6 +99,38 @@ def build_data(tokenizer_dir: Path, target: Path, pairs: int) -> None:
     DatasetDict({"train": Dataset.from_list(rows)}).save_to_disk(str(target))
 
 
+def run_job_path(work: Path, model_dir: Path, data_dir: Path, steps: int, tokens: int, env: dict, *,
+                 compiled: bool) -> dict:  # fmt: skip
+    """The runner in standalone mode with the job defaults (optionally torch.compile)."""
+    spec = {"method": "dpo", "base_model": str(model_dir), "lora": True, "lora_r": 16, "lora_alpha": 32,
+            "max_length": SEQ, "batch_size": PAIRS_PER_STEP, "max_steps": steps, "learning_rate": 5e-5,
+            "eval_pairs": 0, "eval_generations": 0, "torch_compile": compiled}  # fmt: skip
+    name = "job-compiled" if compiled else "job"
+    (work / f"{name}.json").write_text(json.dumps(spec))
+    out = work / name
+    subprocess.run([sys.executable, "-m", "training.runner", "--spec", str(work / f"{name}.json"), "--data",
+                    str(data_dir), "--out", str(out)], cwd=ROOT, env=env, check=True)  # fmt: skip
+    result = json.loads((out / "result.json").read_text())
+    s = result["summary"]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    elapsed = [r["elapsed_s"] for r in rows if "loss" in r]
+    total = s["prepare_seconds"] + s["train_seconds"]
+    return {
+        "hardware": result["hardware"], "prepare_s": s["prepare_seconds"], "train_s": s["train_seconds"],
+        "steps": s["steps"], "tokens_counted": s["tokens"], "tokens_per_s": tokens / total,
+        "tokens_per_s_train_only": tokens / s["train_seconds"],
+        "peak_gpu_memory_gib": s.get("peak_gpu_memory_gib"), "versions": result["versions"],
+        "steady_step_s": steady(elapsed),
+    }  # fmt: skip
+
+
+def steady(stamps: list[float], skip: int = 4) -> float | None:
+    """Mean seconds per step after the first ``skip`` steps (warm-up, compilation)."""
+    if len(stamps) <= skip + 1:
+        return None
+    return (stamps[-1] - stamps[skip]) / (len(stamps) - 1 - skip)
+
+
 def mfu(tokens_per_s: float, params: int, device: str) -> float:
     flops_per_token = 6 * params + 12 * SHAPE["num_hidden_layers"] * SHAPE["hidden_size"] * SEQ
     peak = next((v for k, v in PEAK_FLOPS.items() if k in device), 989e12)
@@ -105,6 +143,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--which", choices=["both", "job", "plain"], default="both")
+    parser.add_argument("--compile", action="store_true", help="also run the job path with torch_compile on")
     args = parser.parse_args()
     import torch
 
@@ -121,22 +160,9 @@ def main() -> None:
               "steps": args.steps, "pairs_per_step": PAIRS_PER_STEP, "seq_len": SEQ, "tokens": tokens}  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}", "TRL_EXPERIMENTAL_SILENCE": "1"}
     if args.which in ("both", "job"):
-        spec = {"method": "dpo", "base_model": str(model_dir), "lora": True, "lora_r": 16, "lora_alpha": 32,
-                "max_length": SEQ, "batch_size": PAIRS_PER_STEP, "max_steps": args.steps, "learning_rate": 5e-5,
-                "eval_pairs": 0, "eval_generations": 0}  # fmt: skip
-        (work / "spec.json").write_text(json.dumps(spec))
-        out = work / "job"
-        subprocess.run([sys.executable, "-m", "training.runner", "--spec", str(work / "spec.json"), "--data",
-                        str(data_dir), "--out", str(out)], cwd=ROOT, env=env, check=True)  # fmt: skip
-        result = json.loads((out / "result.json").read_text())
-        s = result["summary"]
-        total = s["prepare_seconds"] + s["train_seconds"]
-        report["job"] = {
-            "hardware": result["hardware"], "prepare_s": s["prepare_seconds"], "train_s": s["train_seconds"],
-            "steps": s["steps"], "tokens_counted": s["tokens"], "tokens_per_s": tokens / total,
-            "tokens_per_s_train_only": tokens / s["train_seconds"],
-            "peak_gpu_memory_gib": s.get("peak_gpu_memory_gib"), "versions": result["versions"],
-        }  # fmt: skip
+        report["job"] = run_job_path(work, model_dir, data_dir, args.steps, tokens, env, compiled=False)
+        if args.compile:
+            report["job_compiled"] = run_job_path(work, model_dir, data_dir, args.steps, tokens, env, compiled=True)
     if args.which in ("both", "plain"):
         out = work / "plain"
         out.mkdir(exist_ok=True)
@@ -144,13 +170,19 @@ def main() -> None:
                        cwd=ROOT, env=env, check=True)  # fmt: skip
         p = json.loads((out / "plain.json").read_text())
         total = p["prepare_seconds"] + p["train_seconds"]
-        report["plain"] = {"prepare_s": p["prepare_seconds"], "train_s": p["train_seconds"], "steps": p["steps"],
-                           "tokens_per_s": tokens / total, "tokens_per_s_train_only": tokens / p["train_seconds"],
-                           "peak_gpu_memory_gib": p["peak_gpu_memory_gib"]}  # fmt: skip
-    for key in ("job", "plain"):
+        report["plain"] = {
+            "prepare_s": p["prepare_seconds"], "train_s": p["train_seconds"], "steps": p["steps"],
+            "tokens_per_s": tokens / total, "tokens_per_s_train_only": tokens / p["train_seconds"],
+            "peak_gpu_memory_gib": p["peak_gpu_memory_gib"], "steady_step_s": steady(p["step_ends"]),
+        }  # fmt: skip
+    for key in ("job", "job_compiled", "plain"):
         if key in report:
             report[key]["mfu"] = mfu(report[key]["tokens_per_s"], params, device)
             report[key]["mfu_train_only"] = mfu(report[key]["tokens_per_s_train_only"], params, device)
+    if "job_compiled" in report and "plain" in report:
+        report["speedup_compiled"] = report["job_compiled"]["tokens_per_s"] / report["plain"]["tokens_per_s"]
+    if "job" in report and "plain" in report and report["job"]["steady_step_s"] and report["plain"]["steady_step_s"]:
+        report["speedup_steady_state"] = report["plain"]["steady_step_s"] / report["job"]["steady_step_s"]
     if "job" in report and "plain" in report:
         report["speedup"] = report["job"]["tokens_per_s"] / report["plain"]["tokens_per_s"]
         report["speedup_train_only"] = (

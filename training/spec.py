@@ -38,6 +38,7 @@ HELP = {
     "micro_batch_size": "Pairs per forward pass on one device; 0 sizes it to the device's memory.",
     "gradient_checkpointing": "Recompute activations to save memory: auto turns it on only when memory needs it.",
     "precision": "auto: bf16 on Ampere or newer GPUs, fp16 on older ones, fp32 on CPU.",
+    "torch_compile": "Compile the model with torch.compile on a GPU (fused kernels; the first steps are slower).",
     "desirable_weight": "KTO only: weight of good examples; empty balances the classes.",
     "undesirable_weight": "KTO only: weight of bad examples; empty balances the classes.",
     "seed": "Seed for data order, initialisation and sampling.",
@@ -68,6 +69,7 @@ class JobSpec:
     micro_batch_size: int = 0
     gradient_checkpointing: str = "auto"
     precision: str = "auto"
+    torch_compile: bool = False
     desirable_weight: float | None = None
     undesirable_weight: float | None = None
     seed: int = 0

@@ -236,6 +236,7 @@ def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out
         "lr_scheduler_type": "cosine",
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,
+        "torch_compile": spec.torch_compile and hw.device == "cuda",
     }
     from transformers import TrainingArguments
 
