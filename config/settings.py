@@ -6,6 +6,7 @@ Set DATABASE_URL and CELERY_BROKER_URL to use PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -47,6 +48,15 @@ SECRET_KEY = _secret_key()
 # Origins allowed to POST with CSRF cookies when they differ from the host (e.g. https://arbiter.example.com behind a
 # proxy that rewrites Host); gunicorn takes the scheme from X-Forwarded-Proto for FORWARDED_ALLOW_IPS.
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Outbound requests (judge endpoints): see judging/outbound.py. Private and loopback addresses are allowed outside
+# production; OUTBOUND_ALLOWED_NETWORKS (addresses or CIDRs) are allowed always.
+OUTBOUND_ALLOW_PRIVATE = env_bool("OUTBOUND_ALLOW_PRIVATE", not PRODUCTION)
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", [])
+for _network in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"OUTBOUND_ALLOWED_NETWORKS: {_network!r} is not an address or CIDR.") from None
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
