@@ -1,0 +1,144 @@
+"""Authorization as data: for every named route, who may use it. tests/security/test_permission_matrix.py turns each
+(route, method, role) into a test and fails when a route exists that is neither here nor in EXEMPT.
+
+The app's rule: a logged-in user who may not use a route gets 404 — the same answer as for a missing object, so ids
+cannot be probed. Anonymous users are sent to the login page (pages) or get 401 (API: TokenAuthentication comes first
+in DEFAULT_AUTHENTICATION_CLASSES, so DRF answers 401 with a ``WWW-Authenticate: Token`` header).
+
+Adding a view: add a Route below (name, the URL kwargs it takes from the test world, its methods, who may use it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Roles. Each is a different user in the test world (tests/security/test_permission_matrix.py builds it).
+ANONYMOUS = "anonymous"  # not logged in
+OUTSIDER = "outsider"  # logged in, member of nothing
+OTHER_ANNOTATOR = "other_annotator"  # annotator of another project
+OTHER_LEAD = "other_lead"  # lead of another project
+ANNOTATOR = "annotator"  # annotator of the project
+LEAD = "lead"  # lead of the project
+ADMIN = "admin"  # is_staff, member of nothing (admins are leads everywhere)
+
+LOGGED_IN = (OUTSIDER, OTHER_ANNOTATOR, OTHER_LEAD, ANNOTATOR, LEAD, ADMIN)
+ROLES = (ANONYMOUS, *LOGGED_IN)
+
+EVERYONE = frozenset(LOGGED_IN)  # any logged-in user (the answer is scoped to what they may see)
+MEMBERS = frozenset({ANNOTATOR, LEAD, ADMIN})
+LEADS = frozenset({LEAD, ADMIN})
+ADMINS = frozenset({ADMIN})
+# An assignment belongs to its annotator alone: nobody else may see or answer it, leads and admins included.
+ASSIGNEE = frozenset({ANNOTATOR})
+
+# What an allowed role may get back. GET must succeed; a POST need only get past authorization (the matrix sends
+# bodies that are cheap to handle, often deliberately incomplete, so 400 and a form re-rendered with 200 count).
+GET_OK = frozenset({200})
+POST_OK = frozenset({200, 201, 202, 204, 302, 400})
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str  # as given to reverse(): "namespace:name" or "api-..."
+    allowed: frozenset[str]
+    methods: tuple[str, ...] = ("GET",)
+    # URL kwargs taken from the world by name (slug, batch_id, pair_id, assignment_id, user_id, judge_id, run_id,
+    # recipe_id, export_id, job_id), plus literal ones.
+    kwargs: tuple[str, ...] = ()
+    fixed: dict = field(default_factory=dict)
+    # POST body: form fields for pages; JSON for the API and for the annotation page's submit/skip endpoints.
+    body: dict = field(default_factory=dict)
+    json: bool = False
+    # What a logged-in role outside ``allowed`` gets. 404 everywhere except creating a project, which is a global
+    # permission (user.has_perm("annotation.add_project")) with no object to hide: PermissionDenied, 403.
+    denied_status: int = 404
+
+    @property
+    def api(self) -> bool:
+        return self.name.startswith("api-")
+
+    @property
+    def sends_json(self) -> bool:
+        return self.api or self.json
+
+
+P = ("slug",)
+
+ROUTES: tuple[Route, ...] = (
+    # annotation: pages
+    Route("annotation:project_list", EVERYONE),
+    Route("annotation:project_new", ADMINS, ("GET", "POST"), denied_status=403),
+    Route("annotation:project_detail", MEMBERS, kwargs=P),
+    Route("annotation:project_settings", LEADS, ("GET", "POST"), P),
+    Route("annotation:guidelines", LEADS, ("GET", "POST"), P),
+    Route("annotation:members", LEADS, ("GET", "POST"), P),
+    Route("annotation:member_remove", LEADS, ("POST",), (*P, "user_id")),
+    Route("annotation:member_reinstate", LEADS, ("POST",), (*P, "user_id")),
+    Route("annotation:quality", LEADS, kwargs=P),
+    Route("annotation:pairs", LEADS, kwargs=P),
+    Route("annotation:pair_detail", LEADS, ("GET", "POST"), (*P, "pair_id")),
+    Route("annotation:imports", LEADS, ("GET", "POST"), P),
+    Route("annotation:import_detail", LEADS, kwargs=(*P, "batch_id")),
+    Route("annotation:annotate", MEMBERS, kwargs=P),
+    Route("annotation:annotate_next", MEMBERS, ("POST",), P),
+    Route("annotation:annotate_submit", ASSIGNEE, ("POST",), (*P, "assignment_id"), body={"choice": "left"}, json=True),
+    Route("annotation:annotate_skip", ASSIGNEE, ("POST",), (*P, "assignment_id"), json=True),
+    # annotation: API
+    Route("api-projects", EVERYONE, ("GET",)),
+    Route("api-projects", ADMINS, ("POST",), denied_status=403),
+    Route("api-project", MEMBERS, kwargs=P),
+    Route("api-progress", MEMBERS, kwargs=P),
+    Route("api-quality", LEADS, kwargs=P),
+    Route("api-imports", LEADS, ("POST",), P),
+    Route("api-import", LEADS, kwargs=(*P, "batch_id")),
+    Route("api-next", MEMBERS, ("POST",), P),
+    Route("api-label", ASSIGNEE, ("POST",), (*P, "assignment_id"), body={"choice": "left"}),
+    Route("api-skip", ASSIGNEE, ("POST",), (*P, "assignment_id")),
+    # judging: pages
+    Route("judging:judges", LEADS, ("GET", "POST"), P),
+    Route("judging:judge_new", LEADS, ("GET", "POST"), P),
+    Route("judging:judge_edit", LEADS, ("GET", "POST"), (*P, "judge_id")),
+    Route("judging:run_detail", LEADS, kwargs=(*P, "run_id")),
+    # pause: the one action that never queues a task (resume would send one to the broker)
+    Route("judging:run_action", LEADS, ("POST",), (*P, "run_id"), fixed={"action": "pause"}),
+    # judging: API
+    Route("api-judges", LEADS, ("GET", "POST"), P),
+    Route("api-judge-runs", LEADS, ("GET", "POST"), P),
+    Route("api-judge-run", LEADS, kwargs=(*P, "run_id")),
+    Route("api-judge-run-action", LEADS, ("POST",), (*P, "run_id"), fixed={"action": "pause"}),
+    # training: curation and exports (leads), pages
+    Route("training:curation", LEADS, ("GET", "POST"), P),
+    Route("training:export_new", LEADS, ("POST",), (*P, "recipe_id")),
+    Route("training:export_detail", LEADS, kwargs=(*P, "export_id")),
+    Route("training:export_download", LEADS, kwargs=(*P, "export_id"), fixed={"name": "train.jsonl"}),
+    # training: jobs (admins only), pages
+    Route("training:jobs", ADMINS, ("GET", "POST")),
+    Route("training:job_detail", ADMINS, kwargs=("job_id",)),
+    Route("training:job_progress", ADMINS, kwargs=("job_id",)),
+    Route("training:job_cancel", ADMINS, ("POST",), ("job_id",)),
+    Route("training:job_download", ADMINS, kwargs=("job_id",), fixed={"name": "README.md"}),
+    # training: API
+    Route("api-recipes", LEADS, ("GET", "POST"), P),
+    Route("api-recipe-preview", LEADS, ("POST",), P),
+    Route("api-exports", LEADS, ("GET", "POST"), P),
+    Route("api-export", LEADS, kwargs=(*P, "export_id")),
+    Route("api-training-jobs", ADMINS, ("GET", "POST")),
+    Route("api-training-job", ADMINS, kwargs=("job_id",)),
+    Route("api-training-progress", ADMINS, kwargs=("job_id",)),
+    Route("api-training-cancel", ADMINS, ("POST",), ("job_id",)),
+)
+
+# Routes outside the matrix, each with the reason. Anything else without a Route fails the completeness test.
+EXEMPT_NAMESPACES = {
+    "admin": "Django admin: staff only, with its own permission system and login.",
+}
+EXEMPT = {
+    "login": "The login page: public by design.",
+    "logout": "Logging out: POST only, acts on the caller's own session.",
+    "healthz": "Load balancer health check: public, answers ok/error per component and nothing else.",
+    "api-schema": "The OpenAPI schema: describes endpoints, holds no data.",
+    "api-docs": "Swagger UI over the schema: holds no data.",
+    "annotation:pygments_css": "A static stylesheet generated from Pygments: public, holds no data.",
+}
+# URL prefixes served outside the app's views (the development server's static files).
+EXEMPT_PREFIXES = ("static/", "media/")
