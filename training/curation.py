@@ -24,25 +24,40 @@ The steps run in this fixed order; each only removes rows, and the funnel record
 10. ``per_prompt_cap``  at most ``max_pairs_per_prompt`` per prompt group, the same order deciding.
 11. ``length_balance``  with ``balance_length``, rows are dropped at random (seeded) from the larger of "chosen is
     longer" and "chosen is shorter" until the two are equal. The share is reported either way.
+
+``near_duplicates`` (on by default) switches the text comparisons: off, steps 8 and 9 remove nothing and prompt
+groups are exact (after normalisation) only, so no response text is read during curation.
+
+Columnar: pairs come in as numpy arrays (``Candidates``, one entry per pair) and rows go out as arrays
+(``Curated``); steps 1–7, 10 and 11 are masks over them. Texts are read only by the text steps
+(training/similarity.py), in batches through the candidates' text reader, and by the writers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
-import re
-from dataclasses import asdict, dataclass, field, fields
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
-from sklearn.feature_extraction.text import HashingVectorizer
 
-from judging.prompts import render_conversation
-
-from .near_duplicates import near_duplicate_groups
+from . import similarity
 
 SOURCES = ("human", "judge", "human_else_judge", "agree")
 STEPS = ("preference", "gold", "human_agreement", "vote_margin", "judge_margin", "judge_inconsistent", "ties",
          "same_responses", "duplicate_pairs", "per_prompt_cap", "length_balance")  # fmt: skip
+
+# Codes in the arrays. Winners and human majorities: A, B, or no preference; LEVEL is a human vote with no majority.
+A, B, NONE, LEVEL = 0, 1, 2, -1
+GOLD_CHOICES = ("A", "B", "tie", "both_bad")  # Pair.gold as an index into this; NO_GOLD on a normal pair
+NO_GOLD = -1
+ROW_SOURCES = ("human", "judge", "gold", "agree")  # Curated.source indexes this
+HUMAN, JUDGE, GOLD, AGREE = range(4)
+
+# (sorted pair ids, fields among "prompt", "response_a", "response_b") -> batches of (pair ids, {field: values}) in
+# pair id order; a prompt is its message list.
+TextReader = Callable[[np.ndarray, tuple[str, ...]], Iterator[tuple[np.ndarray, dict[str, list]]]]
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,7 @@ class RecipeConfig:
     max_pairs_per_prompt: int | None = None
     balance_length: bool = False
     seed: int = 0
+    near_duplicates: bool = True
 
     @classmethod
     def from_dict(cls, data: dict) -> RecipeConfig:
@@ -85,29 +101,61 @@ class RecipeConfig:
         return asdict(self)
 
 
-@dataclass
-class Candidate:
-    """A pair with everything curation needs (built by training.selectors.curation_candidates)."""
+@dataclass(eq=False)
+class Candidates:
+    """Every pair of a project as columns, one entry per pair, sorted by pair id (built by
+    training.selectors.curation_candidates). Human figures are those of annotation.selectors.pair_consensus
+    (``human_labels`` 0: the pair has no consensus); ``human_tie`` / ``human_both_bad`` count those votes.
+    Judge figures are those of judging.selectors.pair_judge_aggregate (``judges`` 0: not judged)."""
 
-    pair_id: int
-    prompt: list[dict]
-    response_a: str
-    response_b: str
-    gold: str = ""
-    human: dict | None = None  # pair_consensus row, plus both_bad / tie vote counts
-    judge: dict | None = None  # pair_judge_aggregate row
+    pair_id: np.ndarray  # int64
+    gold: np.ndarray  # int8: index into GOLD_CHOICES, NO_GOLD
+    human_labels: np.ndarray  # int32
+    human_majority: np.ndarray  # int8: A, B, NONE (no preference) or LEVEL
+    human_vote_margin: np.ndarray  # float64: (votes A - votes B) / labels
+    human_agreement: np.ndarray  # float64: share of labels in the majority category
+    human_tie: np.ndarray  # int32
+    human_both_bad: np.ndarray  # int32
+    judges: np.ndarray  # int32
+    judge_winner: np.ndarray  # int8: A, B or NONE (tie)
+    judge_mean_margin: np.ndarray  # float64
+    judge_consistent: np.ndarray  # int32
+    chars_a: np.ndarray  # int64: length of response A in characters
+    chars_b: np.ndarray  # int64
+    texts: TextReader
+
+    def __len__(self) -> int:
+        return len(self.pair_id)
+
+    def take(self, index: np.ndarray) -> Candidates:
+        return replace(self, **{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "texts"})
 
 
-@dataclass
-class Row:
-    pair_id: int
-    prompt: list[dict]
-    chosen: str
-    rejected: str
-    margin: float  # strength of the preference in [0, 1]
-    source: str  # human | judge | gold
-    both_bad: bool = False  # KTO: both responses undesirable
-    group: str = ""  # prompt group (near-same prompts share one)
+@dataclass(eq=False)
+class Curated:
+    """The rows curation kept, as columns in pair id order."""
+
+    pair_id: np.ndarray  # int64
+    swap: np.ndarray  # bool: chosen is response B (rejected is A)
+    margin: np.ndarray  # float64: strength of the preference in [0, 1]
+    source: np.ndarray  # int8: index into ROW_SOURCES
+    both_bad: np.ndarray  # bool: KTO, both responses undesirable
+    group: np.ndarray  # uint64: prompt group (near-same prompts share one)
+    chosen_chars: np.ndarray  # int64
+    rejected_chars: np.ndarray  # int64
+    texts: TextReader
+
+    def __len__(self) -> int:
+        return len(self.pair_id)
+
+    def sources(self) -> dict[str, int]:
+        """Rows per preference source, in order of first appearance."""
+        codes, first, counts = np.unique(self.source, return_index=True, return_counts=True)
+        return {ROW_SOURCES[codes[i]]: int(counts[i]) for i in np.argsort(first)}
+
+    def margin_histogram(self) -> list[int]:
+        """Rows per margin decile, [0, 0.1) ... [0.9, 1]."""
+        return np.bincount(np.minimum((self.margin * 10).astype(np.int64), 9), minlength=10).tolist()
 
 
 @dataclass
@@ -120,156 +168,148 @@ class Funnel:
                            "reasons": dropped})  # fmt: skip
 
 
-def _preference(c: Candidate, config: RecipeConfig) -> tuple[str, float, str] | None:
-    """(winner A|B|none, margin in [0, 1], source) or None when the source has nothing for this pair."""
-    if c.gold:
-        return ("none" if c.gold in ("tie", "both_bad") else c.gold), 1.0, "gold"
-    human = c.human if c.human and c.human.get("labels") else None
-    judge = c.judge if c.judge and c.judge.get("judges") else None
-    if human is not None:
-        h = {"A": "A", "B": "B", "no_preference": "none"}.get(human["majority"])
-        h_margin = abs(human["vote_margin"])
-    if judge is not None:
-        j = {"A": "A", "B": "B", "tie": "none"}[judge["winner"]]
-        j_margin = min(abs(judge["mean_margin"]) / 9.0, 1.0)
-    if config.source == "human" or (config.source == "human_else_judge" and human is not None):
-        return (h, h_margin, "human") if human is not None and h is not None else None
-    if config.source in ("judge", "human_else_judge"):
-        return (j, j_margin, "judge") if judge is not None else None
-    # agree
-    if human is None or judge is None or h not in ("A", "B") or h != j:
-        return None
-    return h, min(h_margin, j_margin), "agree"
+def _preference(c: Candidates, config: RecipeConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per pair: (has a preference, winner A|B|NONE, margin in [0, 1], source)."""
+    n = len(c)
+    has_h = c.human_labels > 0
+    has_j = c.judges > 0
+    h_margin = np.abs(c.human_vote_margin)
+    j_margin = np.minimum(np.abs(c.judge_mean_margin) / 9.0, 1.0)
+    h_ok = has_h & (c.human_majority != LEVEL)
+    if config.source == "human":
+        ok, winner, margin, source = h_ok, c.human_majority, h_margin, np.full(n, HUMAN)
+    elif config.source == "judge":
+        ok, winner, margin, source = has_j, c.judge_winner, j_margin, np.full(n, JUDGE)
+    elif config.source == "human_else_judge":  # a pair with human labels never falls back to the judges
+        ok = np.where(has_h, h_ok, has_j)
+        winner = np.where(has_h, c.human_majority, c.judge_winner)
+        margin = np.where(has_h, h_margin, j_margin)
+        source = np.where(has_h, HUMAN, JUDGE)
+    else:  # agree
+        ok = h_ok & has_j & (c.human_majority != NONE) & (c.human_majority == c.judge_winner)
+        winner, margin, source = c.human_majority, np.minimum(h_margin, j_margin), np.full(n, AGREE)
+    gold = c.gold != NO_GOLD
+    if config.include_gold:  # the expected answer; "tie" and "both bad" are no preference
+        gold_winner = np.where(c.gold >= GOLD_CHOICES.index("tie"), NONE, c.gold)
+        gold_margin = 1.0
+    else:  # kept here with no preference, removed by the gold step
+        gold_winner, gold_margin = A, 0.0
+    return (
+        ok | gold,
+        np.where(gold, gold_winner, winner).astype(np.int8),
+        np.where(gold, gold_margin, margin).astype(np.float64),
+        np.where(gold, GOLD, source).astype(np.int8),
+    )
 
 
-_SPACE = re.compile(r"\s+")
+def _ranked(pair_id: np.ndarray, margin: np.ndarray) -> np.ndarray:
+    """Positions in the order that decides which rows stay: larger |margin| first, then the lower pair id."""
+    return np.lexsort((pair_id, -margin))
 
 
-def _normalise(text: str) -> str:
-    return _SPACE.sub(" ", text.strip().lower())
-
-
-_CHARS = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 3), n_features=2**18, alternate_sign=False)
-_BATCH = 5_000  # texts vectorised at a time: memory stays flat however many rows there are
-
-
-def _rowwise_cosine(a: list[str], b: list[str]) -> np.ndarray:
-    """Cosine similarity of character 3-gram counts, a[i] against b[i]."""
-    out = [np.zeros(0)]
-    for start in range(0, len(a), _BATCH):
-        x, y = _CHARS.transform(a[start : start + _BATCH]), _CHARS.transform(b[start : start + _BATCH])
-        out.append(np.asarray(x.multiply(y).sum(axis=1)).ravel())  # rows are l2-normalised
-    return np.concatenate(out)
-
-
-def prompt_groups(prompts: list[str], threshold: float) -> list[str]:
-    """A group key per prompt: exact duplicates after normalisation always share one; near-same prompts (estimated
-    Jaccard similarity of character 5-grams ≥ threshold, training.near_duplicates) are joined too."""
-    normalised = [_normalise(p) for p in prompts]
-    distinct = sorted(set(normalised))
-    index = {p: i for i, p in enumerate(distinct)}
-    labels = near_duplicate_groups(distinct, threshold) if threshold < 1.0 else np.arange(len(distinct))
-    # the key of a group is the hash of its smallest normalised prompt: stable across runs
-    return [hashlib.sha256(distinct[labels[index[p]]].encode()).hexdigest()[:16] for p in normalised]
-
-
-def _chosen_longer(row: Row) -> int:
-    return (len(row.chosen) > len(row.rejected)) - (len(row.chosen) < len(row.rejected))
-
-
-def curate(candidates: list[Candidate], config: RecipeConfig, *, kto: bool = False) -> tuple[list[Row], Funnel]:
-    """Apply the steps in order (see the module docstring). Rows come out in pair id order."""
+def curate(c: Candidates, config: RecipeConfig, *, kto: bool = False, timings: dict | None = None,
+           ) -> tuple[Curated, Funnel]:  # fmt: skip
+    """Apply the steps in order (see the module docstring). Rows come out in pair id order. ``timings``, when
+    given, receives the seconds spent in the text steps."""
+    timings = {} if timings is None else timings
     funnel = Funnel()
-    candidates = sorted(candidates, key=lambda c: c.pair_id)
-    rows: list[Row] = []
-    dropped: dict[str, int] = {}
-    meta: dict[int, tuple[Candidate, str]] = {}
-    for c in candidates:
-        pref = _preference(c, config) if (config.include_gold or not c.gold) else ("gold", 0.0, "gold")
-        if pref is None:
-            dropped["no preference from the source"] = dropped.get("no preference from the source", 0) + 1
-            continue
-        winner, margin, source = pref
-        chosen, rejected = (c.response_a, c.response_b) if winner != "B" else (c.response_b, c.response_a)
-        rows.append(Row(c.pair_id, c.prompt, chosen, rejected, margin, source))
-        meta[c.pair_id] = (c, winner)
-    funnel.record("preference", len(candidates), dropped)
+    has, winner, margin, source = _preference(c, config)
+    funnel.record("preference", len(c), {"no preference from the source": int((~has).sum())} if not has.all() else {})
+    alive = np.flatnonzero(has)
+    both_bad = np.zeros(len(c), dtype=bool)
 
-    def step(name: str, drop) -> None:
-        nonlocal rows
-        before, reasons, kept = len(rows), {}, []
-        for row in rows:
-            reason = drop(row)
-            if reason:
-                reasons[reason] = reasons.get(reason, 0) + 1
-            else:
-                kept.append(row)
-        rows = kept
-        funnel.record(name, before, reasons)
+    def step(name: str, drop: np.ndarray, reason: str) -> None:
+        nonlocal alive
+        removed = int(drop.sum())
+        funnel.record(name, len(alive), {reason: removed} if removed else {})
+        alive = alive[~drop]
 
-    step("gold", lambda r: "calibration pair" if r.source == "gold" and not config.include_gold else None)
-    step("human_agreement", lambda r: "human agreement below the minimum" if r.source == "human"
-         and meta[r.pair_id][0].human["agreement"] < config.min_human_agreement else None)  # fmt: skip
-    step("vote_margin", lambda r: "vote margin below the minimum" if r.source == "human"
-         and r.margin < config.min_vote_margin else None)  # fmt: skip
-    step("judge_margin", lambda r: "judge margin below the minimum" if r.source in ("judge", "agree")
-         and abs(meta[r.pair_id][0].judge["mean_margin"]) < config.min_judge_margin else None)  # fmt: skip
-    step("judge_inconsistent", lambda r: "a judge flipped with the order" if config.drop_judge_inconsistent
-         and r.source in ("judge", "agree")
-         and meta[r.pair_id][0].judge["consistent_judges"] < meta[r.pair_id][0].judge["judges"] else None)  # fmt: skip
+    s = source[alive]
+    step("gold", (s == GOLD) & (not config.include_gold), "calibration pair")
+    s = source[alive]
+    step("human_agreement", (s == HUMAN) & (c.human_agreement[alive] < config.min_human_agreement),
+         "human agreement below the minimum")  # fmt: skip
+    s = source[alive]
+    step("vote_margin", (s == HUMAN) & (margin[alive] < config.min_vote_margin), "vote margin below the minimum")
+    s = source[alive]
+    judged = (s == JUDGE) | (s == AGREE)
+    step("judge_margin", judged & (np.abs(c.judge_mean_margin[alive]) < config.min_judge_margin),
+         "judge margin below the minimum")  # fmt: skip
+    s = source[alive]
+    judged = (s == JUDGE) | (s == AGREE)
+    flipped = c.judge_consistent[alive] < c.judges[alive]
+    step("judge_inconsistent", judged & flipped & config.drop_judge_inconsistent, "a judge flipped with the order")
 
-    def tie(row: Row) -> str | None:
-        c, winner = meta[row.pair_id]
-        if winner != "none":
-            return None
-        human = c.human or {}
-        if kto and config.both_bad_as_undesirable and human.get("both_bad", 0) > human.get("tie", 0):
-            row.both_bad = True
-            return None
-        return "no preference (tie or both bad)"
+    # Tie and both-bad votes count where the pair has a human consensus (calibration pairs have none).
+    has_h = c.human_labels[alive] > 0
+    undesirable = (winner[alive] == NONE) & has_h & (c.human_both_bad[alive] > c.human_tie[alive])
+    undesirable &= kto and config.both_bad_as_undesirable
+    both_bad[alive[undesirable]] = True
+    step("ties", (winner[alive] == NONE) & ~undesirable, "no preference (tie or both bad)")
 
-    step("ties", tie)
-    similar = _rowwise_cosine([r.chosen for r in rows], [r.rejected for r in rows])
-    same = {r.pair_id for r, s in zip(rows, similar, strict=True) if s >= config.response_similarity}
-    step("same_responses", lambda r: "responses near-identical" if r.pair_id in same else None)
+    start = time.perf_counter()
+    if config.near_duplicates and len(alive):
+        similar = similarity.response_similarity(c.texts, c.pair_id[alive])
+        same = similar >= config.response_similarity
+    else:
+        same = np.zeros(len(alive), dtype=bool)
+    step("same_responses", same, "responses near-identical")
+    timings["same_responses_s"] = time.perf_counter() - start
 
-    keys = prompt_groups([render_conversation(r.prompt) for r in rows], config.prompt_similarity)
-    for row, key in zip(rows, keys, strict=True):
-        row.group = key
-    order = sorted(rows, key=lambda r: (-r.margin, r.pair_id))
-    kept_by_group: dict[str, list[Row]] = {}
-    duplicates: set[int] = set()
-    for row in order:
-        for other in kept_by_group.get(row.group, []):
-            if _rowwise_cosine([row.chosen, row.rejected], [other.chosen, other.rejected]).min() >= (
-                config.response_similarity
-            ):
-                duplicates.add(row.pair_id)
-                break
-        else:
-            kept_by_group.setdefault(row.group, []).append(row)
-    step("duplicate_pairs", lambda r: "near-duplicate of a kept pair" if r.pair_id in duplicates else None)
+    start = time.perf_counter()
+    threshold = config.prompt_similarity if config.near_duplicates else 1.0
+    group = np.zeros(len(c), dtype=np.uint64)
+    group[alive] = similarity.prompt_group_keys(c.texts, c.pair_id[alive], threshold)
+    timings["prompt_groups_s"] = time.perf_counter() - start
 
-    over_cap: set[int] = set()
+    start = time.perf_counter()
+    swap = winner == B
+    if config.near_duplicates:
+        order = alive[_ranked(c.pair_id[alive], margin[alive])]
+        duplicate = similarity.duplicate_pairs(c.texts, c.pair_id[order], swap[order], group[order],
+                                               config.response_similarity)  # fmt: skip
+        drop = np.isin(c.pair_id[alive], c.pair_id[order][duplicate])
+    else:
+        drop = np.zeros(len(alive), dtype=bool)
+    step("duplicate_pairs", drop, "near-duplicate of a kept pair")
+    timings["duplicate_pairs_s"] = time.perf_counter() - start
+
+    over_cap = np.zeros(len(alive), dtype=bool)
     if config.max_pairs_per_prompt:
-        counts: dict[str, int] = {}
-        for row in sorted(rows, key=lambda r: (-r.margin, r.pair_id)):
-            counts[row.group] = counts.get(row.group, 0) + 1
-            if counts[row.group] > config.max_pairs_per_prompt:
-                over_cap.add(row.pair_id)
-    step("per_prompt_cap", lambda r: "over the per-prompt cap" if r.pair_id in over_cap else None)
+        order = _ranked(c.pair_id[alive], margin[alive])
+        order = order[np.argsort(group[alive][order], kind="stable")]  # by group, each in the deciding order
+        g = group[alive][order]
+        run_start = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        rank = np.arange(len(g)) - np.repeat(run_start, np.diff(np.r_[run_start, len(g)]))
+        over_cap[order] = rank >= config.max_pairs_per_prompt
+    step("per_prompt_cap", over_cap, "over the per-prompt cap")
 
-    surplus: set[int] = set()
-    longer = [r for r in rows if _chosen_longer(r) > 0 and not r.both_bad]
-    shorter = [r for r in rows if _chosen_longer(r) < 0 and not r.both_bad]
+    chosen = np.where(swap, c.chars_b, c.chars_a)
+    rejected = np.where(swap, c.chars_a, c.chars_b)
+    surplus = np.zeros(len(alive), dtype=bool)
+    longer = np.flatnonzero((chosen[alive] > rejected[alive]) & ~both_bad[alive])
+    shorter = np.flatnonzero((chosen[alive] < rejected[alive]) & ~both_bad[alive])
     if config.balance_length and len(longer) != len(shorter):
         big = longer if len(longer) > len(shorter) else shorter
-        rng = random.Random(config.seed)
-        surplus = {r.pair_id for r in rng.sample(big, abs(len(longer) - len(shorter)))}
-    step("length_balance", lambda r: "length balance" if r.pair_id in surplus else None)
+        # random.sample picks positions from the length alone: the same draw as sampling the rows themselves
+        surplus[big[random.Random(config.seed).sample(range(len(big)), abs(len(longer) - len(shorter)))]] = True
+    step("length_balance", surplus, "length balance")
+
+    rows = Curated(pair_id=c.pair_id[alive], swap=swap[alive], margin=margin[alive], source=source[alive],
+                   both_bad=both_bad[alive], group=group[alive], chosen_chars=chosen[alive],
+                   rejected_chars=rejected[alive], texts=c.texts)  # fmt: skip
     return rows, funnel
 
 
-def chosen_longer_share(rows: list[Row]) -> float | None:
-    decisive = [r for r in rows if not r.both_bad and _chosen_longer(r) != 0]
-    return sum(_chosen_longer(r) > 0 for r in decisive) / len(decisive) if decisive else None
+def chosen_longer_share(rows: Curated) -> float | None:
+    decisive = ~rows.both_bad & (rows.chosen_chars != rows.rejected_chars)
+    if not decisive.any():
+        return None
+    return int((rows.chosen_chars > rows.rejected_chars)[decisive].sum()) / int(decisive.sum())
+
+
+def prompt_groups(prompts: list[str], threshold: float) -> list[str]:
+    """A group key per prompt (16 hex digits): exact duplicates after normalisation always share one; near-same
+    prompts (estimated Jaccard similarity of character 5-grams ≥ threshold, training.near_duplicates) are joined
+    too."""
+    return [f"{k:016x}" for k in similarity.group_keys(similarity.normalise(prompts), threshold).tolist()]

@@ -33,6 +33,12 @@ class RecipeForm(forms.Form):
     both_bad_as_undesirable = forms.BooleanField(
         required=False, help_text="KTO: a both-bad pair gives two undesirable examples."
     )
+    near_duplicates = forms.BooleanField(
+        required=False,
+        initial=True,
+        help_text="Compare texts: drop near-identical responses and near-duplicate pairs, group near-same prompts "
+        "(off: exact prompt groups only, much faster on very large projects).",
+    )
     response_similarity = forms.FloatField(
         min_value=0,
         max_value=1,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
+import ctypes
+import gc
 import json
 import shutil
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -47,19 +51,12 @@ def recipe_preview(*, project: Project, config: dict, fmt: str = "dpo") -> dict:
     chosen-longer share and counts per preference source."""
     recipe = RecipeConfig.from_dict(config)
     rows, funnel = curate(curation_candidates(project), recipe, kto=fmt == "kto")
-    edges = [i / 10 for i in range(11)]
-    histogram = [0] * 10
-    for row in rows:
-        histogram[min(int(row.margin * 10), 9)] += 1
-    sources: dict[str, int] = {}
-    for row in rows:
-        sources[row.source] = sources.get(row.source, 0) + 1
     return {
         "rows": len(rows),
         "funnel": funnel.steps,
-        "margin_histogram": {"edges": edges, "counts": histogram},
+        "margin_histogram": {"edges": [i / 10 for i in range(11)], "counts": rows.margin_histogram()},
         "chosen_longer_share": chosen_longer_share(rows),
-        "sources": sources,
+        "sources": rows.sources(),
     }
 
 
@@ -96,15 +93,17 @@ def export_create(*, project: Project, recipe: CurationRecipe, fmt: str, user, c
     return export
 
 
-def export_build(export: DatasetExport) -> None:
+def export_build(export: DatasetExport, *, timings: dict | None = None) -> None:
     """Curate, split, write every file and the datasheet, then mark the export ready. Safe to run twice: a
-    finished export is left alone and a half-written folder is replaced."""
+    finished export is left alone and a half-written folder is replaced. ``timings``, when given, receives the
+    seconds each stage took (the export benchmark reads them)."""
     if export.state == DatasetExport.State.SUCCEEDED:
         return
     DatasetExport.objects.filter(pk=export.pk).update(state=DatasetExport.State.RUNNING)
     folder = export_root() / export.project.slug / str(export.public_id)
     try:
-        result = _build(export, folder)
+        with _gc_paused():
+            result = _build(export, folder, timings)
     except Exception as exc:
         shutil.rmtree(folder, ignore_errors=True)
         DatasetExport.objects.filter(pk=export.pk).update(
@@ -116,49 +115,82 @@ def export_build(export: DatasetExport) -> None:
     )
 
 
+@contextmanager
+def _gc_paused():
+    """No automatic cyclic garbage collection while a build runs: it makes millions of short-lived dicts and lists
+    (parsed prompts, records), none in cycles, and every automatic collection walked all of them (it doubled the time
+    to read the texts). The build collects once after each stage instead."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _release_memory() -> None:
+    """Free what a stage left in reference cycles (automatic collection is paused during the build) and hand freed
+    heap memory back to the operating system: glibc keeps freed large blocks in the heap, so a worker that built
+    one large export would otherwise stay at its peak."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def _stage(export: DatasetExport, text: str) -> None:
     DatasetExport.objects.filter(pk=export.pk).update(stage=text[:100])
 
 
-def _build(export: DatasetExport, folder: Path) -> dict:
+def _build(export: DatasetExport, folder: Path, timings: dict | None) -> dict:
     config = RecipeConfig.from_dict(export.recipe.config)
     kto = export.format == DatasetExport.Format.KTO
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        if timings is not None:
+            timings[name] = now - clock
+            timings.setdefault("ends", {})[name] = now  # perf_counter at the stage's end
+        _release_memory()
+        clock = now
+
     _stage(export, "reading pairs, labels and verdicts")
+    # first, while little else is in memory: at a million labels this is the largest single step (docs/PERFORMANCE.md)
+    agreement = agreement_for_datasheet(export.project)
+    lap("datasheet_agreement_s")
     candidates = curation_candidates(export.project)
+    lap("read_arrays_s")
     _stage(export, f"curating {len(candidates):,} pairs")
-    rows, funnel = curate(candidates, config, kto=kto)
+    rows, funnel = curate(candidates, config, kto=kto, timings=timings)
     del candidates
-    train, test = files.split_by_prompt(rows, test_fraction=export.test_fraction, seed=export.seed)
+    is_test = files.split_by_prompt(rows, test_fraction=export.test_fraction, seed=export.seed)
+    lap("curate_s")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     root = export_root()
-    written: dict[str, dict] = {}
-    split_parquet: dict[str, Path] = {}
-    digest = hashlib.sha256()
-    for split, split_rows in (("train", train), ("test", test)):
-        if not split_rows and split == "test":
-            continue
-
-        def items(split_rows=split_rows):
-            return files.records(split_rows, export.format, conversational=export.conversational)
-
-        _stage(export, f"writing {split} ({len(split_rows):,} rows)")
-        jsonl = folder / f"{split}.jsonl"
-        files.write_jsonl(jsonl, items())
-        digest.update(jsonl.read_bytes())
-        parquet = folder / f"{split}.parquet"
-        files.write_parquet(parquet, items())
-        split_parquet[split] = parquet
-        written[f"{split}.jsonl"] = files.file_entry(jsonl, root)
-        written[f"{split}.parquet"] = files.file_entry(parquet, root)
-        if not export.conversational:
-            csv_path = folder / f"{split}.csv"
-            files.write_csv(csv_path, items())
-            written[f"{split}.csv"] = files.file_entry(csv_path, root)
-    content_hash = digest.hexdigest()
+    rows_test = int(is_test.sum())
+    rows_train = len(rows) - rows_test
+    _stage(export, f"writing train and test ({rows_train:,} and {rows_test:,} rows)")
+    out = files.write_splits(folder, rows, is_test, export.format, conversational=export.conversational,
+                             timings=timings)  # fmt: skip
+    lap("write_s")
+    content_hash = out["content_hash"]
+    written = {name: files.file_entry(path, root, sha256=out["jsonl_sha256"].get(name))
+               for name, path in sorted(out["paths"].items(), key=lambda item: _FILE_ORDER.index(item[0]))}  # fmt: skip
+    lap("file_hashes_s")
     _stage(export, "writing the datasets folder and the datasheet")
-    files.write_hf_folder(folder / "hf", split_parquet, content_hash)
+    splits = [split for split in ("train", "test") if f"{split}.jsonl" in out["paths"]]
+    table_schema = files.schema(export.format, conversational=export.conversational)
+    files.finish_hf_folder(folder / "hf", splits, table_schema, content_hash)
     written["hf"] = {"path": str((folder / "hf").relative_to(root)), "bytes": _folder_bytes(folder / "hf")}
+    lap("hf_folder_s")
+    files.zip_folder(folder / "hf", folder / "hf.zip")
+    written["hf.zip"] = files.file_entry(folder / "hf.zip", root)
+    lap("hf_zip_s")
     sheet = {
         "export": str(export.public_id),
         "project": export.project.slug,
@@ -169,16 +201,16 @@ def _build(export: DatasetExport, folder: Path) -> dict:
             "test_fraction": export.test_fraction,
             "seed": export.seed,
             "by": "prompt group",
-            "train_rows": len(train),
-            "test_rows": len(test),
+            "train_rows": rows_train,
+            "test_rows": rows_test,
         },  # fmt: skip
         "content_hash": content_hash,
         "funnel": funnel.steps,
         "steps": list(STEPS),
-        "sources": _count(r.source for r in rows),
-        "margin": _margin_summary([r.margin for r in rows]),
+        "sources": rows.sources(),
+        "margin": _margin_summary(rows.margin),
         "chosen_longer_share": chosen_longer_share(rows),
-        "human_agreement": agreement_for_datasheet(export.project),
+        "human_agreement": agreement,
         "created_by": export.created_by.username if export.created_by else None,
         "created_at": export.created_at.isoformat(),
     }
@@ -187,24 +219,23 @@ def _build(export: DatasetExport, folder: Path) -> dict:
     (folder / "datasheet.md").write_text(markdown)
     written["datasheet.md"] = files.file_entry(folder / "datasheet.md", root)
     written["datasheet.json"] = files.file_entry(folder / "datasheet.json", root)
-    return {"content_hash": content_hash, "rows_train": len(train), "rows_test": len(test), "funnel": funnel.steps,
+    lap("datasheet_s")
+    return {"content_hash": content_hash, "rows_train": rows_train, "rows_test": rows_test, "funnel": funnel.steps,
             "files": written, "datasheet": sheet, "datasheet_md": markdown}  # fmt: skip
+
+
+# the order the export page lists the files in
+_FILE_ORDER = ("train.jsonl", "train.parquet", "train.csv", "test.jsonl", "test.parquet", "test.csv")
 
 
 def _folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _count(values) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
-
-
-def _margin_summary(margins: list[float]) -> dict:
-    if not margins:
+def _margin_summary(margins: np.ndarray) -> dict:
+    if not len(margins):
         return {"n": 0}
-    ordered = sorted(margins)
+    ordered = np.sort(margins).tolist()
+    # the mean as a left-to-right sum of the sorted values, as it has always been computed
     return {"n": len(ordered), "min": ordered[0], "median": ordered[len(ordered) // 2], "max": ordered[-1],
             "mean": sum(ordered) / len(ordered)}  # fmt: skip

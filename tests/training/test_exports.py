@@ -61,6 +61,9 @@ def test_every_format_loads_with_hf_datasets(project, lead, fmt, conversational)
     for ds in (jsonl, parquet, folder["train"]):
         assert set(ds.column_names) == columns and len(ds) == train_rows
     assert set(folder) == {"train", "test"}
+    assert folder["train"].to_list() == parquet.to_list() == jsonl.to_list()  # the same rows in every file
+    assert folder["test"].to_list() == load_dataset("parquet", data_files=str(path(export, "test.parquet")))[
+        "train"].to_list()  # fmt: skip
     row = parquet[0]
     if conversational:
         assert isinstance(row["prompt"], list) and row["prompt"][-1]["role"] == "user"
@@ -74,13 +77,27 @@ def test_every_format_loads_with_hf_datasets(project, lead, fmt, conversational)
         assert set(jsonl["label"]) == {True, False}
 
 
+def test_the_datasets_folder_downloads_as_one_zip(project, lead, tmp_path):
+    import zipfile
+
+    labelled(project)
+    recipe = recipe_save(project=project, name="r", config={"source": "human"}, user=lead)
+    export = export_create(project=project, recipe=recipe, fmt="dpo", user=lead, test_fraction=0.25)
+    with zipfile.ZipFile(path(export, "hf.zip")) as archive:
+        archive.extractall(tmp_path)
+    unzipped = load_from_disk(str(tmp_path / "hf"))
+    folder = load_from_disk(str(export_root() / export.files["hf"]["path"]))
+    assert {s: unzipped[s].to_list() for s in unzipped} == {s: folder[s].to_list() for s in folder}
+    assert len(unzipped["train"]) == export.rows_train and len(unzipped["test"]) == export.rows_test
+
+
 def test_rerun_on_unchanged_data_is_byte_identical(project, lead):
     labelled(project)
     recipe = recipe_save(project=project, name="r", config={"source": "human"}, user=lead)
     first = export_create(project=project, recipe=recipe, fmt="dpo", user=lead)
     second = export_create(project=project, recipe=recipe, fmt="dpo", user=lead)
     assert first.content_hash == second.content_hash
-    for name in ("train.jsonl", "train.parquet", "train.csv", "test.jsonl", "test.parquet"):
+    for name in ("train.jsonl", "train.parquet", "train.csv", "test.jsonl", "test.parquet", "hf.zip"):
         assert first.files[name]["sha256"] == second.files[name]["sha256"], name
     assert first.public_id != second.public_id
 

@@ -26,7 +26,8 @@ def export(project, lead):
 
 
 FORM = {"name": "strict", "source": "human", "min_human_agreement": 0.5, "min_vote_margin": 0, "min_judge_margin": 0,
-        "drop_judge_inconsistent": "on", "response_similarity": 0.98, "prompt_similarity": 0.95, "seed": 0}  # fmt: skip
+        "drop_judge_inconsistent": "on", "near_duplicates": "on", "response_similarity": 0.98,
+        "prompt_similarity": 0.95, "seed": 0}  # fmt: skip
 
 
 @pytest.mark.parametrize("who", ["annotator", "outsider", "other_lead"])

@@ -1,0 +1,126 @@
+"""The text steps of curation (training/curation.py): near-identical responses, prompt groups, duplicate pairs.
+
+Texts are read in batches through a text reader (training.selectors.pair_text_reader) and never all at once:
+- responses: cosine similarity of character 3-gram counts (scikit-learn's hashed ``char_wb`` vectors, computed by
+  training/char_ngrams.py), batch by batch;
+- prompts: normalised (lower case, runs of white space as one space) and kept as one compact Arrow string column;
+  exact duplicates share a group, and near-same ones (training.near_duplicates, MinHash over the distinct prompts)
+  are joined. A group's key is the first 16 hex digits of the sha256 of its smallest normalised prompt, so keys are
+  stable across runs;
+- duplicate pairs: only groups with more than one row are compared, so only those rows' responses are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from judging.prompts import render_conversation
+
+from . import char_ngrams
+from .near_duplicates import near_duplicate_groups
+
+_SPACE = re.compile(r"\s+")
+_DENSE_GROUP = 2_000  # larger prompt groups are compared row by row against the rows kept
+
+
+def rowwise_cosine(a: list[str], b: list[str]) -> np.ndarray:
+    """Cosine similarity of character 3-gram counts, a[i] against b[i] (training/char_ngrams.py)."""
+    return char_ngrams.rowwise_cosine(a, b)
+
+
+def response_similarity(texts, pair_ids: np.ndarray) -> np.ndarray:
+    """rowwise_cosine(response A, response B) of each pair, in the order of ``pair_ids`` (sorted)."""
+    out = [np.zeros(0)]
+    for _, batch in texts(pair_ids, ("response_a", "response_b")):
+        out.append(rowwise_cosine(batch["response_a"], batch["response_b"]))
+    return np.concatenate(out)
+
+
+def normalise(texts: list[str]) -> list[str]:
+    """``" ".join(text.lower().split())`` for each text, through one lower() and one regex pass per batch (the NUL
+    separator is neither white space nor cased, so no text sees its neighbours)."""
+    joined = "\0".join(texts)
+    if "\0" in "".join(texts) or not texts:
+        return [_SPACE.sub(" ", t.strip().lower()) for t in texts]
+    return [t.strip() for t in _SPACE.sub(" ", joined.lower()).split("\0")]
+
+
+def _key(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:16], 16)
+
+
+def group_keys(normalised: list[str] | pa.Array | pa.ChunkedArray, threshold: float) -> np.ndarray:
+    """A group key (uint64) per normalised prompt; see the module docstring."""
+    values = pa.chunked_array([pa.array(normalised, pa.large_string())]) if isinstance(normalised, list) else (
+        normalised)  # fmt: skip
+    distinct = pc.unique(values)
+    distinct = distinct.take(pc.sort_indices(distinct))  # byte order of UTF-8 = code point order = Python's order
+    labels = near_duplicate_groups(distinct, threshold) if threshold < 1.0 else np.arange(len(distinct))
+    heads = np.unique(labels)
+    head_keys = np.zeros(len(distinct), dtype=np.uint64)
+    head_keys[heads] = [_key(t) for t in distinct.take(pa.array(heads)).to_pylist()]
+    position = pc.index_in(values, value_set=distinct).to_numpy()
+    return head_keys[labels][position]
+
+
+def prompt_group_keys(texts, pair_ids: np.ndarray, threshold: float) -> np.ndarray:
+    """group_keys of each pair's rendered prompt, in the order of ``pair_ids`` (sorted)."""
+    chunks = [pa.array([], pa.large_string())]
+    for _, batch in texts(pair_ids, ("prompt",)):
+        chunks.append(pa.array(normalise([render_conversation(p) for p in batch["prompt"]]), pa.large_string()))
+    return group_keys(pa.chunked_array(chunks), threshold)
+
+
+def duplicate_pairs(texts, pair_ids: np.ndarray, swap: np.ndarray, group: np.ndarray, threshold: float) -> np.ndarray:
+    """Rows given in the deciding order (larger |margin| first, then lower pair id): True for a row whose chosen and
+    rejected responses are both at least ``threshold`` similar to those of an earlier row of its group that was
+    kept."""
+    duplicate = np.zeros(len(pair_ids), dtype=bool)
+    _, inverse, counts = np.unique(group, return_inverse=True, return_counts=True)
+    shared = np.flatnonzero(counts[inverse] > 1)
+    if not len(shared):
+        return duplicate
+    by_id = shared[np.argsort(pair_ids[shared])]
+    a, b = [], []
+    for _, batch in texts(pair_ids[by_id], ("response_a", "response_b")):
+        a.extend(batch["response_a"])
+        b.extend(batch["response_b"])
+    vectors_a, vectors_b = char_ngrams.vectors(a).csr(), char_ngrams.vectors(b).csr()  # l2-normalised, by pair id
+    del a, b
+    row_of = np.empty(len(pair_ids), dtype=np.int64)
+    row_of[by_id] = np.arange(len(by_id))
+    members = shared[np.argsort(inverse[shared], kind="stable")]  # by group, each in the deciding order
+    starts = np.flatnonzero(np.r_[True, inverse[members][1:] != inverse[members][:-1]])
+    for chunk in np.split(members, starts[1:]):
+        rows, flip = row_of[chunk], swap[chunk]
+        chosen = _stack(vectors_a[rows], vectors_b[rows], flip)
+        rejected = _stack(vectors_a[rows], vectors_b[rows], ~flip)
+        if len(chunk) <= _DENSE_GROUP:
+            near = np.minimum((chosen @ chosen.T).toarray(), (rejected @ rejected.T).toarray()) >= threshold
+        kept: list[int] = []
+        for i in range(len(chunk)):
+            if kept and len(chunk) <= _DENSE_GROUP:
+                hit = near[i, kept].any()
+            elif kept:  # a very large group: this row against the rows kept so far
+                to_chosen = (chosen[kept] @ chosen[i].T).toarray().ravel()
+                to_rejected = (rejected[kept] @ rejected[i].T).toarray().ravel()
+                hit = (np.minimum(to_chosen, to_rejected) >= threshold).any()
+            else:
+                hit = False
+            if hit:
+                duplicate[chunk[i]] = True
+            else:
+                kept.append(i)
+    return duplicate
+
+
+def _stack(a, b, take_b: np.ndarray):
+    """Row i of ``b`` where ``take_b[i]``, else row i of ``a`` (sparse matrices of the same shape)."""
+    import scipy.sparse
+
+    return scipy.sparse.diags(~take_b * 1.0) @ a + scipy.sparse.diags(take_b * 1.0) @ b
