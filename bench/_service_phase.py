@@ -48,21 +48,30 @@ def verify(project, user_ids: list[int]) -> dict:
     from django.db import connection
 
     params = {"p": project.pk, "k": project.overlap_k, "users": user_ids}
+    # Only regular items hold one of a pair's K slots; mirrored repeats (Project.repeat_rate), calibration and
+    # training items are extra answers by design and are counted on their own.
+    regular_labels = """(SELECT l.* FROM annotation_label l LEFT JOIN annotation_assignment a ON a.id = l.assignment_id
+                WHERE l.project_id = %(p)s AND (a.kind IS NULL OR a.kind = 'regular'))"""
     queries = {
-        "pairs_over_k_labels": """SELECT count(*) FROM (SELECT pair_id FROM annotation_label WHERE project_id = %(p)s
+        "pairs_over_k_labels": f"""SELECT count(*) FROM (SELECT pair_id FROM {regular_labels} r
                 GROUP BY pair_id HAVING count(*) > %(k)s) x""",
         "pairs_over_k_live_assignments": """SELECT count(*) FROM (SELECT pair_id FROM annotation_assignment
-                WHERE project_id = %(p)s AND state IN ('active', 'done') GROUP BY pair_id HAVING count(*) > %(k)s) x""",
-        "pair_annotator_multiple_labels": """SELECT count(*) FROM (SELECT pair_id, annotator_id FROM annotation_label
-                WHERE project_id = %(p)s AND annotator_id IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1) x""",
-        "pair_annotator_multiple_assignments": """SELECT count(*) FROM (SELECT pair_id, annotator_id
-                FROM annotation_assignment WHERE project_id = %(p)s GROUP BY 1, 2 HAVING count(*) > 1) x""",
+                WHERE project_id = %(p)s AND state IN ('active', 'done') AND kind = 'regular' GROUP BY pair_id
+                HAVING count(*) > %(k)s) x""",
+        "pair_annotator_multiple_labels": f"""SELECT count(*) FROM (SELECT pair_id, annotator_id FROM {regular_labels} r
+                WHERE annotator_id IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1) x""",
+        "pair_annotator_multiple_assignments": """SELECT count(*) FROM (SELECT pair_id, annotator_id,
+                kind = 'repeat' FROM annotation_assignment WHERE project_id = %(p)s GROUP BY 1, 2, 3
+                HAVING count(*) > 1) x""",
+        "repeat_labels": """SELECT count(*) FROM annotation_label l
+                JOIN annotation_assignment a ON a.id = l.assignment_id
+                WHERE l.project_id = %(p)s AND a.kind = 'repeat'""",
         # open_slots must equal K - (done + live leases), label_count the done ones, on every pair served.
         "pairs_with_counter_drift": """SELECT count(*) FROM annotation_pair p JOIN (SELECT pair_id,
                 count(*) FILTER (WHERE state IN ('active', 'done')) AS held,
                 count(*) FILTER (WHERE state = 'done') AS done
-                FROM annotation_assignment WHERE project_id = %(p)s GROUP BY pair_id) a ON a.pair_id = p.id
-                WHERE p.open_slots <> %(k)s - a.held OR p.label_count <> a.done""",
+                FROM annotation_assignment WHERE project_id = %(p)s AND kind = 'regular' GROUP BY pair_id) a
+                ON a.pair_id = p.id WHERE p.open_slots <> %(k)s - a.held OR p.label_count <> a.done""",
         "labels_of_pass": """SELECT count(*) FROM annotation_label WHERE project_id = %(p)s
                 AND annotator_id = ANY(%(users)s)""",
         "active_assignments_of_pass": """SELECT count(*) FROM annotation_assignment WHERE project_id = %(p)s

@@ -74,7 +74,8 @@ def print_pass(title: str, res: dict, http: bool) -> None:
         f"   over-assignment: {c['over_assignment']} (pairs > K labels {c['pairs_over_k_labels']}, "
         f"> K live assignments {c['pairs_over_k_live_assignments']}, (pair, annotator) > 1 label "
         f"{c['pair_annotator_multiple_labels']}); counter drift: {c['pairs_with_counter_drift']}; "
-        f"labels lost: {res['labels_lost']}; leases left active: {c['active_assignments_of_pass']}"
+        f"labels lost: {res['labels_lost']}; leases left active: {c['active_assignments_of_pass']}; "
+        f"mirrored repeats answered (extra by design): {c['repeat_labels']}"
     )
     u = res["cpu"]
     client = f", client {u['client_cores']}" if "client_cores" in u else ""

@@ -104,7 +104,7 @@ def run_job_path(work: Path, model_dir: Path, data_dir: Path, steps: int, tokens
     """The runner in standalone mode with the job defaults (optionally torch.compile)."""
     spec = {"method": "dpo", "base_model": str(model_dir), "lora": True, "lora_r": 16, "lora_alpha": 32,
             "max_length": SEQ, "batch_size": PAIRS_PER_STEP, "max_steps": steps, "learning_rate": 5e-5,
-            "eval_pairs": 0, "eval_generations": 0, "torch_compile": compiled}  # fmt: skip
+            "eval_pairs": 0, "eval_generations": 0, "torch_compile": "on" if compiled else "off"}  # fmt: skip
     name = "job-compiled" if compiled else "job"
     (work / f"{name}.json").write_text(json.dumps(spec))
     out = work / name

@@ -100,11 +100,16 @@ class TrainingJobForm(forms.Form):
     )
     precision = forms.ChoiceField(choices=[("", "(preset)"), *[(p, p) for p in PRECISIONS]], required=False,
                                   help_text=SPEC_HELP["precision"])  # fmt: skip
+    torch_compile = forms.ChoiceField(
+        choices=[("", "(preset)"), *[(c, c) for c in CHECKPOINTING]],
+        required=False,
+        help_text=SPEC_HELP["torch_compile"],
+    )
     seed = forms.IntegerField(required=False, min_value=0, help_text=SPEC_HELP["seed"])
 
     SETTINGS = ("base_model", "method", "loss_type", "lora_r", "lora_alpha", "learning_rate", "beta", "epochs",
                 "max_steps", "max_length", "batch_size", "micro_batch_size", "gradient_checkpointing", "precision",
-                "seed")  # fmt: skip
+                "torch_compile", "seed")  # fmt: skip
 
     def __init__(self, *args, exports=None, **kwargs):
         super().__init__(*args, **kwargs)

@@ -214,6 +214,13 @@ def _columns_for_training(dataset, method: str):
     return dataset.remove_columns([c for c in dataset.column_names if c not in keep])
 
 
+def planned_steps(spec: JobSpec, rows: int) -> int:
+    """Optimizer steps the run will take (before any cancel)."""
+    if spec.max_steps:
+        return spec.max_steps
+    return math.ceil(math.ceil(rows / spec.batch_size) * spec.epochs)
+
+
 def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out_dir: Path, callbacks):
     lr, beta = spec.resolved_learning_rate(), spec.resolved_beta()
     common = {
@@ -236,7 +243,7 @@ def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out
         "lr_scheduler_type": "cosine",
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,
-        "torch_compile": spec.torch_compile and hw.device == "cuda",
+        "torch_compile": hw.device == "cuda" and spec.compiles(planned_steps(spec, len(train_data))),
     }
     from transformers import TrainingArguments
 
