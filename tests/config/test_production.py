@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_check_deploy_is_clean_with_production_values(tmp_path):
     secret = tmp_path / "secret_key"
     secret.write_text("k" * 20 + "-production-secret-from-a-mounted-file-0123456789\n")
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "SECRET_KEY_FILE"}}
+    # (the browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process; a deployment never has it)
+    unset = {"DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env |= {"ARBITER_ENV": "production", "SECRET_KEY_FILE": str(secret), "ALLOWED_HOSTS": "arbiter.example.com",
             "ARBITER_VAR_DIR": str(tmp_path / "var")}  # fmt: skip
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,

@@ -138,16 +138,21 @@ def _ping(url: str) -> bool:
         return False
 
 
-def test_with_redis_down_annotation_works_and_a_judge_run_fails_clearly(project, lead, annotator, doomed_redis):
+def test_with_redis_down_annotation_works_and_a_judge_run_fails_clearly(
+    project, lead, annotator, doomed_redis, monkeypatch
+):
     url, proc = doomed_redis
     make_pairs(project, 3)
     judge = judge_create(project=project, user=lead, name="j", base_url="http://127.0.0.1:9/v1", model="m")
     caches = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": f"{url}/1",
                           "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}  # fmt: skip
-    old_broker = celery_app.conf.broker_url
     with override_settings(CACHES=caches, CELERY_BROKER_URL=f"{url}/0"):
-        celery_app.conf.broker_url = f"{url}/0"
-        celery_app.pool.force_close_all()
+        # Celery reads CELERY_BROKER_URL from the environment before its configuration, and caches its connection
+        # pools: point both at the doomed server (the pools are parked, not closed: later tests use them).
+        monkeypatch.setenv("CELERY_BROKER_URL", f"{url}/0")
+        saved_pools = celery_app._pool, celery_app.amqp._producer_pool
+        celery_app._pool = celery_app.amqp._producer_pool = None
+        assert celery_app.connection_for_write().as_uri().endswith(f":{url.rsplit(':', 1)[1]}/0")
         try:
             proc.terminate()
             proc.wait()
@@ -177,8 +182,8 @@ def test_with_redis_down_annotation_works_and_a_judge_run_fails_clearly(project,
             run = JudgeRun.objects.get()
             assert run.state == "failed" and "unreachable" in run.error and not run.verdicts.exists()
         finally:
-            celery_app.conf.broker_url = old_broker
-            celery_app.pool.force_close_all()
+            monkeypatch.undo()
+            celery_app._pool, celery_app.amqp._producer_pool = saved_pools
 
 
 def test_a_connection_cut_mid_write_leaves_nothing_half_written(project, annotator):
