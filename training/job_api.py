@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from annotation.drf import as_drf
 
 from .access import job_for_user
-from .job_selectors import job_progress, jobs_recent
+from .job_selectors import after_step, job_progress, jobs_recent
 from .jobs import job_cancel, job_create
 from .models import DatasetExport, TrainingJob
 from .spec import PRESETS
@@ -76,11 +76,7 @@ class JobProgressView(APIView):
     @extend_schema(responses={200: OpenApiResponse(description="State, step, ETA, metric rows after ?after=N.")})
     def get(self, request, job_id):
         job = job_for_user(request.user, job_id)
-        try:
-            after = int(request.query_params.get("after", -1))
-        except ValueError:
-            after = -1
-        return Response(job_progress(job, after_step=after))
+        return Response(job_progress(job, after_step=after_step(request.query_params.get("after"))))
 
 
 class JobCancelView(APIView):

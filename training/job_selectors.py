@@ -35,6 +35,14 @@ def job_eta_seconds(job: TrainingJob) -> float | None:
     return max(0.0, per_step * (job.max_steps - job.step))
 
 
+def after_step(value) -> int:
+    """The ``?after=`` of a progress poll: metric rows after this step (-1, all, when missing or malformed)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
 def job_progress(job: TrainingJob, *, after_step: int = -1) -> dict:
     """What the job page polls: state, stage, step, ETA, the metric rows after ``after_step`` and the log tail."""
     rows = TrainingMetric.objects.filter(job=job, step__gt=after_step).order_by("step").values_list("step", "values")

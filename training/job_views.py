@@ -13,7 +13,7 @@ from annotation.rendering import markdown_to_html
 
 from .access import job_for_user
 from .forms import TrainingJobForm
-from .job_selectors import CHARTED, exports_trainable, job_progress, jobs_recent
+from .job_selectors import CHARTED, after_step, exports_trainable, job_progress, jobs_recent
 from .jobs import job_cancel, job_create
 from .spec import PRESETS
 
@@ -58,11 +58,7 @@ def job_detail(request, job_id):
 @require_GET
 def job_progress_json(request, job_id):
     job = job_for_user(request.user, job_id)
-    try:
-        after = int(request.GET.get("after", -1))
-    except ValueError:
-        after = -1
-    return JsonResponse(job_progress(job, after_step=after))
+    return JsonResponse(job_progress(job, after_step=after_step(request.GET.get("after"))))
 
 
 @login_required

@@ -48,9 +48,10 @@ def tiny_model_dir(tmp_path_factory):
     return path
 
 
-def labelled_export(project, lead, fmt: str = "dpo", *, n: int = 12, conversational: bool = False, chat_every=3):
-    """An export of n labelled pairs (some multi-turn), made by the app's own services."""
-    for i, pair in enumerate(make_pairs(project, n)):
+def labelled(project, n: int = 12, chat_every: int = 3):
+    """n pairs with three imported labels each; every ``chat_every``-th prompt is a multi-turn conversation."""
+    pairs = make_pairs(project, n)
+    for i, pair in enumerate(pairs):
         if chat_every and i % chat_every == 0:
             chat = [
                 {"role": "system", "content": "Be brief."},
@@ -61,6 +62,12 @@ def labelled_export(project, lead, fmt: str = "dpo", *, n: int = 12, conversatio
             Pair.objects.filter(pk=pair.pk).update(prompt=chat)
         for name, choice in (("x", "A"), ("y", "A" if i % 4 else "B"), ("z", "A")):
             Label.objects.create(project=project, pair=pair, source="external", external_annotator=name, choice=choice)
+    return pairs
+
+
+def labelled_export(project, lead, fmt: str = "dpo", *, n: int = 12, conversational: bool = False, chat_every=3):
+    """An export of n labelled pairs (some multi-turn), made by the app's own services."""
+    labelled(project, n, chat_every)
     recipe = recipe_save(project=project, name=f"r-{fmt}", config={"source": "human"}, user=lead)
     return export_create(project=project, recipe=recipe, fmt=fmt, user=lead, conversational=conversational,
                          test_fraction=0.25, run_now=True)  # fmt: skip

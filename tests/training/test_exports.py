@@ -12,32 +12,12 @@ from django.core.management import call_command
 from annotation.models import Label, Pair
 from annotation.services.imports import pairs_import
 from tests.factories import make_pairs
+from tests.training.conftest import labelled
 from training.models import DatasetExport
 from training.services import export_create, export_root, recipe_save
 
 pytestmark = pytest.mark.django_db
 ALPACAEVAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "alpacaeval_pairs.jsonl"
-
-
-@pytest.fixture(autouse=True)
-def export_dir(settings, tmp_path):
-    settings.EXPORT_ROOT = tmp_path / "exports"
-
-
-def labelled(project, n=12, chat_every=3):
-    pairs = make_pairs(project, n)
-    for i, pair in enumerate(pairs):
-        if i % chat_every == 0:  # some multi-turn prompts
-            chat = [
-                {"role": "system", "content": "Be brief."},
-                {"role": "user", "content": f"Question {i}?"},
-                {"role": "assistant", "content": "Which part?"},
-                {"role": "user", "content": "All of it."},
-            ]
-            Pair.objects.filter(pk=pair.pk).update(prompt=chat)
-        for name, choice in (("x", "A"), ("y", "A" if i % 4 else "B"), ("z", "A")):
-            Label.objects.create(project=project, pair=pair, source="external", external_annotator=name, choice=choice)
-    return pairs
 
 
 def path(export, name):

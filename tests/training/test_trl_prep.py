@@ -7,28 +7,14 @@ import os
 import pytest
 from datasets import load_from_disk
 
-from annotation.models import Label, Pair
-from tests.factories import make_pairs
-from training.services import export_create, export_root, recipe_save
+from tests.training.conftest import labelled_export
+from training.services import export_root
 
 pytestmark = pytest.mark.django_db
 
 
 def exported(project, lead, fmt, conversational):
-    for i, pair in enumerate(make_pairs(project, 8)):
-        if i % 2:
-            chat = [
-                {"role": "system", "content": "Be brief."},
-                {"role": "user", "content": f"Question {i}?"},
-                {"role": "assistant", "content": "Which part?"},
-                {"role": "user", "content": "All of it."},
-            ]
-            Pair.objects.filter(pk=pair.pk).update(prompt=chat)
-        Label.objects.create(project=project, pair=pair, source="external", external_annotator="x",
-                             choice="A" if i % 3 else "B")  # fmt: skip
-    recipe = recipe_save(project=project, name="r", config={"source": "human"}, user=lead)
-    export = export_create(project=project, recipe=recipe, fmt=fmt, user=lead, conversational=conversational,
-                           test_fraction=0.25)  # fmt: skip
+    export = labelled_export(project, lead, fmt, n=8, conversational=conversational, chat_every=2)
     return load_from_disk(str(export_root() / export.files["hf"]["path"]))
 
 
