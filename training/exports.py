@@ -6,31 +6,33 @@ Formats (https://huggingface.co/docs/trl/dataset_formats):
   Conversational: ``prompt`` is the message list, ``chosen`` / ``rejected`` are one assistant message each.
 - ``kto`` (KTOTrainer): unpaired ``{"prompt", "completion", "label"}``: a pair gives its chosen response with
   ``label: true`` and its rejected one with ``label: false``; a "both bad" pair gives both with ``label: false``.
-Files: JSONL, Parquet, CSV (standard format only; cells starting with = + - @ tab or CR are prefixed with ' so
-spreadsheets never run them) and an HF ``datasets`` folder (``save_to_disk``, splits train/test; also as one zip).
-The same rows give byte-identical JSONL, Parquet and CSV files, and the folder's fingerprint is the content hash.
+Files: JSONL, Parquet, CSV (standard format only, written by Arrow: strings quoted, booleans true/false; cells
+starting with = + - @ tab or CR are prefixed with ' so spreadsheets never run them) and an HF ``datasets`` folder
+(``save_to_disk``, splits train/test; also as one zip). The same rows give byte-identical JSONL, Parquet and CSV
+files, and the folder's fingerprint is the content hash.
 
-Streaming: ``write_splits`` reads the kept pairs' texts in batches, in pair id order, and writes both splits in one
-pass (JSONL, Parquet, CSV and the HF folder's Arrow files), so memory holds one batch of texts (and one Parquet row
-group per split) however many rows there are. The HF folder is not built by reading the Parquet back: memory-mapped
-Arrow pages count as resident memory once touched, and save_to_disk touches them all.
+Streaming: ``write_splits`` reads the kept pairs' texts in batches, in pair id order (outside a transaction a
+background thread reads the next batches on its own connection: selectors.pair_text_reader), and writes both
+splits in one pass (JSONL, Parquet, CSV and the HF folder's Arrow files), so memory holds a few batches of texts
+(and one Parquet row group per split) however many rows there are. The HF folder is not built by reading the
+Parquet back: memory-mapped Arrow pages count as resident memory once touched, and save_to_disk touches them all.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import shutil
 import time
 import zipfile
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from judging.prompts import render_conversation
@@ -42,45 +44,38 @@ PARQUET_ROW_GROUP = 50_000  # records
 HF_SHARD = "data-00000-of-00001.arrow"  # the name save_to_disk gives a split's only shard
 
 
-@dataclass
-class Row:
-    """One curated pair with its texts, as the writers see it."""
-
-    pair_id: int
-    prompt: list[dict]
-    chosen: str
-    rejected: str
-    margin: float  # strength of the preference in [0, 1]
-    both_bad: bool = False  # KTO: both responses undesirable
-
-
-def _prompt(row: Row, conversational: bool):
+def _prompt(messages: list[dict], conversational: bool):
     if conversational:
-        return [{"role": m.get("role", "user"), "content": m.get("content", "")} for m in row.prompt]
-    return render_conversation(row.prompt)
+        return [{"role": m.get("role", "user"), "content": m.get("content", "")} for m in messages]
+    return render_conversation(messages)
 
 
 def _completion(text: str, conversational: bool):
     return [{"role": "assistant", "content": text}] if conversational else text
 
 
-def records(rows: Iterable[Row], fmt: str, *, conversational: bool, extra_columns: bool = True) -> Iterator[dict]:
-    for row in rows:
-        prompt = _prompt(row, conversational)
-        if fmt == "dpo":
-            record = {"prompt": prompt, "chosen": _completion(row.chosen, conversational),
-                      "rejected": _completion(row.rejected, conversational)}  # fmt: skip
-            if extra_columns:
-                record |= {"margin": round(row.margin, 6), "pair_id": row.pair_id}
-            yield record
-        elif fmt == "kto":
-            for text, label in ((row.chosen, not row.both_bad), (row.rejected, False)):
-                record = {"prompt": prompt, "completion": _completion(text, conversational), "label": label}
-                if extra_columns:
-                    record["pair_id"] = row.pair_id
-                yield record
-        else:
-            raise ValueError(f"unknown export format {fmt!r}")
+def records(ids: list[int], prompts: list[list[dict]], a: list[str], b: list[str], swap: list[bool],
+            margin: list[float], both_bad: list[bool], fmt: str, *, conversational: bool) -> list[dict]:  # fmt: skip
+    """The records of some curated pairs (columns: pair id, prompt messages, the two responses, whether the chosen
+    one is B, the margin in [0, 1], and for KTO whether both responses are undesirable), in their order."""
+    chosen = [y if s else x for x, y, s in zip(a, b, swap, strict=True)]
+    rejected = [x if s else y for x, y, s in zip(a, b, swap, strict=True)]
+    if conversational:
+        prompt = [_prompt(p, True) for p in prompts]
+        chosen, rejected = [_completion(t, True) for t in chosen], [_completion(t, True) for t in rejected]
+    else:
+        prompt = [render_conversation(p) for p in prompts]
+    if fmt == "dpo":
+        rounded = {m: round(m, 6) for m in set(margin)}  # margins take few distinct values
+        return [{"prompt": p, "chosen": c, "rejected": r, "margin": rounded[m], "pair_id": i}
+                for p, c, r, m, i in zip(prompt, chosen, rejected, margin, ids, strict=True)]  # fmt: skip
+    if fmt == "kto":
+        out = []
+        for p, c, r, bad, i in zip(prompt, chosen, rejected, both_bad, ids, strict=True):
+            out.append({"prompt": p, "completion": c, "label": not bad, "pair_id": i})
+            out.append({"prompt": p, "completion": r, "label": False, "pair_id": i})
+        return out
+    raise ValueError(f"unknown export format {fmt!r}")
 
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
@@ -121,9 +116,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _safe_cell(value) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+_FORMULA_START = "^[" + "".join("\\" + c if c in "-\\^]" else c for c in FORMULA_PREFIXES) + "]"
+
+
+def _formula_safe(table: pa.Table) -> pa.Table:
+    """The table with a ' before every string cell that starts with one of FORMULA_PREFIXES (for the CSV)."""
+    columns = []
+    for column in table.columns:
+        if pa.types.is_string(column.type):
+            starts = pc.fill_null(pc.match_substring_regex(column, _FORMULA_START), False)
+            column = pc.if_else(starts, pc.binary_join_element_wise("'", column, ""), column)
+        columns.append(column)
+    return pa.table(columns, schema=table.schema)
 
 
 class _SplitWriter:
@@ -140,35 +144,45 @@ class _SplitWriter:
         self.schema, self.timings = schema, timings
         self.jsonl = open(self.paths["jsonl"], "wb")
         self.jsonl_sha256 = hashlib.sha256()
+        # the file write and the hashing release the GIL: a thread does them while the next batch is serialised
+        self.jsonl_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"jsonl-{split}")
+        self.jsonl_written: Future | None = None
         self.parquet = pq.ParquetWriter(self.paths["parquet"], schema, compression="zstd")
         self.pending: list[pa.Table] = []
         self.waiting = 0
         self.csv = self.csv_writer = None
         if csv_file:
             self.paths["csv"] = folder / f"{split}.csv"
-            self.csv = open(self.paths["csv"], "w", newline="", encoding="utf-8")
+            self.csv = pa.OSFile(str(self.paths["csv"]), "wb")
 
     def write(self, items: list[dict]) -> None:
+        if not items:
+            return
         start = time.perf_counter()
-        data = b"".join([orjson.dumps(item) + b"\n" for item in items])
-        self.jsonl.write(data)
-        self.jsonl_sha256.update(data)
-        if items:  # kept as Arrow columns (compact), written as a row group whenever PARQUET_ROW_GROUP are waiting
-            table = pa.table([pa.array([item[f.name] for item in items], type=f.type) for f in self.schema],
-                             schema=self.schema)  # fmt: skip
-            self.pending.append(table)
-            self.waiting += len(items)
-            self.hf.write_table(table)
+        data = b"".join([orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE) for item in items])
+        if self.jsonl_written is not None:
+            self.jsonl_written.result()  # the previous batch's bytes are written and hashed (and errors raised)
+        self.jsonl_written = self.jsonl_thread.submit(self._jsonl_write, data)
+        # kept as Arrow columns (compact), written as a row group whenever PARQUET_ROW_GROUP are waiting
+        table = pa.table([pa.array([item[f.name] for item in items], type=f.type) for f in self.schema],
+                         schema=self.schema)  # fmt: skip
+        self.pending.append(table)
+        self.waiting += len(items)
+        self.hf.write_table(table)
         while self.waiting >= PARQUET_ROW_GROUP:
             self._flush(PARQUET_ROW_GROUP)
         middle = time.perf_counter()
         self.timings["write_jsonl_parquet_s"] = self.timings.get("write_jsonl_parquet_s", 0.0) + middle - start
-        if self.csv is not None and items:
-            if self.csv_writer is None:
-                self.csv_writer = csv.writer(self.csv, lineterminator="\n")
-                self.csv_writer.writerow(list(items[0]))
-            self.csv_writer.writerows([[_safe_cell(v) for v in item.values()] for item in items])
+        if self.csv is not None:
+            if self.csv_writer is None:  # opened at the first rows: a split without rows gives an empty file
+                options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
+                self.csv_writer = pacsv.CSVWriter(self.csv, table.schema, write_options=options)
+            self.csv_writer.write_table(_formula_safe(table))
             self.timings["write_csv_s"] = self.timings.get("write_csv_s", 0.0) + time.perf_counter() - middle
+
+    def _jsonl_write(self, data: bytes) -> None:
+        self.jsonl.write(data)
+        self.jsonl_sha256.update(data)
 
     def _flush(self, n: int) -> None:
         """Write the first ``n`` waiting records as one row group."""
@@ -181,9 +195,16 @@ class _SplitWriter:
     def close(self) -> None:
         if self.waiting:
             self._flush(self.waiting)
+        try:
+            if self.jsonl_written is not None:
+                self.jsonl_written.result()
+        finally:
+            self.jsonl_thread.shutdown()
         self.parquet.close()
         self.hf.finalize()
         self.jsonl.close()
+        if self.csv_writer is not None:
+            self.csv_writer.close()
         if self.csv is not None:
             self.csv.close()
 
@@ -197,20 +218,22 @@ def write_splits(folder: Path, rows: Curated, is_test: np.ndarray, fmt: str, *, 
     table_schema = schema(fmt, conversational=conversational)
     writers = {split: _SplitWriter(folder, split, table_schema, csv_file=not conversational, timings=timings)
                for split in (("train", "test") if is_test.any() else ("train",))}  # fmt: skip
+    per_row = 2 if fmt == "kto" else 1
     done = 0
     try:
         for ids, batch in rows.texts(rows.pair_id, ("prompt", "response_a", "response_b")):
             part = slice(done, done + len(ids))
             done += len(ids)
-            out: dict[str, list[dict]] = {split: [] for split in writers}
-            for pair_id, prompt, a, b, swap, margin, both_bad, test in zip(
-                ids.tolist(), batch["prompt"], batch["response_a"], batch["response_b"], rows.swap[part].tolist(),
-                rows.margin[part].tolist(), rows.both_bad[part].tolist(), is_test[part].tolist(), strict=True,
-            ):  # fmt: skip
-                row = Row(pair_id, prompt, b if swap else a, a if swap else b, margin, both_bad)
-                out["test" if test else "train"].extend(records([row], fmt, conversational=conversational))
-            for split, items in out.items():
-                writers[split].write(items)
+            items = records(ids.tolist(), batch["prompt"], batch["response_a"], batch["response_b"],
+                            rows.swap[part].tolist(), rows.margin[part].tolist(), rows.both_bad[part].tolist(), fmt,
+                            conversational=conversational)  # fmt: skip
+            test = is_test[part]
+            if not test.any():
+                writers["train"].write(items)
+                continue
+            test = np.repeat(test, per_row).tolist()
+            writers["train"].write([item for item, t in zip(items, test, strict=True) if not t])
+            writers["test"].write([item for item, t in zip(items, test, strict=True) if t])
     finally:
         for writer in writers.values():
             writer.close()

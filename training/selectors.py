@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from queue import Empty, Full, Queue
 
 import numpy as np
 import orjson
@@ -19,6 +21,7 @@ from .curation import GOLD_CHOICES, LEVEL, NO_GOLD, NONE, Candidates, TextReader
 from .models import CurationRecipe, DatasetExport
 
 TEXT_BATCH = 5_000  # pairs whose texts are read per statement: a few MB of Python strings
+READ_AHEAD = 2  # batches of texts a background reader may hold ready (see pair_text_reader)
 
 
 def _code(column: str, values: tuple[str, ...], default: int) -> Case:
@@ -177,14 +180,22 @@ def curation_candidates(project: Project) -> Candidates:
     return Candidates(**columns, texts=pair_text_reader(project, columns["pair_id"]))
 
 
-def pair_text_reader(project: Project, all_ids: np.ndarray, *, batch: int = TEXT_BATCH) -> TextReader:
+def pair_text_reader(project: Project, all_ids: np.ndarray, *, batch: int | None = None,
+                     read_ahead: bool | None = None) -> TextReader:  # fmt: skip
     """A reader of the texts of some of the project's pairs (``all_ids``: all of them, sorted), ``batch`` pairs per
-    statement, in pair id order. A batch whose pairs are most of an id range is read as that range (an index range
-    scan; the other pairs' rows are skipped here), otherwise by id list. Prompts arrive as JSON text and are parsed
-    with orjson."""
-    fields = {"prompt": "prompt_json", "response_a": "response_a", "response_b": "response_b"}
+    statement (default TEXT_BATCH), in pair id order. A batch whose pairs are most of an id range is read as that
+    range (an index range scan; the other pairs' rows are skipped here), otherwise by id list. Prompts arrive as JSON
+    text and are parsed with orjson.
 
-    def read(pair_ids: np.ndarray, wanted: tuple[str, ...]) -> Iterator[tuple[np.ndarray, dict[str, list]]]:
+    Read-ahead: on PostgreSQL, outside a transaction, a background thread with its own connection reads the next
+    batches (at most READ_AHEAD waiting) while the caller works on the current one: psycopg releases the GIL while
+    the server (another process, another core) runs the query and sends the rows. Inside a transaction
+    (``atomic()``, and the tests' transactions) another connection would not see the uncommitted pairs, so the
+    batches are read on the caller's connection, one after the other. ``read_ahead`` forces either way."""
+    fields = {"prompt": "prompt_json", "response_a": "response_a", "response_b": "response_b"}
+    batch = batch or TEXT_BATCH
+
+    def batches(pair_ids: np.ndarray, wanted: tuple[str, ...]) -> Iterator[tuple[np.ndarray, dict[str, list]]]:
         for start in range(0, len(pair_ids), batch):
             chunk = pair_ids[start : start + batch]
             lo, hi = int(chunk[0]), int(chunk[-1])
@@ -207,13 +218,79 @@ def pair_text_reader(project: Project, all_ids: np.ndarray, *, batch: int = TEXT
             keep = np.isin(ids, chunk, assume_unique=True)
             if int(keep.sum()) != len(chunk):
                 raise RuntimeError("pairs were deleted while their texts were being read")
-            columns = list(zip(*(r for r, k in zip(rows, keep.tolist(), strict=True) if k), strict=True))
+            if not keep.all():
+                rows = [r for r, k in zip(rows, keep.tolist(), strict=True) if k]
+            columns = list(zip(*rows, strict=True))
             out = {f: list(columns[i + 1]) for i, f in enumerate(wanted)}
             if "prompt" in out:
                 out["prompt"] = [orjson.loads(p) for p in out["prompt"]]
             yield chunk, out
 
+    def read(pair_ids: np.ndarray, wanted: tuple[str, ...]) -> Iterator[tuple[np.ndarray, dict[str, list]]]:
+        ahead = read_ahead
+        if ahead is None:
+            ahead = connection.vendor == "postgresql" and not connection.in_atomic_block
+        if ahead and len(pair_ids) > batch:
+            return _read_ahead(lambda: batches(pair_ids, wanted))
+        return batches(pair_ids, wanted)
+
     return read
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+def _read_ahead(produce: Callable[[], Iterator], depth: int = READ_AHEAD) -> Iterator:
+    """The items of ``produce()``, made by a background thread (with its own database connection, closed when it
+    ends) at most ``depth`` ahead of the caller. An error in the thread is raised in the caller; a caller that
+    stops early stops the thread."""
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in produce():
+                if not put(item):
+                    return
+            put(end)
+        except BaseException as exc:  # handed to the caller
+            put(_Failed(exc))
+        finally:
+            connection.close()  # this thread's connection
+
+    def items() -> Iterator:
+        thread = threading.Thread(target=work, name="pair-text-reader", daemon=True)
+        thread.start()
+        try:
+            while True:
+                try:
+                    item = queue.get(timeout=1.0)
+                except Empty:
+                    if not thread.is_alive() and queue.empty():
+                        raise RuntimeError("the text reader thread ended without a result") from None
+                    continue
+                if item is end:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item
+        finally:
+            stop.set()
+            thread.join()
+
+    return items()
 
 
 def recipes_of(project: Project):

@@ -138,6 +138,9 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()  # Arrow's own allocator (mimalloc) keeps freed pages too
 
 
 def _stage(export: DatasetExport, text: str) -> None:
@@ -151,11 +154,11 @@ def _build(export: DatasetExport, folder: Path, timings: dict | None) -> dict:
 
     def lap(name: str) -> None:
         nonlocal clock
+        _release_memory()  # part of the stage: what it leaves behind is freed before the next one starts
         now = time.perf_counter()
         if timings is not None:
             timings[name] = now - clock
             timings.setdefault("ends", {})[name] = now  # perf_counter at the stage's end
-        _release_memory()
         clock = now
 
     _stage(export, "reading pairs, labels and verdicts")

@@ -1,0 +1,83 @@
+"""Reading pair texts ahead on a second connection: the same batches as reading them in turn, errors reach the
+caller, a caller that stops early stops the reader thread, and inside a transaction the caller's connection is used
+(another connection would not see the uncommitted pairs)."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from annotation.models import Pair
+from tests.training.conftest import labelled
+from training import selectors
+from training.selectors import _read_ahead, pair_text_reader
+from training.services import export_create, recipe_save
+
+
+def reader_threads():
+    return [t for t in threading.enumerate() if t.name == "pair-text-reader"]
+
+
+def spy_on_read_ahead(monkeypatch) -> list:
+    calls = []
+    real = selectors._read_ahead
+
+    def spy(produce):
+        calls.append(1)
+        return real(produce)
+
+    monkeypatch.setattr(selectors, "_read_ahead", spy)
+    return calls
+
+
+def test_read_ahead_gives_every_item_in_order_and_stops_with_the_caller():
+    assert list(_read_ahead(lambda: iter(range(50)))) == list(range(50))
+    items = _read_ahead(lambda: iter(range(1000)))
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    items.close()  # the caller stops early: the thread is told to stop and joined
+    assert reader_threads() == []
+
+
+def test_an_error_in_the_reader_thread_reaches_the_caller():
+    def produce():
+        yield 1
+        raise ValueError("broken batch")
+
+    items = _read_ahead(produce)
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="broken batch"):
+        next(items)
+    assert reader_threads() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_texts_are_read_ahead_and_the_export_is_the_same(project, lead, monkeypatch):
+    labelled(project, n=30)
+    ids = np.array(sorted(Pair.objects.filter(project=project).values_list("pk", flat=True)), dtype=np.int64)
+    wanted = ids[np.arange(len(ids)) % 3 != 1]  # some id ranges, some id lists
+    calls = spy_on_read_ahead(monkeypatch)
+    ahead = list(pair_text_reader(project, ids, batch=4)(wanted, ("prompt", "response_a", "response_b")))
+    assert calls == [1] and reader_threads() == []
+    in_turn = list(pair_text_reader(project, ids, batch=4, read_ahead=False)(wanted, ("prompt", "response_b")))
+    assert [chunk.tolist() for chunk, _ in ahead] == [chunk.tolist() for chunk, _ in in_turn]
+    assert [b["prompt"] for _, b in ahead] == [b["prompt"] for _, b in in_turn]
+    assert [b["response_b"] for _, b in ahead] == [b["response_b"] for _, b in in_turn]
+
+    monkeypatch.setattr(selectors, "TEXT_BATCH", 4)  # the export reads its 30 pairs in 8 batches
+    recipe = recipe_save(project=project, name="r", config={"source": "human"}, user=lead)
+    first = export_create(project=project, recipe=recipe, fmt="dpo", user=lead)
+    assert len(calls) > 1 and first.state == first.State.SUCCEEDED and first.rows_train > 0
+    monkeypatch.setattr(selectors, "_read_ahead", lambda produce: produce())  # the same export, read in turn
+    second = export_create(project=project, recipe=recipe, fmt="dpo", user=lead)
+    assert second.content_hash == first.content_hash
+    for name in ("train.jsonl", "train.parquet", "train.csv", "test.jsonl", "test.parquet", "test.csv", "hf.zip"):
+        assert second.files[name]["sha256"] == first.files[name]["sha256"], name
+
+
+@pytest.mark.django_db
+def test_inside_a_transaction_texts_are_read_on_the_callers_connection(project, monkeypatch):
+    labelled(project, n=10)
+    ids = np.array(sorted(Pair.objects.filter(project=project).values_list("pk", flat=True)), dtype=np.int64)
+    calls = spy_on_read_ahead(monkeypatch)
+    batches = list(pair_text_reader(project, ids, batch=3)(ids, ("response_a",)))
+    assert calls == [] and sum(len(chunk) for chunk, _ in batches) == 10
