@@ -21,10 +21,15 @@ def export_for_user(user, project: Project, public_id) -> DatasetExport:
     return lead_object_or_404(user, project, exports, "export", public_id=public_id)
 
 
+def admin_or_404(user, what: str = "page") -> None:
+    """Training is for admins (staff) only; everyone else gets the same 404 as for something missing."""
+    if not (user.is_authenticated and user.is_staff):
+        raise Http404(f"No such {what}.")
+
+
 def job_for_user(user, public_id) -> TrainingJob:
     """Training jobs are for admins (staff) only: 404 for anyone else, a missing job or a malformed id."""
-    if not (user.is_authenticated and user.is_staff):
-        raise Http404("No such training job.")
+    admin_or_404(user, "training job")
     try:
         return TrainingJob.objects.select_related("export", "export__recipe", "project", "created_by").get(
             public_id=public_id

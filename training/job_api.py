@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from annotation.drf import as_drf
 
-from .access import job_for_user
+from .access import admin_or_404, job_for_user
 from .job_selectors import after_step, job_progress, jobs_recent
 from .jobs import job_cancel, job_create
 from .models import DatasetExport, TrainingJob
@@ -38,21 +38,16 @@ class JobSerializer(serializers.ModelSerializer):
                   "summary", "evaluation", "artifacts", "error", "created_at", "started_at", "finished_at"]  # fmt: skip
 
 
-def _admin(request) -> None:
-    if not (request.user.is_authenticated and request.user.is_staff):
-        raise Http404("No such page.")
-
-
 class JobListView(APIView):
     @extend_schema(responses={200: JobSerializer(many=True)})
     def get(self, request):
-        _admin(request)
+        admin_or_404(request.user)
         return Response(JobSerializer(jobs_recent(), many=True).data)
 
     @extend_schema(request=JobRequestSerializer, responses={202: JobSerializer})
     def post(self, request):
         """Validate and queue a job for a GPU worker."""
-        _admin(request)
+        admin_or_404(request.user)
         data = JobRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         export = DatasetExport.objects.filter(public_id=data.validated_data["export"]).select_related("project").first()

@@ -11,22 +11,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotation.rendering import markdown_to_html
 
-from .access import job_for_user
+from .access import admin_or_404, job_for_user
 from .forms import TrainingJobForm
 from .job_selectors import CHARTED, after_step, exports_trainable, job_progress, jobs_recent
 from .jobs import job_cancel, job_create
 from .spec import PRESETS
 
 
-def _admin_only(user) -> None:
-    if not user.is_staff:
-        raise Http404("No such page.")
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def jobs(request):
-    _admin_only(request.user)
+    admin_or_404(request.user)
     initial = {"export": request.GET.get("export")} if request.GET.get("export") else {}
     form = TrainingJobForm(request.POST or None, initial=initial, exports=exports_trainable())
     if request.method == "POST" and form.is_valid():

@@ -100,14 +100,8 @@ def job_progress(job_id: int, step: int, max_steps: int, stage: str) -> None:
 
 
 def job_metrics(job_id: int, step: int, values: dict) -> None:
-    """One logging step; a step logged twice (TRL logs the run's summary at the last step too) is merged."""
-    with transaction.atomic():
-        row = TrainingMetric.objects.select_for_update().filter(job_id=job_id, step=step).first()
-        if row is None:
-            TrainingMetric.objects.create(job_id=job_id, step=step, values=values)
-        else:
-            row.values = {**row.values, **values}
-            row.save(update_fields=["values"])
+    """One logging step (written again, it replaces the row: a step is never stored twice)."""
+    TrainingMetric.objects.update_or_create(job_id=job_id, step=step, defaults={"values": values})
 
 
 def job_cancel_requested(job_id: int) -> bool:

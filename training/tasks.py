@@ -73,7 +73,8 @@ def training_job_run(job_id: int) -> None:
             if not job_heartbeat(job.pk, log_tail=_tail(log_path)):
                 break  # the job ended (the runner finished it) or someone else failed it
             requested = TrainingJob.objects.filter(pk=job.pk).values_list("cancel_requested_at", flat=True).first()
-            if requested and (timezone.now() - requested).total_seconds() > CANCEL_GRACE_S and proc.poll() is None:
+            overdue = requested and (timezone.now() - requested).total_seconds() > CANCEL_GRACE_S
+            if overdue and not terminated_for_cancel and proc.poll() is None:  # one SIGTERM, then wait for the exit
                 logger.warning("training job %s ignored its cancel for %s s: terminating", job.pk, CANCEL_GRACE_S)
                 os.killpg(proc.pid, signal.SIGTERM)
                 terminated_for_cancel = True
