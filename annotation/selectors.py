@@ -6,7 +6,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Min, Q, Sum
 
 from .models import Assignment, GuidelineVersion, ImportBatch, Label, Membership, Pair, Project
 from .services.calibration import ROLLING_GOLD_WINDOW
@@ -135,6 +135,40 @@ def project_agreement(project: Project, *, space: str = "with_ties", n_boot: int
 
     matrix, n_labels = _label_matrix(project, space, labels=labels)
     return {"label_space": space, "labels": n_labels, **agreement_summary(matrix, n_boot=n_boot)}
+
+
+AGREEMENT_PART_PAIRS = 200_000  # pairs whose labels project_agreement_figures reads at a time
+
+
+def pair_id_ranges(project: Project, size: int) -> list[tuple[int, int]]:
+    """Inclusive pair id ranges covering the project's pairs, about ``size`` pairs each, in id order."""
+    span = Pair.objects.filter(project=project).aggregate(lo=Min("pk"), hi=Max("pk"), n=Count("pk"))
+    if not span["n"]:
+        return []
+    parts = -(-span["n"] // size)
+    width = -(-(span["hi"] - span["lo"] + 1) // parts)
+    return [(lo, min(lo + width - 1, span["hi"])) for lo in range(span["lo"], span["hi"] + 1, width)]
+
+
+def project_agreement_figures(project: Project, *, space: str = "with_ties", n_boot: int = 500,
+                              part_pairs: int = AGREEMENT_PART_PAIRS) -> dict:  # fmt: skip
+    """The project-level figures of ``project_agreement`` (label space, labels, Fleiss' kappa, Krippendorff's alpha
+    and percent agreement with their intervals; the same numbers), without the pairwise kappas, reading the labels
+    ``part_pairs`` pairs at a time: every figure depends on the labels only through each pair's category counts, so
+    memory holds one part's labels and the counts, not every label (the export datasheet at millions of labels)."""
+    import numpy as np
+
+    from .quality.agreement import LABEL_SPACES, category_counts, figures_from_counts
+    from .quality.loading import project_labels
+
+    parts, n_labels = [np.zeros((0, 1 + max(LABEL_SPACES[space].values())), dtype=np.int64)], 0
+    for lo, hi in pair_id_ranges(project, part_pairs):
+        matrix, labels = _label_matrix(project, space, labels=project_labels(project, pairs=(lo, hi)))
+        counts = category_counts(matrix)
+        parts.append(counts[counts.sum(axis=1) >= 2])
+        n_labels += labels
+        del matrix, counts
+    return {"label_space": space, "labels": n_labels, **figures_from_counts(np.concatenate(parts), n_boot=n_boot)}
 
 
 def pair_consensus(project: Project) -> list[dict]:

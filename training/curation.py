@@ -55,8 +55,8 @@ NO_GOLD = -1
 ROW_SOURCES = ("human", "judge", "gold", "agree")  # Curated.source indexes this
 HUMAN, JUDGE, GOLD, AGREE = range(4)
 
-# (sorted pair ids, fields among "prompt", "response_a", "response_b") -> batches of (pair ids, {field: values}) in
-# pair id order; a prompt is its message list.
+# (sorted pair ids, fields among "prompt", "prompt_text", "response_a", "response_b") -> batches of (pair ids,
+# {field: values}) in pair id order; a prompt is its message list, a prompt_text its render_conversation.
 TextReader = Callable[[np.ndarray, tuple[str, ...]], Iterator[tuple[np.ndarray, dict[str, list]]]]
 
 

@@ -8,8 +8,8 @@ Formats (https://huggingface.co/docs/trl/dataset_formats):
   ``label: true`` and its rejected one with ``label: false``; a "both bad" pair gives both with ``label: false``.
 Files: JSONL, Parquet, CSV (standard format only, written by Arrow: strings quoted, booleans true/false; cells
 starting with = + - @ tab or CR are prefixed with ' so spreadsheets never run them) and an HF ``datasets`` folder
-(``save_to_disk``, splits train/test; also as one zip). The same rows give byte-identical JSONL, Parquet and CSV
-files, and the folder's fingerprint is the content hash.
+(``save_to_disk``, splits train/test, written by training/hf_folder.py; also as one zip). The same rows give
+byte-identical JSONL, Parquet and CSV files, and the folder's fingerprint is the content hash.
 
 Streaming: ``write_splits`` reads the kept pairs' texts in batches, in pair id order (outside a transaction a
 background thread reads the next batches on its own connection: selectors.pair_text_reader), and writes both
@@ -21,11 +21,11 @@ Parquet back: memory-mapped Arrow pages count as resident memory once touched, a
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import time
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import compress
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +37,11 @@ import pyarrow.parquet as pq
 
 from judging.prompts import render_conversation
 
+from . import hf_folder
 from .curation import Curated
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-PARQUET_ROW_GROUP = 50_000  # records
-HF_SHARD = "data-00000-of-00001.arrow"  # the name save_to_disk gives a split's only shard
+PARQUET_ROW_GROUP = 10_000  # records: ~6 MB of text, waiting in memory per split until written
 
 
 def _prompt(messages: list[dict], conversational: bool):
@@ -54,28 +54,46 @@ def _completion(text: str, conversational: bool):
     return [{"role": "assistant", "content": text}] if conversational else text
 
 
-def records(ids: list[int], prompts: list[list[dict]], a: list[str], b: list[str], swap: list[bool],
-            margin: list[float], both_bad: list[bool], fmt: str, *, conversational: bool) -> list[dict]:  # fmt: skip
-    """The records of some curated pairs (columns: pair id, prompt messages, the two responses, whether the chosen
-    one is B, the margin in [0, 1], and for KTO whether both responses are undesirable), in their order."""
+def record_columns(ids: list[int], prompts: list, a: list[str], b: list[str], swap: list[bool], margin: list[float],
+                   both_bad: list[bool], fmt: str, *, conversational: bool) -> dict[str, list]:  # fmt: skip
+    """The records of some curated pairs, as columns in schema order (inputs: pair id, prompt, the two responses,
+    whether the chosen one is B, the margin in [0, 1], and for KTO whether both responses are undesirable). A prompt
+    is its message list, or, for the standard format, its rendered text (selectors.pair_text_reader's
+    ``prompt_text``)."""
     chosen = [y if s else x for x, y, s in zip(a, b, swap, strict=True)]
     rejected = [x if s else y for x, y, s in zip(a, b, swap, strict=True)]
     if conversational:
         prompt = [_prompt(p, True) for p in prompts]
         chosen, rejected = [_completion(t, True) for t in chosen], [_completion(t, True) for t in rejected]
     else:
-        prompt = [render_conversation(p) for p in prompts]
+        prompt = [p if isinstance(p, str) else render_conversation(p) for p in prompts]
     if fmt == "dpo":
         rounded = {m: round(m, 6) for m in set(margin)}  # margins take few distinct values
-        return [{"prompt": p, "chosen": c, "rejected": r, "margin": rounded[m], "pair_id": i}
-                for p, c, r, m, i in zip(prompt, chosen, rejected, margin, ids, strict=True)]  # fmt: skip
-    if fmt == "kto":
-        out = []
-        for p, c, r, bad, i in zip(prompt, chosen, rejected, both_bad, ids, strict=True):
-            out.append({"prompt": p, "completion": c, "label": not bad, "pair_id": i})
-            out.append({"prompt": p, "completion": r, "label": False, "pair_id": i})
-        return out
+        return {"prompt": prompt, "chosen": chosen, "rejected": rejected, "margin": [rounded[m] for m in margin],
+                "pair_id": ids}  # fmt: skip
+    if fmt == "kto":  # two records a pair: the chosen response, then the rejected one
+        return {"prompt": [p for p in prompt for _ in range(2)],
+                "completion": [t for pair in zip(chosen, rejected, strict=True) for t in pair],
+                "label": [x for bad in both_bad for x in (not bad, False)],
+                "pair_id": [i for i in ids for _ in range(2)]}  # fmt: skip
     raise ValueError(f"unknown export format {fmt!r}")
+
+
+def records(*args, **kwargs) -> list[dict]:
+    """The records of ``record_columns(*args, **kwargs)``, one dict each, in order."""
+    columns = record_columns(*args, **kwargs)
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def jsonl(items: list[dict]) -> bytes:
+    """The records as JSON lines: the bytes of ``orjson.dumps(item)`` and a newline for each, made by one
+    ``orjson.dumps`` of the whole list (a call per record costs ~3 µs more than the record itself). In the list's
+    JSON, records are separated by ``},{"prompt":`` (every record's first key is "prompt"); that text never occurs
+    inside a JSON string, where every '"' is escaped, nor between a record's own values, so replacing it cuts
+    exactly between records."""
+    if not items:
+        return b""
+    return orjson.dumps(items)[1:-1].replace(b'},{"prompt":', b'}\n{"prompt":') + b"\n"
 
 
 _MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
@@ -99,7 +117,10 @@ def split_by_prompt(rows: Curated, *, test_fraction: float, seed: int) -> np.nda
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError("test_fraction must be in [0, 1)")
     groups, inverse, sizes = np.unique(rows.group, return_inverse=True, return_counts=True)
-    digests = np.array([hashlib.sha256(f"{seed}:{g:016x}".encode()).digest() for g in groups.tolist()], dtype="S32")
+    digests = np.empty(len(groups), dtype="S32")
+    for start in range(0, len(groups), 100_000):  # no list of a million bytes objects at once
+        part = groups[start : start + 100_000].tolist()
+        digests[start : start + len(part)] = [hashlib.sha256(f"{seed}:{g:016x}".encode()).digest() for g in part]
     order = np.argsort(digests, kind="stable")
     target = round(test_fraction * len(rows))
     taken_before = np.cumsum(sizes[order]) - sizes[order]
@@ -135,12 +156,9 @@ class _SplitWriter:
     are hashed on the way (``jsonl_sha256``); Parquet row groups hold PARQUET_ROW_GROUP records each."""
 
     def __init__(self, folder: Path, split: str, schema: pa.Schema, *, csv_file: bool, timings: dict):
-        from datasets import Features
-        from datasets.arrow_writer import ArrowWriter
-
         self.paths = {"jsonl": folder / f"{split}.jsonl", "parquet": folder / f"{split}.parquet"}
         (folder / "hf" / split).mkdir(parents=True)
-        self.hf = ArrowWriter(features=Features.from_arrow_schema(schema), path=str(folder / "hf" / split / HF_SHARD))
+        self.hf = hf_folder.ShardWriter(folder / "hf" / split / hf_folder.SHARD, schema)
         self.schema, self.timings = schema, timings
         self.jsonl = open(self.paths["jsonl"], "wb")
         self.jsonl_sha256 = hashlib.sha256()
@@ -155,20 +173,20 @@ class _SplitWriter:
             self.paths["csv"] = folder / f"{split}.csv"
             self.csv = pa.OSFile(str(self.paths["csv"]), "wb")
 
-    def write(self, items: list[dict]) -> None:
-        if not items:
+    def write(self, columns: dict[str, list]) -> None:
+        """Write some records, given as columns (record_columns)."""
+        if not columns["pair_id"]:
             return
         start = time.perf_counter()
-        data = b"".join([orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE) for item in items])
+        data = jsonl([dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)])
         if self.jsonl_written is not None:
             self.jsonl_written.result()  # the previous batch's bytes are written and hashed (and errors raised)
         self.jsonl_written = self.jsonl_thread.submit(self._jsonl_write, data)
         # kept as Arrow columns (compact), written as a row group whenever PARQUET_ROW_GROUP are waiting
-        table = pa.table([pa.array([item[f.name] for item in items], type=f.type) for f in self.schema],
-                         schema=self.schema)  # fmt: skip
+        table = pa.table([pa.array(columns[f.name], type=f.type) for f in self.schema], schema=self.schema)
         self.pending.append(table)
-        self.waiting += len(items)
-        self.hf.write_table(table)
+        self.waiting += len(table)
+        self.hf.write(table)
         while self.waiting >= PARQUET_ROW_GROUP:
             self._flush(PARQUET_ROW_GROUP)
         middle = time.perf_counter()
@@ -201,7 +219,7 @@ class _SplitWriter:
         finally:
             self.jsonl_thread.shutdown()
         self.parquet.close()
-        self.hf.finalize()
+        self.hf.close()
         self.jsonl.close()
         if self.csv_writer is not None:
             self.csv_writer.close()
@@ -219,21 +237,23 @@ def write_splits(folder: Path, rows: Curated, is_test: np.ndarray, fmt: str, *, 
     writers = {split: _SplitWriter(folder, split, table_schema, csv_file=not conversational, timings=timings)
                for split in (("train", "test") if is_test.any() else ("train",))}  # fmt: skip
     per_row = 2 if fmt == "kto" else 1
+    prompt = "prompt" if conversational else "prompt_text"
     done = 0
     try:
-        for ids, batch in rows.texts(rows.pair_id, ("prompt", "response_a", "response_b")):
+        for ids, batch in rows.texts(rows.pair_id, (prompt, "response_a", "response_b")):
             part = slice(done, done + len(ids))
             done += len(ids)
-            items = records(ids.tolist(), batch["prompt"], batch["response_a"], batch["response_b"],
-                            rows.swap[part].tolist(), rows.margin[part].tolist(), rows.both_bad[part].tolist(), fmt,
-                            conversational=conversational)  # fmt: skip
+            columns = record_columns(ids.tolist(), batch[prompt], batch["response_a"], batch["response_b"],
+                                     rows.swap[part].tolist(), rows.margin[part].tolist(), rows.both_bad[part].tolist(),
+                                     fmt, conversational=conversational)  # fmt: skip
             test = is_test[part]
             if not test.any():
-                writers["train"].write(items)
+                writers["train"].write(columns)
                 continue
             test = np.repeat(test, per_row).tolist()
-            writers["train"].write([item for item, t in zip(items, test, strict=True) if not t])
-            writers["test"].write([item for item, t in zip(items, test, strict=True) if t])
+            train = [not t for t in test]
+            writers["train"].write({name: list(compress(values, train)) for name, values in columns.items()})
+            writers["test"].write({name: list(compress(values, test)) for name, values in columns.items()})
     finally:
         for writer in writers.values():
             writer.close()
@@ -248,24 +268,6 @@ def write_splits(folder: Path, rows: Curated, is_test: np.ndarray, fmt: str, *, 
         "jsonl_sha256": {writer.paths["jsonl"].name: writer.jsonl_sha256.hexdigest() for writer in writers.values()},
         "content_hash": content.hexdigest(),
     }
-
-
-def finish_hf_folder(path: Path, splits: list[str], schema: pa.Schema, fingerprint: str) -> None:
-    """Complete the HF ``datasets`` folder whose Arrow files ``write_splits`` wrote (one shard per split, with the
-    ``datasets`` ArrowWriter): the JSON files ``DatasetDict.save_to_disk`` writes next to them, so
-    ``load_from_disk`` reads it. Nothing is read back or memory-mapped."""
-    from dataclasses import asdict
-
-    from datasets import DatasetInfo, Features
-
-    info = asdict(DatasetInfo(features=Features.from_arrow_schema(schema)))
-    for split in splits:
-        state = {"_data_files": [{"filename": HF_SHARD}], "_fingerprint": f"{fingerprint[:16]}-{split}",
-                 "_format_columns": None, "_format_kwargs": {}, "_format_type": None, "_output_all_columns": False,
-                 "_split": split}  # fmt: skip
-        (path / split / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
-        (path / split / "dataset_info.json").write_text(json.dumps({k: info[k] for k in sorted(info)}, indent=2))
-    (path / "dataset_dict.json").write_text(json.dumps({"splits": splits}))
 
 
 def zip_folder(folder: Path, path: Path) -> None:

@@ -9,12 +9,14 @@ from queue import Empty, Full, Queue
 import numpy as np
 import orjson
 from django.db import connection
-from django.db.models import Case, Count, IntegerField, Max, Min, Q, Sum, TextField, Value, When
+from django.db.models import Case, Count, F, IntegerField, Q, Sum, TextField, Value, When
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
 from annotation.models import Assignment, Label, Membership, Pair, Project
-from annotation.selectors import project_agreement
+from annotation.selectors import pair_id_ranges, project_agreement_figures
 from judging.models import PairJudgement, PromptVersion
+from judging.prompts import render_conversation
 
 from .columns import query_columns
 from .curation import GOLD_CHOICES, LEVEL, NO_GOLD, NONE, Candidates, TextReader
@@ -116,16 +118,6 @@ def _judge_aggregate(project: Project, latest: list[int], pair_ids: np.ndarray, 
 ARRAY_CHUNK = 250_000  # pair ids per set-based statement: bounds the size of one result
 
 
-def _id_ranges(project: Project) -> list[tuple[int, int]]:
-    """Inclusive pair id ranges covering the project's pairs, about ARRAY_CHUNK pairs each."""
-    span = Pair.objects.filter(project=project).aggregate(lo=Min("pk"), hi=Max("pk"), n=Count("pk"))
-    if not span["n"]:
-        return []
-    chunks = -(-span["n"] // ARRAY_CHUNK)
-    width = -(-(span["hi"] - span["lo"] + 1) // chunks)
-    return [(lo, min(lo + width - 1, span["hi"])) for lo in range(span["lo"], span["hi"] + 1, width)]
-
-
 def _pair_columns(project: Project, lo: int, hi: int) -> dict[str, np.ndarray]:
     return query_columns(
         Pair.objects.filter(project=project, pk__gte=lo, pk__lte=hi)
@@ -173,29 +165,66 @@ def curation_candidates(project: Project) -> Candidates:
     response lengths. Set-based statements over ranges of about ARRAY_CHUNK pair ids; no text is read (the returned
     text reader reads them later, in batches)."""
     latest = _latest_prompt_versions(project)
-    parts = [_candidate_columns(project, latest, lo, hi) for lo, hi in _id_ranges(project)]
+    parts = [_candidate_columns(project, latest, lo, hi) for lo, hi in pair_id_ranges(project, ARRAY_CHUNK)]
     if not parts:
         parts = [_candidate_columns(project, latest, 1, 0)]
     columns = {name: np.concatenate([part.pop(name) for part in parts]) for name in list(parts[0])}
     return Candidates(**columns, texts=pair_text_reader(project, columns["pair_id"]))
 
 
+def _simple_prompt_sql() -> str:
+    """SQL for the text of a prompt that is one message, from the user (or without a role), whose content is a
+    string: render_conversation gives that content as it is. NULL for any other prompt."""
+    if connection.vendor == "postgresql":
+        return """CASE WHEN jsonb_typeof(prompt) <> 'array' THEN NULL
+                       WHEN jsonb_array_length(prompt) = 1
+                            AND COALESCE(prompt -> 0 -> 'role', '"user"'::jsonb) = '"user"'::jsonb
+                            AND jsonb_typeof(prompt -> 0 -> 'content') = 'string'
+                       THEN prompt -> 0 ->> 'content' END"""
+    return """CASE WHEN json_type(prompt) <> 'array' THEN NULL
+                   WHEN json_array_length(prompt) = 1
+                        AND (json_type(prompt, '$[0].role') IS NULL OR (json_type(prompt, '$[0].role') = 'text'
+                                                                        AND json_extract(prompt, '$[0].role') = 'user'))
+                        AND json_type(prompt, '$[0].content') = 'text'
+                   THEN json_extract(prompt, '$[0].content') END"""
+
+
+def _text_columns(wanted: tuple[str, ...]) -> dict:
+    """The annotations pair_text_reader selects for the wanted fields."""
+    columns = {}
+    for field in wanted:
+        if field == "prompt":
+            columns["t_prompt"] = Cast("prompt", TextField())
+        elif field == "prompt_text":
+            simple = _simple_prompt_sql()
+            columns["t_simple"] = RawSQL(simple, [], output_field=TextField())
+            columns["t_other"] = RawSQL(f"CASE WHEN ({simple}) IS NULL THEN CAST(prompt AS TEXT) END", [],
+                                        output_field=TextField())  # fmt: skip
+        elif field in ("response_a", "response_b"):
+            columns[f"t_{field}"] = F(field)
+        else:
+            raise ValueError(f"unknown text field {field!r}")
+    return columns
+
+
 def pair_text_reader(project: Project, all_ids: np.ndarray, *, batch: int | None = None,
                      read_ahead: bool | None = None) -> TextReader:  # fmt: skip
     """A reader of the texts of some of the project's pairs (``all_ids``: all of them, sorted), ``batch`` pairs per
     statement (default TEXT_BATCH), in pair id order. A batch whose pairs are most of an id range is read as that
-    range (an index range scan; the other pairs' rows are skipped here), otherwise by id list. Prompts arrive as JSON
-    text and are parsed with orjson.
+    range (an index range scan; the other pairs' rows are skipped here), otherwise by id list. Fields: ``prompt``
+    (the message list: JSON text parsed with orjson), ``prompt_text`` (judging.prompts.render_conversation of it; the
+    database gives the text of a one-message prompt itself, so most prompts are never parsed here), ``response_a``
+    and ``response_b``.
 
     Read-ahead: on PostgreSQL, outside a transaction, a background thread with its own connection reads the next
     batches (at most READ_AHEAD waiting) while the caller works on the current one: psycopg releases the GIL while
     the server (another process, another core) runs the query and sends the rows. Inside a transaction
     (``atomic()``, and the tests' transactions) another connection would not see the uncommitted pairs, so the
     batches are read on the caller's connection, one after the other. ``read_ahead`` forces either way."""
-    fields = {"prompt": "prompt_json", "response_a": "response_a", "response_b": "response_b"}
     batch = batch or TEXT_BATCH
 
     def batches(pair_ids: np.ndarray, wanted: tuple[str, ...]) -> Iterator[tuple[np.ndarray, dict[str, list]]]:
+        columns = _text_columns(wanted)
         for start in range(0, len(pair_ids), batch):
             chunk = pair_ids[start : start + batch]
             lo, hi = int(chunk[0]), int(chunk[-1])
@@ -205,11 +234,7 @@ def pair_text_reader(project: Project, all_ids: np.ndarray, *, batch: int | None
                 pairs = pairs.filter(pk__gte=lo, pk__lte=hi)
             else:
                 pairs = pairs.filter(pk__in=chunk.tolist())
-            query = (
-                pairs.annotate(prompt_json=Cast("prompt", TextField()))
-                .order_by("pk")
-                .values_list("pk", *(fields[f] for f in wanted))
-            )
+            query = pairs.annotate(**columns).order_by("pk").values_list("pk", *columns)
             sql, params = query.query.sql_with_params()
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
@@ -220,10 +245,17 @@ def pair_text_reader(project: Project, all_ids: np.ndarray, *, batch: int | None
                 raise RuntimeError("pairs were deleted while their texts were being read")
             if not keep.all():
                 rows = [r for r, k in zip(rows, keep.tolist(), strict=True) if k]
-            columns = list(zip(*rows, strict=True))
-            out = {f: list(columns[i + 1]) for i, f in enumerate(wanted)}
-            if "prompt" in out:
-                out["prompt"] = [orjson.loads(p) for p in out["prompt"]]
+            values = dict(zip(columns, (list(c) for c in list(zip(*rows, strict=True))[1:]), strict=True))
+            out = {}
+            for field in wanted:
+                if field == "prompt":
+                    out[field] = [orjson.loads(p) for p in values["t_prompt"]]
+                elif field == "prompt_text":  # rendered by the database, or here from the JSON where it is not simple
+                    simple, other = values["t_simple"], values["t_other"]
+                    out[field] = [text if text is not None else render_conversation(orjson.loads(json))
+                                  for text, json in zip(simple, other, strict=True)]  # fmt: skip
+                else:
+                    out[field] = values[f"t_{field}"]
             yield chunk, out
 
     def read(pair_ids: np.ndarray, wanted: tuple[str, ...]) -> Iterator[tuple[np.ndarray, dict[str, list]]]:
@@ -306,5 +338,5 @@ def exports_of(project: Project):
 
 
 def agreement_for_datasheet(project: Project) -> dict:
-    figures = project_agreement(project, n_boot=200)
-    return {k: figures[k] for k in ("label_space", "labels", "fleiss_kappa", "krippendorff_alpha", "percent_agreement")}
+    """Label space, labels, Fleiss' kappa, Krippendorff's alpha and percent agreement with their intervals."""
+    return project_agreement_figures(project, n_boot=200)

@@ -19,6 +19,7 @@ from django.utils import timezone
 from annotation.models import Project
 
 from . import exports as files
+from . import hf_folder
 from .curation import STEPS, RecipeConfig, chosen_longer_share, curate
 from .datasheet import datasheet_markdown
 from .models import CurationRecipe, DatasetExport
@@ -188,7 +189,7 @@ def _build(export: DatasetExport, folder: Path, timings: dict | None) -> dict:
     _stage(export, "writing the datasets folder and the datasheet")
     splits = [split for split in ("train", "test") if f"{split}.jsonl" in out["paths"]]
     table_schema = files.schema(export.format, conversational=export.conversational)
-    files.finish_hf_folder(folder / "hf", splits, table_schema, content_hash)
+    hf_folder.finish(folder / "hf", splits, table_schema, content_hash)
     written["hf"] = {"path": str((folder / "hf").relative_to(root)), "bytes": _folder_bytes(folder / "hf")}
     lap("hf_folder_s")
     files.zip_folder(folder / "hf", folder / "hf.zip")

@@ -3,10 +3,10 @@
 Texts are read in batches through a text reader (training.selectors.pair_text_reader) and never all at once:
 - responses: cosine similarity of character 3-gram counts (scikit-learn's hashed ``char_wb`` vectors, computed by
   training/char_ngrams.py), batch by batch;
-- prompts: normalised (lower case, runs of white space as one space) and kept as one compact Arrow string column;
-  exact duplicates share a group, and near-same ones (training.near_duplicates, MinHash over the distinct prompts)
-  are joined. A group's key is the first 16 hex digits of the sha256 of its smallest normalised prompt, so keys are
-  stable across runs;
+- prompts: normalised (lower case, runs of white space as one space); exact duplicates share a group, and near-same
+  ones (training.near_duplicates, MinHash over the distinct prompts, kept as one compact Arrow string column) are
+  joined. A group's key is the first 16 hex digits of the sha256 of its smallest normalised prompt, so keys are
+  stable across runs; without near-same prompts that is each prompt's own hash, and no prompt text is kept;
 - duplicate pairs: only groups with more than one row are compared, so only those rows' responses are read.
 """
 
@@ -18,8 +18,6 @@ import re
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from judging.prompts import render_conversation
 
 from . import char_ngrams
 from .near_duplicates import near_duplicate_groups
@@ -51,29 +49,48 @@ def normalise(texts: list[str]) -> list[str]:
 
 
 def _key(text: str) -> int:
-    return int(hashlib.sha256(text.encode()).hexdigest()[:16], 16)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")  # the first 16 hex digits
 
 
-def group_keys(normalised: list[str] | pa.Array | pa.ChunkedArray, threshold: float) -> np.ndarray:
-    """A group key (uint64) per normalised prompt; see the module docstring."""
+def exact_keys(normalised: list[str]) -> np.ndarray:
+    """Each normalised prompt's own key (uint64): the group key it has when no other prompt is near it."""
+    return np.fromiter((_key(t) for t in normalised), dtype=np.uint64, count=len(normalised))
+
+
+def group_keys(normalised: list[str] | pa.Array | pa.ChunkedArray, threshold: float, *,
+               keys: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """A group key (uint64) per normalised prompt; see the module docstring. ``keys``: their exact_keys, if known.
+
+    Exact duplicates are found by their keys (64 bits of sha256), so a threshold of 1 needs no text at all. Below
+    1, the distinct prompts (one per key) are sorted (by code point) and grouped by MinHash; each prompt takes the
+    key of its group's first prompt."""
+    if keys is None:
+        keys = exact_keys(normalised if isinstance(normalised, list) else normalised.to_pylist())
+    if threshold >= 1.0 or not len(keys):
+        return keys
     values = pa.chunked_array([pa.array(normalised, pa.large_string())]) if isinstance(normalised, list) else (
         normalised)  # fmt: skip
-    distinct = pc.unique(values)
-    distinct = distinct.take(pc.sort_indices(distinct))  # byte order of UTF-8 = code point order = Python's order
-    labels = near_duplicate_groups(distinct, threshold) if threshold < 1.0 else np.arange(len(distinct))
-    heads = np.unique(labels)
-    head_keys = np.zeros(len(distinct), dtype=np.uint64)
-    head_keys[heads] = [_key(t) for t in distinct.take(pa.array(heads)).to_pylist()]
-    position = pc.index_in(values, value_set=distinct).to_numpy()
-    return head_keys[labels][position]
+    distinct_keys, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    distinct = values.take(first)
+    order = pc.sort_indices(distinct).to_numpy()  # byte order of UTF-8 = code point order = Python's order
+    distinct = distinct.take(order)
+    labels = near_duplicate_groups(distinct, threshold)
+    del distinct
+    sorted_position = np.empty(len(order), dtype=np.int64)
+    sorted_position[order] = np.arange(len(order))
+    return distinct_keys[order][labels][sorted_position[inverse]]
 
 
 def prompt_group_keys(texts, pair_ids: np.ndarray, threshold: float) -> np.ndarray:
-    """group_keys of each pair's rendered prompt, in the order of ``pair_ids`` (sorted)."""
-    chunks = [pa.array([], pa.large_string())]
-    for _, batch in texts(pair_ids, ("prompt",)):
-        chunks.append(pa.array(normalise([render_conversation(p) for p in batch["prompt"]]), pa.large_string()))
-    return group_keys(pa.chunked_array(chunks), threshold)
+    """group_keys of each pair's rendered prompt, in the order of ``pair_ids`` (sorted). The normalised prompts are
+    kept (as one compact Arrow column) only when near-same prompts are looked for (``threshold`` below 1)."""
+    keys, chunks = [np.zeros(0, dtype=np.uint64)], [pa.array([], pa.large_string())]
+    for _, batch in texts(pair_ids, ("prompt_text",)):
+        normalised = normalise(batch["prompt_text"])
+        keys.append(exact_keys(normalised))
+        if threshold < 1.0:
+            chunks.append(pa.array(normalised, pa.large_string()))
+    return group_keys(pa.chunked_array(chunks), threshold, keys=np.concatenate(keys))
 
 
 def duplicate_pairs(texts, pair_ids: np.ndarray, swap: np.ndarray, group: np.ndarray, threshold: float) -> np.ndarray:

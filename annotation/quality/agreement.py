@@ -266,6 +266,19 @@ def _bootstrap(counts: np.ndarray, *, n_boot: int, seed: int) -> dict[str, list[
     return out
 
 
+def category_counts(m: RatingMatrix) -> np.ndarray:
+    """(items, categories): how many annotators put each item in each category, items in ``m.items`` order."""
+    return _category_counts(m)
+
+
+def figures_from_counts(counts: np.ndarray, *, n_boot: int = 500, seed: int = 0) -> dict:
+    """Fleiss' kappa, Krippendorff's alpha and percent agreement of items given by their category counts, each
+    with its 95% bootstrap interval. Only items with two or more labels count, so the counts of several parts of a
+    project (in item order) can be concatenated first, keeping only those items."""
+    intervals = _bootstrap(counts, n_boot=n_boot, seed=seed)
+    return {name: {"value": figure(counts), "ci95": intervals[name]} for name, figure in FIGURES.items()}
+
+
 def agreement_summary(m: RatingMatrix, *, n_boot: int = 500, seed: int = 0) -> dict:
     """Project-level figures with bootstrap CIs, pairwise kappas and each annotator's mean kappa with the others."""
     a, b, shared, kappa = _pairwise_kappa(m)
@@ -275,11 +288,10 @@ def agreement_summary(m: RatingMatrix, *, n_boot: int = 500, seed: int = 0) -> d
     kappa_sum = np.bincount(a[defined], kappa[defined], n_raters) + np.bincount(b[defined], kappa[defined], n_raters)
     kappa_count = np.bincount(a[defined], minlength=n_raters) + np.bincount(b[defined], minlength=n_raters)
     counts = _category_counts(m)
-    intervals = _bootstrap(counts, n_boot=n_boot, seed=seed)
     return {
         "items_with_two_or_more_labels": int((counts.sum(axis=1) >= 2).sum()),
         "annotators": n_raters,
-        **{name: {"value": figure(counts), "ci95": intervals[name]} for name, figure in FIGURES.items()},
+        **figures_from_counts(counts, n_boot=n_boot, seed=seed),
         "pairwise_cohen_kappa": pairs,
         "mean_kappa_by_annotator": {
             r: (float(kappa_sum[i] / kappa_count[i]) if kappa_count[i] else None) for i, r in enumerate(m.raters)

@@ -53,8 +53,14 @@ class ProjectLabels:
         return len(self.pair_id)
 
 
-def project_labels(project: Project) -> ProjectLabels:
-    columns = _fetch_postgresql(project.pk) if connection.vendor == "postgresql" else _fetch_orm(project)
+def project_labels(project: Project, *, pairs: tuple[int, int] | None = None) -> ProjectLabels:
+    """The project's labels; with ``pairs`` = (lo, hi), only those of the pairs with ids in [lo, hi] (a part of a
+    large project: annotation.selectors.project_agreement_figures reads one part at a time)."""
+    lo, hi = pairs if pairs is not None else (None, None)
+    if connection.vendor == "postgresql":
+        columns = _fetch_postgresql(project.pk, lo, hi)
+    else:
+        columns = _fetch_orm(project, lo, hi)
     return _assemble(**columns)
 
 
@@ -68,8 +74,12 @@ def _choice_code(column: str) -> str:
     return f"(CASE {column} {whens} ELSE {len(CHOICES)} END)"
 
 
-def _statement() -> str:
+def _statement(*, ranged: bool) -> str:
     label, pair, assignment = Label._meta.db_table, Pair._meta.db_table, Assignment._meta.db_table
+
+    def in_range(column: str) -> str:
+        return f"AND {column} BETWEEN %(lo)s AND %(hi)s" if ranged else ""
+
     return f"""
     WITH special AS MATERIALIZED (
         SELECT id, kind FROM {assignment} WHERE project_id = %(project)s AND kind <> 'regular'
@@ -85,17 +95,17 @@ def _statement() -> str:
                 AS gold_created,
             array_send(array_agg(l.id) FILTER (WHERE l.assignment_id IN (SELECT id FROM special WHERE kind = 'gold')))
                 AS gold_label_id
-     FROM {label} l WHERE l.project_id = %(project)s AND l.source = 'human') human,
+     FROM {label} l WHERE l.project_id = %(project)s AND l.source = 'human' {in_range("l.pair_id")}) human,
     (SELECT array_send(array_agg(e.pair_id * 32 + {_choice_code("e.choice")} * 4)) AS external_pair_choice,
             array_send(array_agg(e.rank)) AS external_rank,
             array_agg(DISTINCT e.external_annotator ORDER BY e.external_annotator) AS external_names
      FROM (SELECT pair_id, choice, external_annotator, dense_rank() OVER (ORDER BY external_annotator) AS rank
-           FROM {label} WHERE project_id = %(project)s AND source = 'external') e) external,
+           FROM {label} WHERE project_id = %(project)s AND source = 'external' {in_range("pair_id")}) e) external,
     (SELECT array_send(array_agg(id)) AS pair_ids,
             array_send(array_agg(((CASE gold WHEN '' THEN -1 ELSE {_choice_code("gold")} END + 1) * 4
                                   + sign(response_a_chars - response_b_chars) + 1)::int2))
                 AS pair_gold_longer
-     FROM {pair} WHERE project_id = %(project)s) pairs,
+     FROM {pair} WHERE project_id = %(project)s {in_range("id")}) pairs,
     (SELECT array_send(array_agg(id)) AS special_ids,
             array_send(array_agg((CASE kind WHEN 'gold' THEN {KIND_GOLD} ELSE {KIND_OTHER} END)::int2))
                 AS special_kinds
@@ -122,13 +132,13 @@ def _pg_array(data: bytes | None, dtype: str) -> np.ndarray:
     return elements["value"].astype(dtype)
 
 
-def _fetch_postgresql(project_id: int) -> dict:
+def _fetch_postgresql(project_id: int, lo: int | None, hi: int | None) -> dict:
     from psycopg import ClientCursor, pq
 
     with connection.cursor() as cursor:
         if not isinstance(cursor.cursor, ClientCursor):  # client-side binding cannot return binary results
             cursor.cursor.format = pq.Format.BINARY  # the arrays arrive as bytes, not hex text
-        cursor.execute(_statement(), {"project": project_id})
+        cursor.execute(_statement(ranged=lo is not None), {"project": project_id, "lo": lo, "hi": hi})
         row = dict(zip([c.name for c in cursor.description], cursor.fetchone(), strict=True))
 
     human = _pg_array(row["human_pair_choice_side"], "i8")
@@ -179,9 +189,11 @@ def _codes(values, table: dict, default: int) -> np.ndarray:
     return np.array([table.get(v, default) for v in distinct.tolist()], dtype=np.int64)[inverse]
 
 
-def _fetch_orm(project: Project) -> dict:
+def _fetch_orm(project: Project, lo: int | None, hi: int | None) -> dict:
+    in_range = Q(pair_id__gte=lo, pair_id__lte=hi) if lo is not None else Q()
     rows = list(
         Label.objects.filter(project=project)
+        .filter(in_range)
         .filter(Q(source=Label.Source.EXTERNAL) | Q(assignment__kind__in=list(_KINDS)))
         .order_by("created_at", "pk")  # gold_sequence order: the row position is the time
         .values_list(
@@ -203,7 +215,11 @@ def _fetch_orm(project: Project) -> dict:
     names, external_idx = np.unique(np.asarray(external_name, dtype=str)[is_external], return_inverse=True)
     external = np.full(len(rows), -1, dtype=np.int64)
     external[is_external] = external_idx
-    pairs = list(Pair.objects.filter(project=project).values_list("pk", "gold", "response_a_chars", "response_b_chars"))
+    pairs = list(
+        Pair.objects.filter(project=project)
+        .filter(Q(pk__gte=lo, pk__lte=hi) if lo is not None else Q())
+        .values_list("pk", "gold", "response_a_chars", "response_b_chars")
+    )
     pair_pk, gold, len_a, len_b = zip(*pairs, strict=True) if pairs else [()] * 4
     return {
         "pair_id": np.asarray(pair_id, dtype=np.int64),

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from judging.prompts import render_conversation
 from training.curation import (
     GOLD_CHOICES,
     LEVEL,
@@ -38,6 +39,10 @@ def cand(i, prompt=None, a=None, b=None, gold="", human=None, judge=None):
             "gold": gold, "human": human, "judge": judge}  # fmt: skip
 
 
+def _text(cand: dict, field: str):
+    return render_conversation(cand["prompt"]) if field == "prompt_text" else cand[field]
+
+
 def memory_texts(by_id: dict[int, dict], batch: int = 3):
     """A text reader over dicts; small batches, so batch boundaries are crossed."""
 
@@ -45,7 +50,7 @@ def memory_texts(by_id: dict[int, dict], batch: int = 3):
         assert (np.diff(pair_ids) > 0).all()
         for start in range(0, len(pair_ids), batch):
             chunk = pair_ids[start : start + batch]
-            yield chunk, {f: [by_id[int(i)][f] for i in chunk] for f in fields}
+            yield chunk, {f: [_text(by_id[int(i)], f) for i in chunk] for f in fields}
 
     return read
 
@@ -355,3 +360,17 @@ def test_the_columns_match_pair_consensus_and_pair_judge_aggregate(project, anno
         texts = [t for _, b in read for t in b["response_b"]]
         assert texts == [Pair.objects.get(pk=p).response_b for p in wanted.tolist()]
         assert read[0][1]["prompt"][0] == Pair.objects.get(pk=wanted[0]).prompt
+
+    # the datasheet's agreement figures, read a few pairs at a time, are project_agreement's, to the last bit
+    from annotation.quality.agreement import LABEL_SPACES
+    from annotation.selectors import project_agreement, project_agreement_figures
+
+    checker = UserFactory()
+    member(project, checker)
+    _answer(project, pairs[0], checker, "B", kind="gold")  # calibration answers never count
+    for space in LABEL_SPACES:
+        whole = project_agreement(project, space=space, n_boot=50)
+        for part_pairs in (1, 4, 1000):
+            parts = project_agreement_figures(project, space=space, n_boot=50, part_pairs=part_pairs)
+            assert parts == {k: whole[k] for k in parts}
+        assert parts["labels"] > 20 and parts["fleiss_kappa"]["value"] is not None

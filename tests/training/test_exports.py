@@ -5,6 +5,7 @@ import csv
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from datasets import load_dataset, load_from_disk
 from django.core.management import call_command
@@ -146,3 +147,61 @@ def test_a_large_export_is_built_by_a_worker(project, lead, settings, monkeypatc
     assert (
         load_dataset("json", data_files=str(path(export, "train.jsonl")), split="train").num_rows == export.rows_train
     )
+
+
+@pytest.mark.parametrize("fmt", ["dpo", "kto"])
+@pytest.mark.parametrize("conversational", [False, True])
+def test_the_hf_folder_is_what_datasets_writes(tmp_path, fmt, conversational):
+    """training/hf_folder.py writes the shard and the JSON files without importing ``datasets``: the same bytes and
+    features as datasets' ArrowWriter and DatasetInfo."""
+    from dataclasses import asdict
+
+    from datasets import DatasetInfo, Features
+    from datasets.arrow_writer import ArrowWriter
+
+    from training import hf_folder
+    from training.exports import records, schema
+
+    table_schema = schema(fmt, conversational=conversational)
+    batches = []
+    for start in (0, 2_400, 2_401):  # tables of 2,400 rows, 1 row and 1,700 rows: record batches of at most 1,000
+        ids = list(range(start, start + {0: 2_400, 2_400: 1, 2_401: 1_700}[start]))
+        prompts = [[{"role": "user", "content": f"q{i} ü"}] + ([{"role": "assistant", "content": "x"},
+                   {"role": "user", "content": "again"}] if i % 3 == 0 else []) for i in ids]  # fmt: skip
+        a, b = [f"a{i}" for i in ids], [f"b{i}" * (i % 4) for i in ids]
+        items = records(ids, prompts, a, b, [i % 2 == 0 for i in ids], [i / 5_000 for i in ids],
+                        [i % 7 == 0 for i in ids], fmt, conversational=conversational)  # fmt: skip
+        batches.append(pa.table([pa.array([item[f.name] for item in items], type=f.type) for f in table_schema],
+                                schema=table_schema))  # fmt: skip
+    theirs = ArrowWriter(features=Features.from_arrow_schema(table_schema), path=str(tmp_path / "theirs.arrow"))
+    ours = hf_folder.ShardWriter(tmp_path / "ours.arrow", table_schema)
+    for table in batches:
+        theirs.write_table(table)
+        ours.write(table)
+    theirs.finalize()
+    ours.close()
+    assert (tmp_path / "ours.arrow").read_bytes() == (tmp_path / "theirs.arrow").read_bytes()
+    info = asdict(DatasetInfo(features=Features.from_arrow_schema(table_schema)))
+    assert hf_folder.dataset_info(table_schema) == {key: info[key] for key in sorted(info)}
+    assert list(hf_folder.dataset_info(table_schema)) == sorted(info)
+
+
+@pytest.mark.parametrize("fmt", ["dpo", "kto"])
+@pytest.mark.parametrize("conversational", [False, True])
+def test_jsonl_lines_are_one_dumps_per_record(fmt, conversational):
+    """exports.jsonl cuts one orjson.dumps of the list into lines: the same bytes as a dumps per record, even when
+    a text holds the separator, quotes, braces, new lines or other scripts."""
+    import orjson
+
+    from training.exports import jsonl, records
+
+    tricky = ['},{"prompt":', '"},{"prompt":"', "}\n{", '\\"', "", "é 漢字 😀", "\u2028", "a\tb\r\n", '{"prompt":[]}']
+    n = len(tricky)
+    prompts = [[{"role": "user", "content": t}] + ([{"role": "assistant", "content": t}] if i % 2 else [])
+               for i, t in enumerate(tricky)]  # fmt: skip
+    swap, margin, both_bad = [i % 2 == 0 for i in range(n)], [i / 7 for i in range(n)], [i % 3 == 0 for i in range(n)]
+    items = records(list(range(n)), prompts, tricky, tricky[::-1], swap, margin, both_bad, fmt,
+                    conversational=conversational)  # fmt: skip
+    assert jsonl(items) == b"".join(orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE) for item in items)
+    assert jsonl(items[:1]) == orjson.dumps(items[0], option=orjson.OPT_APPEND_NEWLINE)
+    assert jsonl([]) == b""

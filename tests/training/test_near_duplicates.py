@@ -101,3 +101,41 @@ def test_murmur3_matches_scikit_learn():
         words[i, : len(key)] = list(key)
     hashes = murmur3(words.view("<u4").astype(np.uint32), np.array([len(k) for k in keys], dtype=np.uint32))
     assert hashes.tolist() == [murmurhash3_32(k, seed=0) for k in keys]
+
+
+def _reference_groups(texts: list[str], threshold: float) -> list[int]:
+    """Every signature in memory, each band's candidates checked and joined one band after the other: how the
+    groups were first computed (before the signatures moved to a file)."""
+    from training.near_duplicates import BANDS, ROWS, _find
+
+    n = len(texts)
+    sigs, parent = signatures(texts), np.arange(n)
+    for band in range(BANDS):
+        keys = [tuple(row) for row in sigs[:, band * ROWS : (band + 1) * ROWS].tolist()]
+        heads: dict[tuple, int] = {}
+        for i, key in enumerate(keys):
+            h = heads.setdefault(key, i)
+            if h != i and (sigs[i] == sigs[h]).mean() >= threshold:
+                a, b = _find(parent, h), _find(parent, i)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return [_find(parent, i) for i in range(n)]
+
+
+def test_groups_from_the_signature_file_are_the_in_memory_groups(monkeypatch):
+    """Many near-duplicates (variants of a few templates), candidates checked a few at a time."""
+    rng = random.Random(5)
+    templates = ["explain how tides work on earth, in detail please", "write a haiku about autumn rain and wind",
+                 "what is the capital of france and why", "list three prime numbers above one hundred"]  # fmt: skip
+    texts = []
+    for _ in range(400):
+        words = rng.choice(templates).split()
+        for _ in range(rng.randint(0, 3)):
+            words[rng.randrange(len(words))] = rng.choice(["very", "the", "an", "really", "x"])
+        texts.append(" ".join(words))
+    texts += _texts(100)
+    monkeypatch.setattr("training.near_duplicates._CHECK_BATCH", 50)
+    for threshold in (0.5, 0.8, 0.95):
+        labels = near_duplicate_groups(texts, threshold).tolist()
+        assert labels == _reference_groups(texts, threshold)
+        assert len(set(labels)) < len(set(texts)) or threshold > 0.9

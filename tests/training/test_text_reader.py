@@ -81,3 +81,34 @@ def test_inside_a_transaction_texts_are_read_on_the_callers_connection(project, 
     calls = spy_on_read_ahead(monkeypatch)
     batches = list(pair_text_reader(project, ids, batch=3)(ids, ("response_a",)))
     assert calls == [] and sum(len(chunk) for chunk, _ in batches) == 10
+
+
+PROMPTS = [
+    [{"role": "user", "content": "plain"}],
+    [{"content": "no role"}],
+    [{"role": "user", "content": 'é 漢字 😀 "quoted" \\ back\nslash\t\u2028'}],
+    [{"role": "user", "content": ""}],
+    [{"role": "user"}],  # no content: ""
+    [{"role": "user", "content": 7}],  # not a string: the JSON path
+    [{"role": "system", "content": "be brief"}],
+    [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+    [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}],
+    [],
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("batch", [3, 100])
+def test_prompt_text_is_render_conversation(project, batch):
+    """The database renders one-message prompts; every prompt's text is judging.prompts.render_conversation's."""
+    from judging.prompts import render_conversation
+    from tests.factories import make_pairs
+
+    pairs = make_pairs(project, len(PROMPTS))
+    for pair, prompt in zip(pairs, PROMPTS, strict=True):
+        Pair.objects.filter(pk=pair.pk).update(prompt=prompt)
+    ids = np.array(sorted(p.pk for p in pairs), dtype=np.int64)
+    read = list(pair_text_reader(project, ids, batch=batch)(ids, ("prompt_text", "prompt", "response_a")))
+    texts = [t for _, b in read for t in b["prompt_text"]]
+    assert texts == [render_conversation(p) for p in PROMPTS]
+    assert [p for _, b in read for p in b["prompt"]] == PROMPTS
