@@ -81,8 +81,18 @@ def record_columns(ids: list[int], prompts: list, a: list[str], b: list[str], sw
 
 def records(*args, **kwargs) -> list[dict]:
     """The records of ``record_columns(*args, **kwargs)``, one dict each, in order."""
-    columns = record_columns(*args, **kwargs)
-    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    return _dicts(record_columns(*args, **kwargs))
+
+
+def _dicts(columns: dict[str, list]) -> list[dict]:
+    """One dict per record of some columns (record_columns: equal lengths), a dict display per format: half the
+    time of dict(zip(...)), and zip's strict check would cost a third more."""
+    if "chosen" in columns:
+        rows = zip(columns["prompt"], columns["chosen"], columns["rejected"], columns["margin"], columns["pair_id"],
+                   strict=False)  # fmt: skip
+        return [{"prompt": p, "chosen": c, "rejected": r, "margin": m, "pair_id": i} for p, c, r, m, i in rows]
+    rows = zip(columns["prompt"], columns["completion"], columns["label"], columns["pair_id"], strict=False)
+    return [{"prompt": p, "completion": c, "label": x, "pair_id": i} for p, c, x, i in rows]
 
 
 def jsonl(items: list[dict]) -> bytes:
@@ -178,7 +188,7 @@ class _SplitWriter:
         if not columns["pair_id"]:
             return
         start = time.perf_counter()
-        data = jsonl([dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)])
+        data = jsonl(_dicts(columns))
         if self.jsonl_written is not None:
             self.jsonl_written.result()  # the previous batch's bytes are written and hashed (and errors raised)
         self.jsonl_written = self.jsonl_thread.submit(self._jsonl_write, data)

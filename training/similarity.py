@@ -57,21 +57,25 @@ def exact_keys(normalised: list[str]) -> np.ndarray:
     return np.fromiter((_key(t) for t in normalised), dtype=np.uint64, count=len(normalised))
 
 
-def group_keys(normalised: list[str] | pa.Array | pa.ChunkedArray, threshold: float, *,
-               keys: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
-    """A group key (uint64) per normalised prompt; see the module docstring. ``keys``: their exact_keys, if known.
+def group_keys(normalised: list[str], threshold: float) -> np.ndarray:
+    """A group key (uint64) per normalised prompt; see the module docstring."""
+    return _group_keys([pa.array(normalised, pa.large_string())], exact_keys(normalised), threshold)
+
+
+def _group_keys(parts: list[pa.Array], keys: np.ndarray, threshold: float) -> np.ndarray:
+    """group_keys of prompts given as Arrow string chunks (in order) and their exact_keys. ``parts`` is emptied, so
+    that once the distinct prompts are taken no other copy of the texts is left.
 
     Exact duplicates are found by their keys (64 bits of sha256), so a threshold of 1 needs no text at all. Below
     1, the distinct prompts (one per key) are sorted (by code point) and grouped by MinHash; each prompt takes the
     key of its group's first prompt."""
-    if keys is None:
-        keys = exact_keys(normalised if isinstance(normalised, list) else normalised.to_pylist())
     if threshold >= 1.0 or not len(keys):
         return keys
-    values = pa.chunked_array([pa.array(normalised, pa.large_string())]) if isinstance(normalised, list) else (
-        normalised)  # fmt: skip
+    values = pa.chunked_array(parts, pa.large_string())
+    parts.clear()
     distinct_keys, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     distinct = values.take(first)
+    del values
     order = pc.sort_indices(distinct).to_numpy()  # byte order of UTF-8 = code point order = Python's order
     distinct = distinct.take(order)
     labels = near_duplicate_groups(distinct, threshold)
@@ -83,14 +87,14 @@ def group_keys(normalised: list[str] | pa.Array | pa.ChunkedArray, threshold: fl
 
 def prompt_group_keys(texts, pair_ids: np.ndarray, threshold: float) -> np.ndarray:
     """group_keys of each pair's rendered prompt, in the order of ``pair_ids`` (sorted). The normalised prompts are
-    kept (as one compact Arrow column) only when near-same prompts are looked for (``threshold`` below 1)."""
-    keys, chunks = [np.zeros(0, dtype=np.uint64)], [pa.array([], pa.large_string())]
+    kept (as compact Arrow strings) only when near-same prompts are looked for (``threshold`` below 1)."""
+    keys, parts = [np.zeros(0, dtype=np.uint64)], []
     for _, batch in texts(pair_ids, ("prompt_text",)):
         normalised = normalise(batch["prompt_text"])
         keys.append(exact_keys(normalised))
         if threshold < 1.0:
-            chunks.append(pa.array(normalised, pa.large_string()))
-    return group_keys(pa.chunked_array(chunks), threshold, keys=np.concatenate(keys))
+            parts.append(pa.array(normalised, pa.large_string()))
+    return _group_keys(parts, np.concatenate(keys), threshold)
 
 
 def duplicate_pairs(texts, pair_ids: np.ndarray, swap: np.ndarray, group: np.ndarray, threshold: float) -> np.ndarray:
