@@ -44,14 +44,13 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 PARQUET_ROW_GROUP = 10_000  # records: ~6 MB of text, waiting in memory per split until written
 
 
-def _prompt(messages: list[dict], conversational: bool):
-    if conversational:
-        return [{"role": m.get("role", "user"), "content": m.get("content", "")} for m in messages]
-    return render_conversation(messages)
+def _messages(messages: list[dict]) -> list[dict]:
+    """A prompt as the conversational format writes it: role and content of each message, nothing else."""
+    return [{"role": m.get("role", "user"), "content": m.get("content", "")} for m in messages]
 
 
-def _completion(text: str, conversational: bool):
-    return [{"role": "assistant", "content": text}] if conversational else text
+def _assistant(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
 
 
 def record_columns(ids: list[int], prompts: list, a: list[str], b: list[str], swap: list[bool], margin: list[float],
@@ -63,8 +62,8 @@ def record_columns(ids: list[int], prompts: list, a: list[str], b: list[str], sw
     chosen = [y if s else x for x, y, s in zip(a, b, swap, strict=True)]
     rejected = [x if s else y for x, y, s in zip(a, b, swap, strict=True)]
     if conversational:
-        prompt = [_prompt(p, True) for p in prompts]
-        chosen, rejected = [_completion(t, True) for t in chosen], [_completion(t, True) for t in rejected]
+        prompt = [_messages(p) for p in prompts]
+        chosen, rejected = [_assistant(t) for t in chosen], [_assistant(t) for t in rejected]
     else:
         prompt = [p if isinstance(p, str) else render_conversation(p) for p in prompts]
     if fmt == "dpo":

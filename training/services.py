@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -139,8 +140,6 @@ def _release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
-    import pyarrow as pa
-
     pa.default_memory_pool().release_unused()  # Arrow's own allocator (mimalloc) keeps freed pages too
 
 

@@ -105,8 +105,8 @@ def rating_matrix_from_codes(item_ids, rater_idx, raters: list[str], choice_code
     )
 
 
-def _category_counts(m: RatingMatrix) -> np.ndarray:
-    """(n_items, n_categories) how many annotators put each item in each category."""
+def category_counts(m: RatingMatrix) -> np.ndarray:
+    """(n_items, n_categories) how many annotators put each item in each category, items in ``m.items`` order."""
     flat = np.bincount(m.item_idx * m.n_categories + m.label_codes, minlength=len(m.items) * m.n_categories)
     return flat.reshape(len(m.items), m.n_categories)
 
@@ -200,16 +200,16 @@ def _alpha_from_counts(counts: np.ndarray) -> float | None:
 
 
 def fleiss_kappa(m: RatingMatrix) -> float | None:
-    return _fleiss_from_counts(_category_counts(m))
+    return _fleiss_from_counts(category_counts(m))
 
 
 def percent_agreement(m: RatingMatrix) -> float | None:
     """Mean over items with two or more labels of the share of agreeing annotator pairs."""
-    return _percent_from_counts(_category_counts(m))
+    return _percent_from_counts(category_counts(m))
 
 
 def krippendorff_alpha(m: RatingMatrix) -> float | None:
-    return _alpha_from_counts(_category_counts(m))
+    return _alpha_from_counts(category_counts(m))
 
 
 FIGURES = {"fleiss_kappa": _fleiss_from_counts, "krippendorff_alpha": _alpha_from_counts,
@@ -266,11 +266,6 @@ def _bootstrap(counts: np.ndarray, *, n_boot: int, seed: int) -> dict[str, list[
     return out
 
 
-def category_counts(m: RatingMatrix) -> np.ndarray:
-    """(items, categories): how many annotators put each item in each category, items in ``m.items`` order."""
-    return _category_counts(m)
-
-
 def figures_from_counts(counts: np.ndarray, *, n_boot: int = 500, seed: int = 0) -> dict:
     """Fleiss' kappa, Krippendorff's alpha and percent agreement of items given by their category counts, each
     with its 95% bootstrap interval. Only items with two or more labels count, so the counts of several parts of a
@@ -287,7 +282,7 @@ def agreement_summary(m: RatingMatrix, *, n_boot: int = 500, seed: int = 0) -> d
     n_raters = len(m.raters)
     kappa_sum = np.bincount(a[defined], kappa[defined], n_raters) + np.bincount(b[defined], kappa[defined], n_raters)
     kappa_count = np.bincount(a[defined], minlength=n_raters) + np.bincount(b[defined], minlength=n_raters)
-    counts = _category_counts(m)
+    counts = category_counts(m)
     return {
         "items_with_two_or_more_labels": int((counts.sum(axis=1) >= 2).sum()),
         "annotators": n_raters,

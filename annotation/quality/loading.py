@@ -190,10 +190,10 @@ def _codes(values, table: dict, default: int) -> np.ndarray:
 
 
 def _fetch_orm(project: Project, lo: int | None, hi: int | None) -> dict:
-    in_range = Q(pair_id__gte=lo, pair_id__lte=hi) if lo is not None else Q()
+    ranged = lo is not None
     rows = list(
         Label.objects.filter(project=project)
-        .filter(in_range)
+        .filter(Q(pair_id__gte=lo, pair_id__lte=hi) if ranged else Q())
         .filter(Q(source=Label.Source.EXTERNAL) | Q(assignment__kind__in=list(_KINDS)))
         .order_by("created_at", "pk")  # gold_sequence order: the row position is the time
         .values_list(
@@ -217,7 +217,7 @@ def _fetch_orm(project: Project, lo: int | None, hi: int | None) -> dict:
     external[is_external] = external_idx
     pairs = list(
         Pair.objects.filter(project=project)
-        .filter(Q(pk__gte=lo, pk__lte=hi) if lo is not None else Q())
+        .filter(Q(pk__gte=lo, pk__lte=hi) if ranged else Q())
         .values_list("pk", "gold", "response_a_chars", "response_b_chars")
     )
     pair_pk, gold, len_a, len_b = zip(*pairs, strict=True) if pairs else [()] * 4

@@ -50,6 +50,7 @@ def test_an_error_in_the_reader_thread_reaches_the_caller():
     assert reader_threads() == []
 
 
+@pytest.mark.postgres  # read-ahead is PostgreSQL's (SQLite reads in turn)
 @pytest.mark.django_db(transaction=True)
 def test_outside_a_transaction_texts_are_read_ahead_and_the_export_is_the_same(project, lead, monkeypatch):
     labelled(project, n=30)

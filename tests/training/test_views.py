@@ -12,11 +12,6 @@ from training.services import export_create, recipe_save
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def export_dir(settings, tmp_path):
-    settings.EXPORT_ROOT = tmp_path / "exports"
-
-
 @pytest.fixture
 def export(project, lead):
     for pair in make_pairs(project, 6):
