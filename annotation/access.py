@@ -74,3 +74,8 @@ def import_for_user(user, project: Project, public_id) -> ImportBatch:
 def pair_for_user(user, project: Project, pair_id) -> Pair:
     """A pair of a project the user leads, with its model names and labels (annotators never see a pair by id)."""
     return lead_object_or_404(user, project, Pair.objects.filter(project=project), "pair", pk=pair_id)
+
+
+def can_create_projects(user) -> bool:
+    """Admins, and users given the add-project permission, create projects (and lead them)."""
+    return user.is_staff or user.has_perm("annotation.add_project")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -12,10 +11,16 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .access import LEAD, assignment_for_user, import_for_user, project_for_user, projects_visible_to
-from .drf import as_drf
+from .access import (
+    LEAD,
+    assignment_for_user,
+    can_create_projects,
+    import_for_user,
+    project_for_user,
+    projects_visible_to,
+)
 from .errors import AnnotationError
-from .feedback import training_feedback
+from .feedback import practice_feedback
 from .models import ImportBatch
 from .quality.agreement import LABEL_SPACES
 from .selectors import annotator_counts, project_progress, project_quality
@@ -27,12 +32,12 @@ from .serializers import (
     LabelResponseSerializer,
     ProgressSerializer,
     ProjectSerializer,
+    ProjectSettingsSerializer,
 )
 from .services.assignment import assignment_next, assignment_skip
 from .services.imports import upload_import
 from .services.labels import Submission, label_submit
-from .services.projects import project_create
-from .views.lead import can_create_projects
+from .services.projects import project_create, project_update
 
 
 def _conflict(exc: AnnotationError) -> Response:
@@ -56,8 +61,6 @@ class ProjectListView(APIView):
             project = project_create(
                 created_by=request.user, slug=data.pop("slug"), guidelines=data.pop("guidelines", ""), **data
             )
-        except DjangoValidationError as exc:
-            raise as_drf(exc) from None
         except IntegrityError:
             raise ValidationError({"slug": ["A project with this slug exists."]}) from None
         project.user_role = LEAD
@@ -68,6 +71,17 @@ class ProjectDetailView(APIView):
     @extend_schema(responses=ProjectSerializer)
     def get(self, request, slug):
         return Response(ProjectSerializer(project_for_user(request.user, slug)).data)
+
+    @extend_schema(request=ProjectSettingsSerializer, responses=ProjectSerializer)
+    def patch(self, request, slug):
+        """Change settings (leads): the same service as the settings page. Fields that are not settings (slug,
+        owner, dates) are ignored."""
+        project = project_for_user(request.user, slug, role=LEAD)
+        serializer = ProjectSettingsSerializer(project, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        project = project_update(project=project, **serializer.validated_data)
+        project.user_role = LEAD
+        return Response(ProjectSerializer(project).data)
 
 
 class ProgressView(APIView):
@@ -104,16 +118,13 @@ class ImportView(APIView):
         project = project_for_user(request.user, slug, role=LEAD)
         serializer = ImportRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            batch = upload_import(
-                project=project,
-                user=request.user,
-                upload=serializer.validated_data["file"],
-                fmt=serializer.validated_data.get("format"),
-                ultrafeedback_pairs=serializer.validated_data["ultrafeedback_pairs"],
-            )
-        except DjangoValidationError as exc:
-            raise as_drf(exc) from None
+        batch = upload_import(
+            project=project,
+            user=request.user,
+            upload=serializer.validated_data["file"],
+            fmt=serializer.validated_data.get("format"),
+            ultrafeedback_pairs=serializer.validated_data["ultrafeedback_pairs"],
+        )
         code = {
             ImportBatch.State.QUEUED: status.HTTP_202_ACCEPTED,
             ImportBatch.State.FAILED: status.HTTP_400_BAD_REQUEST,
@@ -168,11 +179,9 @@ class LabelView(APIView):
         serializer.is_valid(raise_exception=True)
         try:
             label, created = label_submit(assignment=assignment, submission=Submission(**serializer.validated_data))
-        except DjangoValidationError as exc:
-            raise as_drf(exc) from None
         except AnnotationError as exc:
             return _conflict(exc)
-        body = {"ok": True, "created": created, "feedback": training_feedback(assignment, label)}
+        body = {"ok": True, "created": created, "feedback": practice_feedback(assignment, label)}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

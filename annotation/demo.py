@@ -142,7 +142,7 @@ def demo_pairs() -> list[dict]:
             "model_b": "demo-careful",
         }
     )
-    # Calibration pairs with the expected answer and why: the first two train each annotator (training mode, with
+    # Calibration pairs with the expected answer and why: the first two train each annotator (practice, with
     # feedback), the rest are mixed in unannounced.
     for i, (prompt, a, b, gold, why) in enumerate(_CALIBRATION):
         records.append({"id": f"demo-gold-{i + 1:03d}", "prompt": prompt, "response_a": a, "response_b": b,

@@ -1,5 +1,5 @@
-"""Training-mode feedback: after an annotator answers a training item, the expected answer (in the screen terms
-they answered in) and the lead's explanation. Only training items get feedback; calibration (gold) items never
+"""Practice feedback: after an annotator answers a practice item, the expected answer (in the screen terms
+they answered in) and the lead's explanation. Only practice items get feedback; calibration (gold) items never
 reveal their answer."""
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ def to_screen(choice: str, left_is_a: bool) -> str:
     return choice
 
 
-def training_feedback(assignment: Assignment, label: Label) -> dict | None:
-    """What the annotator learns after a training item, or None for every other kind of item."""
-    if assignment.kind != Assignment.Kind.TRAINING:
+def practice_feedback(assignment: Assignment, label: Label) -> dict | None:
+    """What the annotator learns after a practice item, or None for every other kind of item."""
+    if assignment.kind != Assignment.Kind.PRACTICE:
         return None
     pair = assignment.pair
     expected = to_screen(pair.gold, assignment.left_is_a)

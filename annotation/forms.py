@@ -74,7 +74,7 @@ class PairGoldForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         required=False,
         label="Explanation (markdown)",
-        help_text="Why this is the expected answer; quote the guideline it illustrates. Shown in training mode.",
+        help_text="Why this is the expected answer; quote the guideline it illustrates. Shown after practice items.",
     )
 
     def __init__(self, *args, choices: list[str], **kwargs):

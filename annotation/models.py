@@ -24,6 +24,12 @@ class Choice(models.TextChoices):
     BOTH_BAD = "both_bad", "Both bad"
 
 
+# Calibration: an annotator's accuracy is taken over their last ROLLING_GOLD_WINDOW calibration answers (the quality
+# report's rolling figure and the automatic pause), and nobody is paused before PAUSE_AFTER answers.
+ROLLING_GOLD_WINDOW = 20
+PAUSE_AFTER = 5
+
+
 class Project(models.Model):
     class Rationale(models.TextChoices):
         OFF = "off", "Off"
@@ -51,11 +57,11 @@ class Project(models.Model):
         validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
         help_text="Share of assignments that are calibration (gold) pairs, served unannounced.",
     )
-    training_items = models.PositiveSmallIntegerField(
+    practice_items = models.PositiveSmallIntegerField(
         default=0,
         validators=[MaxValueValidator(100)],
-        help_text="Training mode: each annotator's first N pairs are calibration pairs answered with feedback "
-        "(0 turns it off).",
+        help_text="Practice: each annotator's first N pairs are calibration pairs, announced as practice and "
+        "answered with feedback (0 turns it off).",
     )
     repeat_rate = models.FloatField(
         default=0.05,
@@ -136,7 +142,25 @@ class Membership(models.Model):
         return f"{self.user} · {self.role} · {self.project.slug}"
 
 
-class ImportBatch(models.Model):
+class BackgroundWork(models.Model):
+    """What the four kinds of background work share (ImportBatch, JudgeRun, DatasetExport, TrainingJob): the id
+    in their URLs, who asked for it, and when it was asked for, started and finished. Each kind has its own states
+    (``state``, ``State``) and its own way of reporting what went wrong."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+
+class ImportBatch(BackgroundWork):
     """One import of one file, whichever door it came in by (upload, command, API)."""
 
     class State(models.TextChoices):
@@ -145,11 +169,7 @@ class ImportBatch(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="imports")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
     filename = models.CharField(max_length=255)
     upload = models.FileField(upload_to="imports/", blank=True)
     requested_format = models.CharField(max_length=20, blank=True)
@@ -163,11 +183,6 @@ class ImportBatch(models.Model):
     error_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True, help_text="The first errors, each with line/row and field.")
     warnings = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
 
 
 class Pair(models.Model):
@@ -195,7 +210,7 @@ class Pair(models.Model):
     # Calibration (gold) pairs carry the expected answer; they are served to every annotator at the project's
     # calibration rate and never through the K-overlap pool (their open_slots is 0).
     gold = models.CharField(max_length=8, choices=Choice.choices, blank=True)
-    # Shown to annotators in training mode after they answer, with the expected answer.
+    # Shown to annotators after they answer a practice item, with the expected answer.
     gold_explanation = models.TextField(blank=True)
     content_hash = models.CharField(max_length=64)
     # Random order key; annotators walk pairs in this order from a per-annotator offset.
@@ -235,8 +250,8 @@ class Assignment(models.Model):
     class Kind(models.TextChoices):
         REGULAR = "regular", "Regular"
         GOLD = "gold", "Calibration (gold)"
-        # Training mode: a calibration pair answered with immediate feedback (announced, unlike GOLD).
-        TRAINING = "training", "Training (with feedback)"
+        # Practice: a calibration pair answered with immediate feedback (announced, unlike GOLD).
+        PRACTICE = "practice", "Practice (with feedback)"
         # A pair the annotator already labelled, served again later with sides swapped (self-consistency).
         REPEAT = "repeat", "Mirrored repeat"
 
@@ -266,7 +281,7 @@ class Assignment(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["pair", "annotator"],
-                condition=Q(kind__in=["regular", "gold", "training"]),
+                condition=Q(kind__in=["regular", "gold", "practice"]),
                 name="assignment_once_per_annotator",
             ),
             models.UniqueConstraint(

@@ -1,4 +1,7 @@
-"""Selectors read. Every function here is side-effect free."""
+"""Selectors read. Every function here is side-effect free.
+
+The quality figures import annotation.quality inside the functions that need it: it loads scipy, scikit-learn and
+krippendorff (~1 s), which every other page and every worker would otherwise pay for at start-up."""
 
 from __future__ import annotations
 
@@ -8,8 +11,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Max, Min, Q, Sum
 
-from .models import Assignment, GuidelineVersion, ImportBatch, Label, Membership, Pair, Project
-from .services.calibration import ROLLING_GOLD_WINDOW
+from .models import ROLLING_GOLD_WINDOW, Assignment, GuidelineVersion, ImportBatch, Label, Membership, Pair, Project
 
 
 def guidelines_current(project: Project) -> GuidelineVersion | None:
@@ -109,7 +111,7 @@ def imports_of(project: Project):
 def _label_matrix(project: Project, space: str, *, without_paused: bool = False, labels=None):
     """The labels agreement and consensus are computed on, as a rating matrix, and how many there are: imported
     labels and regular human labels on pairs that are not calibration pairs. Calibration answers are reported
-    separately (project_gold, and ``gold_agreement`` in project_quality); training answers and mirrored repeats
+    separately (project_gold, and ``gold_agreement`` in project_quality); practice answers and mirrored repeats
     never count. Annotators are named by username; labels imported with pairs by ``imported:<annotator>``.
     ``without_paused`` leaves out paused annotators. ``labels``: the project's labels if already loaded
     (annotation/quality/loading.py)."""
@@ -183,7 +185,7 @@ def pair_consensus(project: Project) -> list[dict]:
 
 def project_bias(project: Project, *, labels=None) -> dict:
     """Side, length and speed audits per annotator, over imported labels and human labels of kind regular or gold
-    (not training answers or mirrored repeats); see annotation/quality/bias.py."""
+    (not practice answers or mirrored repeats); see annotation/quality/bias.py."""
     from .quality.bias import bias_report_from_codes
     from .quality.loading import project_labels
 
@@ -199,7 +201,7 @@ def project_bias(project: Project, *, labels=None) -> dict:
 
 
 def project_gold(project: Project, *, labels=None, series_points: int = 100) -> dict[str, dict]:
-    """Per annotator: calibration answers (kind gold; training answers are practice with feedback and do not count),
+    """Per annotator: calibration answers (kind gold; practice answers come with feedback and do not count),
     accuracy against the expected answers, and accuracy over the last ROLLING_GOLD_WINDOW of them (drift shows as
     the rolling figure falling below the overall one). ``rolling_series`` is that rolling accuracy after each
     answer, oldest first, cut to the last ``series_points`` answers; ``rolling_series_start`` is the index of its

@@ -19,6 +19,14 @@ class ProjectSerializer(serializers.ModelSerializer):
         return getattr(obj, "user_role", None)
 
 
+class ProjectSettingsSerializer(serializers.ModelSerializer):
+    """A lead's change to a project's settings (PATCH): only the settings; anything else in the body is ignored."""
+
+    class Meta:
+        model = Project
+        fields = list(PROJECT_SETTINGS)
+
+
 class ImportRequestSerializer(serializers.Serializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(choices=["pairs", "dpo", "ultrafeedback"], required=False)
@@ -65,7 +73,7 @@ class AssignmentSerializer(serializers.Serializer):
     criteria = serializers.ListField(child=serializers.CharField())
     rationale = serializers.CharField()
     expires_at = serializers.DateTimeField()
-    training = serializers.BooleanField(help_text="A training item: the answer comes back with feedback.")
+    practice = serializers.BooleanField(help_text="A practice item: the answer comes back with feedback.")
 
     @staticmethod
     def from_assignment(assignment) -> dict:
@@ -82,8 +90,8 @@ class AssignmentSerializer(serializers.Serializer):
             "criteria": project.criteria,
             "rationale": project.rationale_mode,
             "expires_at": assignment.expires_at,
-            # Announced training only; a calibration (gold) item looks exactly like a regular one.
-            "training": assignment.kind == assignment.Kind.TRAINING,
+            # Announced practice only; a calibration (gold) item looks exactly like a regular one.
+            "practice": assignment.kind == assignment.Kind.PRACTICE,
         }
 
 
@@ -95,7 +103,7 @@ class LabelRequestSerializer(serializers.Serializer):
     time_on_item_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
 
 
-class TrainingFeedbackSerializer(serializers.Serializer):
+class PracticeFeedbackSerializer(serializers.Serializer):
     correct = serializers.BooleanField()
     expected = serializers.CharField(help_text="The expected answer in screen terms: left, right, tie, both_bad.")
     expected_text = serializers.CharField()
@@ -107,8 +115,8 @@ class TrainingFeedbackSerializer(serializers.Serializer):
 class LabelResponseSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     created = serializers.BooleanField()
-    feedback = TrainingFeedbackSerializer(
-        required=False, allow_null=True, help_text="Only after a training item: the expected answer."
+    feedback = PracticeFeedbackSerializer(
+        required=False, allow_null=True, help_text="Only after a practice item: the expected answer."
     )
 
 

@@ -1,4 +1,4 @@
-"""Celery tasks: thin wrappers that take ids, re-fetch, and call a service."""
+"""Celery tasks: thin wrappers that take ids, re-fetch, and call the code that does the work."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import logging
 
 from celery import shared_task
 
+from .imports.importer import ImportRejected, pairs_import
 from .models import ImportBatch
-from .services.imports import ImportRejected, pairs_import
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=55 * 60, time_limit=60 * 60)
-def import_batch_run(batch_id: int) -> None:
+def import_batch_run_task(batch_id: int) -> None:
     """Run a queued import. Safe to run twice: a finished batch is left alone, and a batch whose worker died
     mid-import (its transaction rolled back) is simply imported again."""
     batch = ImportBatch.objects.select_related("project", "created_by").filter(pk=batch_id).first()

@@ -48,8 +48,8 @@ def phase_import(args, workdir: Path) -> dict:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
+    from annotation.imports.importer import ImportRejected, pairs_import
     from annotation.models import Pair, Project
-    from annotation.services.imports import ImportRejected, pairs_import
     from annotation.services.projects import project_create
 
     result: dict = {}

@@ -49,7 +49,7 @@ def verify(project, user_ids: list[int]) -> dict:
 
     params = {"p": project.pk, "k": project.overlap_k, "users": user_ids}
     # Only regular items hold one of a pair's K slots; mirrored repeats (Project.repeat_rate), calibration and
-    # training items are extra answers by design and are counted on their own.
+    # practice items are extra answers by design and are counted on their own.
     regular_labels = """(SELECT l.* FROM annotation_label l LEFT JOIN annotation_assignment a ON a.id = l.assignment_id
                 WHERE l.project_id = %(p)s AND (a.kind IS NULL OR a.kind = 'regular'))"""
     queries = {

@@ -76,8 +76,9 @@ def main() -> None:
     from django.db import connection
 
     from annotation.models import Pair, Project
-    from training import services
+    from training.export.build import export_build
     from training.models import DatasetExport
+    from training.services.recipes import recipe_save
 
     project = Project.objects.filter(slug=slug).first()
     if project is None or Pair.objects.filter(project=project).count() != args.pairs:
@@ -89,7 +90,7 @@ def main() -> None:
                 cursor.execute(sql, {"project": project.pk, "pairs": args.pairs, "unanimous": args.unanimous})
         print(f"built {args.pairs} pairs in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     settings.EXPORT_ROOT = settings.VAR_DIR / "bench-exports"
-    recipe = services.recipe_save(project=project, name="bench", config=json.loads(args.config), user=None)
+    recipe = recipe_save(project=project, name="bench", config=json.loads(args.config), user=None)
     export = DatasetExport.objects.create(project=project, recipe=recipe, format=args.format)
     timings: dict = {}
     samples: list[tuple[float, int]] = []
@@ -105,7 +106,7 @@ def main() -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     start = time.perf_counter()
-    services.export_build(export, timings=timings)
+    export_build(export, timings=timings)
     total = time.perf_counter() - start
     sampling.set()
     sampler.join()

@@ -133,7 +133,7 @@ def main() -> None:
 
     from annotation.models import Pair
     from annotation.services.projects import project_create
-    from judging.engine import _jobs
+    from judging.engine import _calls
     from judging.models import JudgeConfig, JudgeRun
     from judging.prompts import DEFAULT_SYSTEM, DEFAULT_TEMPLATE
     from judging.services import judge_create, run_start
@@ -170,7 +170,7 @@ def main() -> None:
             probe = JudgeRun(
                 project=project, judge=judge, prompt_version=judge.prompt_versions.get(), pair_ids=pair_ids
             )
-            messages = [job.messages for job in _jobs(probe, probe.pair_ids)]
+            messages = [call.messages for call in _calls(probe, probe.pair_ids)]
             # identical messages on both sides (temperature 0: the same replies, the same repairs)
             bare, bare_calls = bare_loop(url, messages, concurrency=args.concurrency, max_tokens=args.max_tokens)
             start = time.perf_counter()

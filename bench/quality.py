@@ -14,7 +14,7 @@ builds one project with set-based SQL (``INSERT ... SELECT generate_series``), s
   by K=3 distinct annotators drawn at random, so every two annotators share items and kappa is not trivial;
 - ``--gold-pairs`` (1,000) calibration pairs, each answered by ``--gold-per-pair`` (100) annotators;
 - report labels: pairs x 3 + gold pairs x gold-per-pair = 1,000,000; on top of them, labels the report must
-  leave out: training answers (5 calibration pairs x every annotator) and mirrored repeats (1% of regular labels),
+  leave out: practice answers (5 calibration pairs x every annotator) and mirrored repeats (1% of regular labels),
   and skipped assignments without a label.
 
 Then it times ``project_quality(project)``: the first call in this process (cold: imports, empty caches), the
@@ -35,7 +35,7 @@ from _env import OUT_DIR, ROOT, database_prepare, django_setup, machine_info
 
 SLUG = "quality-bench"
 DB_NAME_RE = re.compile(r"^arbiter_quality_bench[a-z0-9_]*$")
-TRAINING_PAIRS = 5
+PRACTICE_PAIRS = 5
 REPEAT_SHARE = 0.01
 SKIPPED_SHARE = 0.02
 
@@ -61,7 +61,7 @@ BUILD = [
        SELECT %(project)s, user_id, 'annotator', CASE WHEN r < 2 THEN now() END,
               CASE WHEN r < 2 THEN 'Calibration accuracy 40%% over the last 20 calibration pairs' ELSE '' END, now()
        FROM qb_rater""",
-    # Pairs: regular ones (truth in source_preference), then calibration ones (gold) and training ones.
+    # Pairs: regular ones (truth in source_preference), then calibration ones (gold) and practice ones.
     """INSERT INTO annotation_pair (project_id, external_id, prompt, prompt_is_chat, response_a, response_b, model_a,
                                    model_b, metadata, source_preference, gold, gold_explanation, content_hash,
                                    shuffle_key, open_slots, label_count, created_at)
@@ -72,7 +72,7 @@ BUILD = [
               CASE WHEN g > %(pairs)s THEN CASE WHEN t < 0.5 THEN 'A' ELSE 'B' END ELSE '' END, '', md5('q' || g),
               (random() * 2e9)::int - 1000000000, 0,
               CASE WHEN g > %(pairs)s THEN 0 ELSE 3 END, now()
-       FROM (SELECT g, random() AS t FROM generate_series(1, %(pairs)s + %(gold_pairs)s + %(training_pairs)s) g) s""",
+       FROM (SELECT g, random() AS t FROM generate_series(1, %(pairs)s + %(gold_pairs)s + %(practice_pairs)s) g) s""",
     """CREATE TEMP TABLE qb_pair AS
        SELECT id, (substr(external_id, 2))::int AS g, source_preference AS truth, gold,
               char_length(response_a) > char_length(response_b) AS a_longer
@@ -93,13 +93,13 @@ BUILD = [
                            CROSS JOIN LATERAL (SELECT d3a + (d3a >= greatest(d1, d2))::int AS d3) r4) d
        CROSS JOIN LATERAL (VALUES (0, false), (d.d1, false), (d.d2, false), (d.d3, true)) s(off, skip)
        WHERE p.g <= %(pairs)s AND (NOT s.skip OR d.skip)""",
-    # Calibration answers: gold-per-pair consecutive annotators from a per-pair start; training: everybody.
+    # Calibration answers: gold-per-pair consecutive annotators from a per-pair start; practice: everybody.
     """CREATE TEMP TABLE qb_other AS
        SELECT p.id AS pair_id, p.g, (p.g * 7 + j) %% %(annotators)s AS r, false AS skip, 'gold' AS kind
        FROM qb_pair p CROSS JOIN generate_series(0, %(gold_per_pair)s - 1) j
        WHERE p.g > %(pairs)s AND p.g <= %(pairs)s + %(gold_pairs)s
        UNION ALL
-       SELECT p.id, p.g, j, false, 'training' FROM qb_pair p CROSS JOIN generate_series(0, %(annotators)s - 1) j
+       SELECT p.id, p.g, j, false, 'practice' FROM qb_pair p CROSS JOIN generate_series(0, %(annotators)s - 1) j
        WHERE p.g > %(pairs)s + %(gold_pairs)s""",
     """INSERT INTO annotation_assignment (public_id, project_id, pair_id, annotator_id, kind, state, left_is_a,
                                          served_at, expires_at, finished_at)
@@ -147,7 +147,7 @@ def project_build(args) -> dict:
         "pairs": args.pairs,
         "gold_pairs": args.gold_pairs,
         "gold_per_pair": args.gold_per_pair,
-        "training_pairs": TRAINING_PAIRS,
+        "practice_pairs": PRACTICE_PAIRS,
         "repeat_share": REPEAT_SHARE,
         "skipped_share": SKIPPED_SHARE,
         "seed": args.seed,

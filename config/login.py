@@ -12,7 +12,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import ValidationError
 
-from annotation.shared_cache import cache_count, cache_delete, cache_get
+from .shared_cache import cache_count, cache_delete, cache_get
 
 
 def _key(request, username: str) -> str:

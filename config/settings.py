@@ -229,10 +229,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # LLM judge calls run on their own queue, so a long judge run never delays imports (workers: -Q judge).
-CELERY_TASK_ROUTES = {"judging.tasks.*": {"queue": "judge"}, "training.tasks.training_job_run": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {"judging.tasks.*": {"queue": "judge"}, "training.tasks.job_run_task": {"queue": "gpu"}}
 # Training jobs go to GPU workers (`celery -A config worker -Q gpu --concurrency 1`); beat reaps dead jobs.
 CELERY_BEAT_SCHEDULE = {
-    "training-reap-dead-jobs": {"task": "training.tasks.training_reap_task", "schedule": 60.0},
+    "training-reap-dead-jobs": {"task": "training.tasks.jobs_reap_task", "schedule": 60.0},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -251,8 +251,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # a service's Django ValidationError is a 400 from every endpoint (no try/except in the views)
+    "EXCEPTION_HANDLER": "config.drf.exception_handler",
     "DEFAULT_PARSER_CLASSES": [
-        "annotation.drf.JSONParser",
+        "config.drf.JSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
 }

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.access import LEAD, project_for_user
-from annotation.drf import as_drf
 
 from .access import judge_for_user, run_for_user
 from .selectors import judges_for, run_report, runs_of
@@ -31,11 +29,8 @@ class JudgeListView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         text = {k: data[k] for k in ("system", "template") if k in data}
-        try:
-            judge = judge_create(project=project, user=request.user, **text,
-                                 **{k: v for k, v in data.items() if k in JUDGE_SETTINGS})  # fmt: skip
-        except DjangoValidationError as exc:
-            raise as_drf(exc) from None
+        judge = judge_create(project=project, user=request.user, **text,
+                             **{k: v for k, v in data.items() if k in JUDGE_SETTINGS})  # fmt: skip
         return Response(JudgeSerializer(judge).data, status=status.HTTP_201_CREATED)
 
 
@@ -56,8 +51,6 @@ class RunListView(APIView):
         try:
             run = run_start(project=project, judge=judge, user=request.user,
                             only_unlabelled=data["only_unlabelled"], limit=data.get("limit"))  # fmt: skip
-        except DjangoValidationError as exc:
-            raise as_drf(exc) from None
         except QueueUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -23,6 +23,8 @@ from typing import Literal
 import openai
 from pydantic import BaseModel, Field, ValidationError
 
+from .outbound import OutboundRefused, guarded_http_client
+
 REQUEST_TIMEOUT_SECONDS = 120.0
 CLIENT_RETRIES = 3
 
@@ -99,8 +101,6 @@ def make_client(*, base_url: str, api_key_env: str) -> openai.OpenAI:
     key = os.environ.get(api_key_env, "") if api_key_env else ""
     if api_key_env and not key:
         raise Fatal(f"The environment variable {api_key_env} (the API key) is not set on this worker.")
-    from .outbound import guarded_http_client
-
     return openai.OpenAI(
         base_url=base_url, api_key=key or "not-needed", timeout=REQUEST_TIMEOUT_SECONDS, max_retries=CLIENT_RETRIES,
         http_client=guarded_http_client(),
@@ -131,8 +131,6 @@ def classify(exc: Exception) -> JudgeError:
     if isinstance(exc, openai.APITimeoutError):
         return Transient("the request timed out")
     if isinstance(exc, openai.APIConnectionError):
-        from .outbound import OutboundRefused
-
         if isinstance(exc.__cause__, OutboundRefused):
             return Fatal(str(exc.__cause__))
         return Transient(f"could not connect: {exc}")

@@ -42,6 +42,7 @@ from .client import (
     make_client,
     parse_verdict,
 )
+from .lifecycle import run_stop
 from .models import CachedReply, JudgeConfig, JudgeRun, PairJudgement, Verdict
 from .prompts import render_messages
 
@@ -56,7 +57,9 @@ class ChunkOutcome:
 
 
 @dataclass
-class Job:
+class JudgeCall:
+    """One request to the judge: a pair in one order (A first or B first), its messages and its cache key."""
+
     pair: Pair
     order: str
     messages: list[dict]
@@ -75,7 +78,7 @@ def orders_for(judge: JudgeConfig) -> tuple[str, ...]:
     return (Verdict.Order.AB, Verdict.Order.BA) if judge.both_orders else (Verdict.Order.AB,)
 
 
-def _jobs(run: JudgeRun, pair_ids: list[int]) -> list[Job]:
+def _calls(run: JudgeRun, pair_ids: list[int]) -> list[JudgeCall]:
     judge, version = run.judge, run.prompt_version
     done = set(
         Verdict.objects.filter(judge=judge, prompt_version=version, pair_id__in=pair_ids).values_list(
@@ -84,7 +87,7 @@ def _jobs(run: JudgeRun, pair_ids: list[int]) -> list[Job]:
     )
     guidelines = guidelines_current(run.project)
     body = guidelines.body if guidelines else ""
-    jobs = []
+    calls = []
     for pair in Pair.objects.filter(pk__in=pair_ids).order_by("pk"):
         for order in orders_for(judge):
             if (pair.pk, order) in done:
@@ -93,8 +96,8 @@ def _jobs(run: JudgeRun, pair_ids: list[int]) -> list[Job]:
             messages = render_messages(system=version.system, template=version.template, guidelines=body,
                                        criteria=run.project.criteria, prompt=pair.prompt, first=first,
                                        second=second)  # fmt: skip
-            jobs.append(Job(pair, order, messages, cache_key(judge, messages)))
-    return jobs
+            calls.append(JudgeCall(pair, order, messages, cache_key(judge, messages)))
+    return calls
 
 
 def _cost(judge: JudgeConfig, tokens_in: int, tokens_out: int) -> Decimal:
@@ -108,20 +111,20 @@ def _to_pair_terms(order: str, slot_winner: str) -> str:
     return ("A" if first_is_a else "B") if slot_winner == "A" else ("B" if first_is_a else "A")
 
 
-def _record(run: JudgeRun, job: Job, parsed: Parsed, *, from_cache: bool) -> bool:
+def _record(run: JudgeRun, call: JudgeCall, parsed: Parsed, *, from_cache: bool) -> bool:
     """Write one verdict (and its cache entry and ledger) atomically. False when it was already there."""
     judge = run.judge
     v = parsed.verdict
-    verdict = Verdict(pair=job.pair, judge=judge, prompt_version=run.prompt_version, run=run, order=job.order,
+    verdict = Verdict(pair=call.pair, judge=judge, prompt_version=run.prompt_version, run=run, order=call.order,
                       status=Verdict.Status.OK if v else Verdict.Status.UNPARSEABLE,
                       raw=parsed.raw[:20000], tokens_in=parsed.tokens_in, tokens_out=parsed.tokens_out,
                       confidence=parsed.confidence, from_cache=from_cache)  # fmt: skip
     if v is not None:
         verdict.winner_slot = {"A": "first", "B": "second", "tie": "tie"}[v.winner]
-        verdict.winner = _to_pair_terms(job.order, v.winner)
+        verdict.winner = _to_pair_terms(call.order, v.winner)
         first_score, second_score = v.score_a, v.score_b
         verdict.score_a, verdict.score_b = (
-            (first_score, second_score) if job.order == "ab" else (second_score, first_score)
+            (first_score, second_score) if call.order == "ab" else (second_score, first_score)
         )
         verdict.rationale = v.rationale
     else:
@@ -133,7 +136,7 @@ def _record(run: JudgeRun, job: Job, parsed: Parsed, *, from_cache: bool) -> boo
             verdict.save(force_insert=True)
             if not from_cache and v is not None:
                 CachedReply.objects.get_or_create(
-                    key=job.key,
+                    key=call.key,
                     defaults={
                         "content": parsed.raw,
                         "tokens_in": parsed.tokens_in,
@@ -151,7 +154,7 @@ def _record(run: JudgeRun, job: Job, parsed: Parsed, *, from_cache: bool) -> boo
                 cost_usd=F("cost_usd") + cost,
                 heartbeat_at=timezone.now(),
             )
-            _combine(run, job.pair.pk)
+            _combine(run, call.pair.pk)
     except IntegrityError:
         return False  # another delivery of this chunk wrote it first
     return True
@@ -179,11 +182,11 @@ def _combine(run: JudgeRun, pair_id: int) -> None:
     )  # fmt: skip
 
 
-def _ensure_mode(judge: JudgeConfig, client, job: Job) -> str:
+def _ensure_mode(judge: JudgeConfig, client, call: JudgeCall) -> str:
     """Detect (once per configuration, then remembered) the response format and whether logprobs come back."""
     if judge.response_mode and judge.logprobs_supported is not None:
         return judge.response_mode
-    probe = {"model": judge.model, "messages": job.messages, "max_tokens": min(judge.max_tokens, 64)}
+    probe = {"model": judge.model, "messages": call.messages, "max_tokens": min(judge.max_tokens, 64)}
     mode = judge.response_mode or detect_mode(client, **probe)
     logprobs = detect_logprobs(client, mode=mode, **probe)
     JudgeConfig.objects.filter(pk=judge.pk).update(response_mode=mode, logprobs_supported=logprobs)
@@ -191,14 +194,14 @@ def _ensure_mode(judge: JudgeConfig, client, job: Job) -> str:
     return mode
 
 
-def _call(judge: JudgeConfig, client, mode: str, job: Job, stop: threading.Event) -> Parsed | None:
+def _call(judge: JudgeConfig, client, mode: str, call: JudgeCall, stop: threading.Event) -> Parsed | None:
     if stop.is_set():
         return None
     ratelimit.acquire(str(judge.public_id), judge.requests_per_minute)
     if stop.is_set():
         return None
     try:
-        return judge_messages(client, model=judge.model, messages=job.messages, mode=mode,
+        return judge_messages(client, model=judge.model, messages=call.messages, mode=mode,
                               temperature=judge.temperature, max_tokens=judge.max_tokens,
                               logprobs=bool(judge.logprobs_supported))  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - classified: transport errors become JudgeError subclasses
@@ -217,28 +220,21 @@ def _over_budget(run: JudgeRun) -> bool:
     return cost is not None and cost >= run.judge.budget_usd
 
 
-def run_stop(run: JudgeRun, state: str, reason: str = "") -> None:
-    """End a live run in ``state`` (conditional: a run already ended keeps its state)."""
-    JudgeRun.objects.filter(pk=run.pk, state__in=JudgeRun.LIVE).update(
-        state=state, error=reason[:2000], finished_at=timezone.now()
-    )
-
-
 def judge_chunk(run: JudgeRun, pair_ids: list[int]) -> ChunkOutcome:
     """Judge the given pairs of a live run (skipping orders already judged). See the module docstring."""
     outcome = ChunkOutcome()
     judge = run.judge
-    jobs = _jobs(run, pair_ids)
-    cached = {c.key: c for c in CachedReply.objects.filter(key__in=[j.key for j in jobs])}
+    calls = _calls(run, pair_ids)
+    cached = {c.key: c for c in CachedReply.objects.filter(key__in=[c.key for c in calls])}
     remote = []
-    for job in jobs:
-        hit = cached.get(job.key)
+    for call in calls:
+        hit = cached.get(call.key)
         if hit is None:
-            remote.append(job)
+            remote.append(call)
             continue
         verdict, problem = parse_verdict(hit.content)
         parsed = Parsed(verdict, hit.content, hit.tokens_in, hit.tokens_out, hit.confidence, error=problem)
-        outcome.written += _record(run, job, parsed, from_cache=True)
+        outcome.written += _record(run, call, parsed, from_cache=True)
     if not remote:
         return outcome
     try:
@@ -249,9 +245,9 @@ def judge_chunk(run: JudgeRun, pair_ids: list[int]) -> ChunkOutcome:
     stop = threading.Event()
     trouble: JudgeError | None = None
     with ThreadPoolExecutor(max_workers=judge.max_concurrency, thread_name_prefix="judge") as pool:
-        futures = {pool.submit(_call, judge, client, mode, job, stop): job for job in remote}
+        futures = {pool.submit(_call, judge, client, mode, call, stop): call for call in remote}
         for i, future in enumerate(as_completed(futures), start=1):
-            job = futures[future]
+            call = futures[future]
             try:
                 parsed = future.result()
             except ItemRejected as exc:
@@ -262,7 +258,7 @@ def judge_chunk(run: JudgeRun, pair_ids: list[int]) -> ChunkOutcome:
                 continue
             if parsed is None:
                 continue  # stopped before it was sent
-            outcome.written += _record(run, job, parsed, from_cache=False)
+            outcome.written += _record(run, call, parsed, from_cache=False)
             if _over_budget(run):
                 run_stop(run, JudgeRun.State.BUDGET, f"The budget of ${run.judge.budget_usd} was reached.")
                 stop.set()

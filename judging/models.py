@@ -14,7 +14,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from annotation.models import Pair, Project
+from annotation.models import BackgroundWork, Pair, Project
 
 
 class JudgeConfig(models.Model):
@@ -87,7 +87,7 @@ class PromptVersion(models.Model):
         constraints = [models.UniqueConstraint(fields=["judge", "version"], name="prompt_version_unique")]
 
 
-class JudgeRun(models.Model):
+class JudgeRun(BackgroundWork):
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -99,7 +99,6 @@ class JudgeRun(models.Model):
 
     LIVE = (State.QUEUED, State.RUNNING)
 
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_runs")
     judge = models.ForeignKey(JudgeConfig, on_delete=models.CASCADE, related_name="runs")
     prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="runs")
@@ -116,16 +115,7 @@ class JudgeRun(models.Model):
     tokens_out = models.PositiveBigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
 
 
 class Verdict(models.Model):

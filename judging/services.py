@@ -12,6 +12,7 @@ from annotation.models import Label, Pair, Project
 from .engine import orders_for
 from .models import JudgeConfig, JudgeRun, PromptVersion, Verdict
 from .prompts import DEFAULT_SYSTEM, DEFAULT_TEMPLATE, template_problems
+from .tasks import judge_run_dispatch_task
 
 JUDGE_SETTINGS = (
     "name", "base_url", "model", "api_key_env", "temperature", "max_tokens", "price_input_per_m",
@@ -107,10 +108,8 @@ def run_start(*, project: Project, judge: JudgeConfig, user, only_unlabelled: bo
 
 
 def _dispatch(run: JudgeRun) -> None:
-    from .tasks import judge_run_dispatch
-
     try:
-        judge_run_dispatch.delay(run.pk)
+        judge_run_dispatch_task.delay(run.pk)
     except Exception as exc:  # noqa: BLE001 - any broker failure: fail loudly, never run inline
         JudgeRun.objects.filter(pk=run.pk).update(
             state=JudgeRun.State.FAILED, error=f"The task queue is unreachable: {exc}", finished_at=timezone.now()
@@ -143,18 +142,3 @@ def run_cancel(*, run: JudgeRun) -> JudgeRun:
     )
     run.refresh_from_db()
     return run
-
-
-def run_finish_if_done(run: JudgeRun) -> bool:
-    """Mark a live run finished once every planned (pair, order) has a verdict, counted in the table (verdicts
-    another run wrote for the same judge and prompt count too)."""
-    n = Verdict.objects.filter(
-        judge=run.judge_id, prompt_version=run.prompt_version_id, pair_id__in=run.pair_ids
-    ).count()
-    if n < run.requests_planned:
-        return False
-    return bool(
-        JudgeRun.objects.filter(pk=run.pk, state__in=JudgeRun.LIVE).update(
-            state=JudgeRun.State.SUCCEEDED, verdicts_done=n, finished_at=timezone.now()
-        )
-    )

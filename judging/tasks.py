@@ -1,4 +1,4 @@
-"""Celery tasks on the ``judge`` queue: ids in, a service call, nothing else. Both are safe to run twice."""
+"""Celery tasks on the ``judge`` queue: ids in, a call to the engine, nothing else. Both are safe to run twice."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import logging
 import random
 
 from celery import shared_task
-from django.conf import settings
-from django.utils import timezone
 
-from .engine import judge_chunk, run_stop
+from .engine import judge_chunk
+from .lifecycle import run_begin, run_finish_if_done, run_stop
 from .models import JudgeRun
-from .services import run_finish_if_done
 
 logger = logging.getLogger(__name__)
 
@@ -26,24 +24,18 @@ def _live_run(run_id: int) -> JudgeRun | None:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=300, time_limit=360)
-def judge_run_dispatch(run_id: int) -> None:
-    """Split a run into chunk tasks (pair ids in each message); a chunk re-sent later skips what is done."""
+def judge_run_dispatch_task(run_id: int) -> None:
+    """Split a run into chunk tasks (pair ids in each message)."""
     run = _live_run(run_id)
     if run is None:
         return
-    JudgeRun.objects.filter(pk=run.pk, state=JudgeRun.State.QUEUED).update(
-        state=JudgeRun.State.RUNNING, started_at=run.started_at or timezone.now(), heartbeat_at=timezone.now()
-    )
-    if run_finish_if_done(run):
-        return
-    size = max(settings.JUDGE_CHUNK_PAIRS, 2 * run.judge.max_concurrency)
-    for start in range(0, len(run.pair_ids), size):
-        judge_run_chunk.delay(run.pk, run.pair_ids[start : start + size])
+    for pair_ids in run_begin(run):
+        judge_run_chunk_task.delay(run.pk, pair_ids)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=1500, time_limit=1800,
              max_retries=MAX_TRANSIENT_RETRIES)  # fmt: skip
-def judge_run_chunk(self, run_id: int, pair_ids: list[int]) -> None:
+def judge_run_chunk_task(self, run_id: int, pair_ids: list[int]) -> None:
     run = _live_run(run_id)
     if run is None:
         return

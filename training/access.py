@@ -27,6 +27,16 @@ def admin_or_404(user, what: str = "page") -> None:
         raise Http404(f"No such {what}.")
 
 
+def trainable_export_for_user(user, public_id) -> DatasetExport:
+    """An export a training job may start from: any project's, for admins only (404 for anyone else, a missing
+    export or a malformed id)."""
+    admin_or_404(user, "export")
+    try:
+        return DatasetExport.objects.select_related("project", "recipe").get(public_id=public_id)
+    except (DatasetExport.DoesNotExist, ValueError, ValidationError):
+        raise Http404("No such export.") from None
+
+
 def job_for_user(user, public_id) -> TrainingJob:
     """Training jobs are for admins (staff) only: 404 for anyone else, a missing job or a malformed id."""
     admin_or_404(user, "training job")

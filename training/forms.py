@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from django import forms
 
-from .curation import SOURCES, RecipeConfig
+from .curation.recipe import SOURCES, RecipeConfig
+from .jobs.spec import CHECKPOINTING, DPO_LOSSES, METHODS, PRECISIONS, PRESETS
+from .jobs.spec import HELP as SPEC_HELP
 from .models import DatasetExport
-from .spec import CHECKPOINTING, DPO_LOSSES, METHODS, PRECISIONS, PRESETS
-from .spec import HELP as SPEC_HELP
 
 _DEFAULTS = RecipeConfig()
 
@@ -68,7 +68,7 @@ class ExportForm(forms.Form):
 
 class TrainingJobForm(forms.Form):
     """Launch a training job: an export, a preset, a base model, and any setting to change from the preset.
-    Empty fields keep the preset's value (training.spec.JobSpec has the defaults)."""
+    Empty fields keep the preset's value (training.jobs.spec.JobSpec has the defaults)."""
 
     export = forms.ModelChoiceField(
         queryset=DatasetExport.objects.none(),

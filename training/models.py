@@ -3,16 +3,14 @@ snapshots with a datasheet). Training jobs (issue 6) are launched from exports."
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.db import models
 
-from annotation.models import Project
+from annotation.models import BackgroundWork, Project
 
 
 class CurationRecipe(models.Model):
-    """One version of a named recipe. ``config`` holds training.curation.RecipeConfig as a dict; a save with a
+    """One version of a named recipe. ``config`` holds training.curation.recipe.RecipeConfig as a dict; a save with a
     changed config makes the next version, so an export always points at exactly what produced it."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="recipes")
@@ -34,7 +32,7 @@ class CurationRecipe(models.Model):
         return f"{self.name} v{self.version}"
 
 
-class DatasetExport(models.Model):
+class DatasetExport(BackgroundWork):
     class Format(models.TextChoices):
         DPO = "dpo", "DPO / ORPO / SimPO: prompt, chosen, rejected"
         KTO = "kto", "KTO: prompt, completion, label"
@@ -45,7 +43,6 @@ class DatasetExport(models.Model):
         SUCCEEDED = "succeeded", "Ready"
         FAILED = "failed", "Failed"
 
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
     recipe = models.ForeignKey(CurationRecipe, on_delete=models.PROTECT, related_name="exports")
     format = models.CharField(max_length=4, choices=Format.choices)
@@ -62,19 +59,11 @@ class DatasetExport(models.Model):
     datasheet_md = models.TextField(blank=True)
     error = models.TextField(blank=True)
     stage = models.CharField(max_length=100, blank=True, help_text="What a running export is doing now.")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
 
 
-class TrainingJob(models.Model):
+class TrainingJob(BackgroundWork):
     """A DPO / KTO / ORPO / SimPO run on an export, executed by a GPU worker in a child process
-    (training.tasks.training_job_run -> python -m training.runner). ``spec`` holds training.spec.JobSpec."""
+    (training.tasks.job_run_task -> python -m training.runner). ``spec`` holds training.jobs.spec.JobSpec."""
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -85,7 +74,6 @@ class TrainingJob(models.Model):
 
     LIVE = (State.QUEUED, State.RUNNING)
 
-    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_jobs")
     export = models.ForeignKey(DatasetExport, on_delete=models.PROTECT, related_name="training_jobs")
     name = models.CharField(max_length=200, blank=True)
@@ -104,15 +92,8 @@ class TrainingJob(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(BackgroundWork.Meta):
         indexes = [models.Index(fields=["state", "heartbeat_at"], name="training_job_live")]
 
     def __str__(self) -> str:

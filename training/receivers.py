@@ -9,9 +9,8 @@ from django.dispatch import receiver
 
 from annotation.services.project_delete import project_deleting
 
-from .jobs import job_dir
 from .models import TrainingJob
-from .services import export_root
+from .storage import export_root, job_dir
 
 
 @receiver(project_deleting)

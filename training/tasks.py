@@ -1,29 +1,14 @@
-"""Celery tasks for exports and training jobs: ids in, a service call (or a child process). Safe to run twice."""
+"""Celery tasks for exports and training jobs: an id in, one call, done. Each is safe to run twice (a finished export
+is left alone; a job is claimed by one conditional UPDATE)."""
 
 from __future__ import annotations
 
-import ctypes
-import logging
-import os
-import signal
-import socket
-import subprocess
-import time
-
 from celery import shared_task
-from django.conf import settings
-from django.utils import timezone
 
-from .jobs import job_claim, job_dir, job_fail, job_finish, job_heartbeat, jobs_reap
-from .launch import gpu_count, runner_command
-from .models import DatasetExport, TrainingJob
-from .services import export_build
-
-logger = logging.getLogger(__name__)
-
-MONITOR_INTERVAL_S = 2.0
-CANCEL_GRACE_S = 300  # a cancelled run that has not stopped at a step boundary by then is terminated
-LOG_TAIL_CHARS = 6000
+from .export.build import export_build
+from .jobs.lifecycle import jobs_reap
+from .jobs.supervisor import job_supervise
+from .models import DatasetExport
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=55 * 60, time_limit=60 * 60)
@@ -33,69 +18,13 @@ def export_build_task(export_id: int) -> None:
         export_build(export)
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """The runner gets SIGKILL if the worker process dies, so a killed worker never leaves a GPU busy."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-    os.setpgrp()
-
-
-def _tail(path) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - LOG_TAIL_CHARS))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-
-
 @shared_task(acks_late=True, reject_on_worker_lost=True)
-def training_job_run(job_id: int) -> None:
-    """Claim the job, run ``python -m training.runner`` in a child process, and watch it: heartbeat and log tail every
-    two seconds, termination if a cancel is not honoured in time, and a failure record if it dies."""
-    job = job_claim(job_id, f"{socket.gethostname()}:{os.getpid()}")
-    if job is None:
-        return
-    out_dir = job_dir(job)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log_path = out_dir / "runner.log"
-    command = runner_command(job.pk, out_dir, gpus=gpu_count())
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                preexec_fn=_die_with_parent)  # fmt: skip
-        terminated_for_cancel = False
-        while proc.poll() is None:
-            time.sleep(MONITOR_INTERVAL_S)
-            if not job_heartbeat(job.pk, log_tail=_tail(log_path)):
-                break  # the job ended (the runner finished it) or someone else failed it
-            requested = TrainingJob.objects.filter(pk=job.pk).values_list("cancel_requested_at", flat=True).first()
-            overdue = requested and (timezone.now() - requested).total_seconds() > CANCEL_GRACE_S
-            if overdue and not terminated_for_cancel and proc.poll() is None:  # one SIGTERM, then wait for the exit
-                logger.warning("training job %s ignored its cancel for %s s: terminating", job.pk, CANCEL_GRACE_S)
-                os.killpg(proc.pid, signal.SIGTERM)
-                terminated_for_cancel = True
-        try:
-            code = proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            code = proc.wait()
-    tail = _tail(log_path)
-    TrainingJob.objects.filter(pk=job.pk).update(log_tail=tail)
-    if terminated_for_cancel:
-        job_finish(job.pk, TrainingJob.State.CANCELLED)
-    elif code != 0:
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-        last = next((line for line in reversed(tail.splitlines()) if line.strip()), "")
-        job_fail(job.pk, f"The training process {how}. Last log line: {last[:500]}")
-    else:
-        job_fail(job.pk, "The training process exited without recording a result.")  # only if still running
+def job_run_task(job_id: int) -> None:
+    """On the ``gpu`` queue: the job's child process, watched until it ends (training.jobs.supervisor)."""
+    job_supervise(job_id)
 
 
 @shared_task
-def training_reap_task() -> int:
+def jobs_reap_task() -> int:
     """Beat, every minute: running jobs whose worker died are marked failed."""
     return jobs_reap()

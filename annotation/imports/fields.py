@@ -35,7 +35,7 @@ class PairRecord:
     shuffle_key: int
     labels: list[tuple[str, str]]  # (external annotator, choice)
     gold: str = ""  # expected answer of a calibration pair: "A", "B" or "tie"
-    gold_explanation: str = ""  # why; shown to annotators in training mode
+    gold_explanation: str = ""  # why; shown to annotators after a practice item
 
 
 def content_hash(prompt: list[dict], response_a: str, response_b: str) -> str:

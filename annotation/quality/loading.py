@@ -1,27 +1,26 @@
 """A project's labels as numpy arrays, for the quality report (``project_quality`` in annotation/selectors.py).
 
-Which labels: imported ones, and human ones whose assignment is regular or gold (calibration). Training answers and
+Which labels: imported ones, and human ones whose assignment is regular or gold (calibration). Practice answers and
 mirrored repeats are used by no part of the report and are left out here. Each part of the report then picks its
 labels with the ``kind`` and ``pair_gold`` arrays.
 
 Only integer ids and small integer codes are read, never a model instance or a username per label: annotator ids
 become names once per annotator. On PostgreSQL one statement (one snapshot) returns every column as a single array
-in PostgreSQL's binary format (``array_send(array_agg(...))``), read with ``np.frombuffer``, so there is no Python
-object per label. A binary COPY sends the same bytes, but as one message per row, and psycopg hands each one to
-Python: ~0.85 s per million rows on the benchmark machine, against ~0.1 s per column this way. For the same reason
-the small codes ride in the spare high bits of the ids (pair ids below 2**58, which PostgreSQL checks: the statement
-fails rather than overflow). On SQLite (development) a plain fetch through the ORM.
+in PostgreSQL's binary format (config/pg_arrays.py says why), so there is no Python object per label. For the same
+reason the small codes ride in the spare high bits of the ids (pair ids below 2**58, which PostgreSQL checks: the
+statement fails rather than overflow). On SQLite (development) a plain fetch through the ORM.
 """
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Q
+
+from config.pg_arrays import binary_results, pg_array
 
 from ..models import Assignment, Label, Pair, Project
 from .agreement import CHOICES, MISSING
@@ -113,50 +112,28 @@ def _statement(*, ranged: bool) -> str:
     """
 
 
-def _pg_array(data: bytes | None, dtype: str) -> np.ndarray:
-    """A one-dimensional PostgreSQL array without NULLs, in binary format (array_send), as a numpy array. Header:
-    dimensions, has-nulls flag, element type, then size and lower bound per dimension; then (length, value) for
-    every element."""
-    if data is None:  # array_agg over no rows
-        return np.empty(0, dtype=dtype)
-    ndim, has_nulls, _ = struct.unpack_from(">iii", data)
-    if ndim == 0:
-        return np.empty(0, dtype=dtype)
-    if ndim != 1 or has_nulls:
-        raise ValueError("expected a one-dimensional array without NULLs")
-    (size,) = struct.unpack_from(">i", data, 12)
-    width = np.dtype(dtype).itemsize
-    elements = np.frombuffer(data, dtype=[("length", ">i4"), ("value", ">" + dtype)], count=size, offset=20)
-    if (elements["length"] != width).any():
-        raise ValueError(f"expected {width}-byte elements")
-    return elements["value"].astype(dtype)
-
-
 def _fetch_postgresql(project_id: int, lo: int | None, hi: int | None) -> dict:
-    from psycopg import ClientCursor, pq
-
     with connection.cursor() as cursor:
-        if not isinstance(cursor.cursor, ClientCursor):  # client-side binding cannot return binary results
-            cursor.cursor.format = pq.Format.BINARY  # the arrays arrive as bytes, not hex text
+        binary_results(cursor)
         cursor.execute(_statement(ranged=lo is not None), {"project": project_id, "lo": lo, "hi": hi})
         row = dict(zip([c.name for c in cursor.description], cursor.fetchone(), strict=True))
 
-    human = _pg_array(row["human_pair_choice_side"], "i8")
-    annotator_time = _pg_array(row["human_annotator_time"], "i8")
+    human = pg_array(row["human_pair_choice_side"], "i8")
+    annotator_time = pg_array(row["human_annotator_time"], "i8")
     ms = annotator_time & 0xFFFFFFFF
-    special_ids, special_kinds = _pg_array(row["special_ids"], "i8"), _pg_array(row["special_kinds"], "i2")
-    kind = _kind_of_assignments(_pg_array(row["human_assignment"], "i8"), special_ids, special_kinds)
+    special_ids, special_kinds = pg_array(row["special_ids"], "i8"), pg_array(row["special_kinds"], "i2")
+    kind = _kind_of_assignments(pg_array(row["human_assignment"], "i8"), special_ids, special_kinds)
     created = np.zeros(len(human), dtype=np.int64)
     label_id = np.zeros(len(human), dtype=np.int64)
-    created[kind == KIND_GOLD] = _pg_array(row["gold_created"], "i8")  # microseconds since 2000-01-01
-    label_id[kind == KIND_GOLD] = _pg_array(row["gold_label_id"], "i8")
+    created[kind == KIND_GOLD] = pg_array(row["gold_created"], "i8")  # microseconds since 2000-01-01
+    label_id[kind == KIND_GOLD] = pg_array(row["gold_label_id"], "i8")
 
-    external = _pg_array(row["external_pair_choice"], "i8")
-    pair_gold_longer = _pg_array(row["pair_gold_longer"], "i2")
+    external = pg_array(row["external_pair_choice"], "i8")
+    pair_gold_longer = pg_array(row["pair_gold_longer"], "i2")
     return {
         "pair_id": np.concatenate([human >> 5, external >> 5]),
         "user_id": np.concatenate([annotator_time >> 32, np.full(len(external), -1)]),
-        "external": np.concatenate([np.full(len(human), -1), _pg_array(row["external_rank"], "i8") - 1]),
+        "external": np.concatenate([np.full(len(human), -1), pg_array(row["external_rank"], "i8") - 1]),
         "external_names": row["external_names"] or [],
         "choice": np.concatenate([(human >> 2) & 7, (external >> 2) & 7]),
         "kind": np.concatenate([kind, np.full(len(external), KIND_EXTERNAL)]),
@@ -164,7 +141,7 @@ def _fetch_postgresql(project_id: int, lo: int | None, hi: int | None) -> dict:
         "time_ms": np.concatenate([np.where(ms > 0, ms - 1, np.nan), np.full(len(external), np.nan)]),
         "created": np.concatenate([created, np.zeros(len(external), np.int64)]),
         "label_id": np.concatenate([label_id, np.zeros(len(external), np.int64)]),
-        "pair_ids": _pg_array(row["pair_ids"], "i8"),
+        "pair_ids": pg_array(row["pair_ids"], "i8"),
         "pair_gold": pair_gold_longer // 4 - 1,
         "pair_longer": pair_gold_longer % 4 - 1,
     }

@@ -11,7 +11,7 @@ Guarantees (PostgreSQL and SQLite alike):
   pairs carry a random ``shuffle_key`` and each annotator walks that order from their own offset, so two annotators
   rarely contend for the same rows and an annotator's sequence is reproducible.
 
-Training items, calibration (gold) pairs and mirrored repeats are mixed in by ``_new_assignment``; they take no
+Practice items, calibration (gold) pairs and mirrored repeats are mixed in by ``_new_assignment``; they take no
 slot (annotation/services/mixed_in.py).
 """
 
@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from ..errors import AnnotatorPaused, AssignmentAlreadyAnswered, AssignmentExpired
 from ..models import Assignment, GuidelineVersion, Membership, Pair, Project
-from .mixed_in import gold_source, repeat_source, sides, training_source
+from .mixed_in import gold_source, practice_source, repeat_source, sides
 
 RECLAIM_BATCH = 500
 
@@ -61,7 +61,7 @@ def leases_reclaim(*, project: Project, now: datetime | None = None, wait: bool 
         Assignment.objects.filter(pk__in=[pk for pk, _, _ in expired]).update(
             state=Assignment.State.EXPIRED, finished_at=now
         )
-        # Only regular assignments hold one of the pair's K slots; calibration, training and repeats take none.
+        # Only regular assignments hold one of the pair's K slots; calibration, practice and repeats take none.
         held = Counter(pair_id for _, pair_id, kind in expired if kind == Assignment.Kind.REGULAR)
         for pair_id, n in sorted(held.items()):
             Pair.objects.filter(pk=pair_id, gold="").update(open_slots=F("open_slots") + n)
@@ -75,7 +75,7 @@ WHERE id = (
     WHERE {candidates}
       AND NOT EXISTS (
           SELECT 1 FROM {assignment} a
-          WHERE a.pair_id = p.id AND a.annotator_id = %s AND a.kind IN ('regular', 'gold', 'training')
+          WHERE a.pair_id = p.id AND a.annotator_id = %s AND a.kind IN ('regular', 'gold', 'practice')
       )
     ORDER BY {order} LIMIT 1 {lock}
 ) AND open_slots > 0
@@ -172,12 +172,12 @@ def _regular_source(project: Project, annotator, now: datetime) -> Assignment | 
 
 
 def _new_assignment(project: Project, annotator, now: datetime) -> Assignment | None:
-    """Training items first (while the annotator is in training), then mirrored repeats and calibration pairs at
+    """Practice items first (while the annotator is still practising), then mirrored repeats and calibration pairs at
     the project's rates, unannounced; otherwise a regular pair from the pool. Mixed-in items are served only while
     the pool has open pairs, so nobody ends their queue on a run of calibration items or repeats."""
     sources = []
-    if project.training_items > 0:
-        sources.append(training_source)
+    if project.practice_items > 0:
+        sources.append(practice_source)
     if project.repeat_rate > 0 and sides.random() < project.repeat_rate:
         sources.append(repeat_source)
     if project.calibration_rate > 0 and sides.random() < project.calibration_rate:

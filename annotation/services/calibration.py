@@ -6,10 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Assignment, Label, Membership, Pair, Project
-
-ROLLING_GOLD_WINDOW = 20
-PAUSE_AFTER = 5  # calibration answers an annotator gives before they can be paused
+from ..models import PAUSE_AFTER, ROLLING_GOLD_WINDOW, Assignment, Label, Membership, Pair, Project
 
 
 def calibration_check(*, assignment: Assignment) -> Membership | None:
@@ -55,7 +52,7 @@ def pair_gold_set(*, pair: Pair, gold: str, explanation: str = "") -> Pair:
 
     Marking takes the pair out of the K pool (open_slots 0); regular labels it already has stay, but agreement and
     consensus leave calibration pairs out. Un-marking puts it back with K minus its regular labels and live regular
-    leases open. The explanation is shown to annotators in training mode."""
+    leases open. The explanation is shown to annotators in practice."""
     project = pair.project
     allowed = set(project.choices)
     if gold and gold not in allowed:

@@ -15,8 +15,6 @@ from ..models import Assignment, Choice, Label, Pair, Project
 from .assignment import assignment_close, raise_not_live, single_statement_writes
 from .calibration import calibration_check
 
-# What the annotator clicks, in screen terms; the label stores A/B terms.
-SCREEN_CHOICES = ("left", "right", "tie", "both_bad")
 MAX_RATIONALE_CHARS = 10_000
 
 
@@ -121,7 +119,7 @@ def label_submit(*, assignment: Assignment, submission: Submission) -> tuple[Lab
         guideline_version_id=assignment.guideline_version_id,
         created_at=now,
     )
-    # Only regular labels count toward K; training, calibration and repeat answers are reported on their own.
+    # Only regular labels count toward K; practice, calibration and repeat answers are reported on their own.
     counts_toward_k = assignment.kind == Assignment.Kind.REGULAR
     try:
         if single_statement_writes():

@@ -1,9 +1,9 @@
-"""Pairs mixed into an annotator's queue besides the K-overlap pool: training, calibration (gold) and mirrored
+"""Pairs mixed into an annotator's queue besides the K-overlap pool: practice, calibration (gold) and mirrored
 repeats. None of them holds one of a pair's K slots (``open_slots``) or counts toward K (``label_count``).
 
-- **Training** (``Project.training_items`` = N > 0): an annotator's first N answered items are calibration pairs,
-  announced as training and answered with immediate feedback (the expected answer and the lead's explanation).
-  A pair used for training is never served to that annotator again as an unannounced calibration item.
+- **Practice** (``Project.practice_items`` = N > 0): an annotator's first N answered items are calibration pairs,
+  announced as practice and answered with immediate feedback (the expected answer and the lead's explanation).
+  A pair used for practice is never served to that annotator again as an unannounced calibration item.
 - **Calibration (gold)**: at ``Project.calibration_rate``, a calibration pair the annotator has not seen, served
   exactly like a regular pair (same page, fields, URL and timing).
 - **Mirrored repeat**: at ``Project.repeat_rate``, a pair the annotator labelled at least ``REPEAT_GAP`` items ago,
@@ -37,16 +37,16 @@ FROM {pair} p
 WHERE p.project_id = %s AND p.gold <> ''
   AND NOT EXISTS (
       SELECT 1 FROM {assignment} a
-      WHERE a.pair_id = p.id AND a.annotator_id = %s AND a.kind IN ('regular', 'gold', 'training')
+      WHERE a.pair_id = p.id AND a.annotator_id = %s AND a.kind IN ('regular', 'gold', 'practice')
   )
 ORDER BY p.shuffle_key LIMIT 1
 """
 ).format(**_TABLES)
 
-_TRAINING_DONE_SQL = """
+_PRACTICE_DONE_SQL = """
 SELECT count(*) FROM (
     SELECT 1 FROM {assignment}
-    WHERE project_id = %s AND annotator_id = %s AND kind = 'training' AND state = 'done' LIMIT %s
+    WHERE project_id = %s AND annotator_id = %s AND kind = 'practice' AND state = 'done' LIMIT %s
 ) t
 """.format(**_TABLES)
 
@@ -104,14 +104,14 @@ def _unseen_gold(project: Project, annotator, now: datetime, kind: str) -> Assig
                    version_id=row[1])  # fmt: skip
 
 
-def training_source(project: Project, annotator, now: datetime) -> Assignment | None:
-    """A training item while the annotator has answered fewer than ``training_items`` of them, else None."""
-    if project.training_items <= 0:
+def practice_source(project: Project, annotator, now: datetime) -> Assignment | None:
+    """A practice item while the annotator has answered fewer than ``practice_items`` of them, else None."""
+    if project.practice_items <= 0:
         return None
-    (done,) = _fetch(_TRAINING_DONE_SQL, [project.pk, annotator.pk, project.training_items])
-    if done >= project.training_items:
+    (done,) = _fetch(_PRACTICE_DONE_SQL, [project.pk, annotator.pk, project.practice_items])
+    if done >= project.practice_items:
         return None
-    return _unseen_gold(project, annotator, now, Assignment.Kind.TRAINING)
+    return _unseen_gold(project, annotator, now, Assignment.Kind.PRACTICE)
 
 
 def gold_source(project: Project, annotator, now: datetime) -> Assignment | None:

@@ -20,7 +20,7 @@ PROJECT_SETTINGS = (
     "criteria",
     "calibration_rate",
     "gold_threshold",
-    "training_items",
+    "practice_items",
     "repeat_rate",
 )
 

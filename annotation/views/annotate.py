@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from ..access import assignment_for_user, project_for_user
 from ..errors import AnnotationError, AnnotatorPaused
-from ..feedback import training_feedback
+from ..feedback import practice_feedback
 from ..rendering import markdown_to_html, pygments_css
 from ..selectors import annotator_counts, guidelines_current
 from ..services.assignment import assignment_next, assignment_skip
@@ -54,8 +54,8 @@ def item_context(assignment) -> dict:
             "criteria": project.criteria,
             "rationale_mode": project.rationale_mode,
             "expires_at": assignment.expires_at.isoformat(),
-            # Training is announced; calibration (gold) items render exactly like regular ones.
-            "training": assignment.kind == assignment.Kind.TRAINING,
+            # Practice is announced; calibration (gold) items render exactly like regular ones.
+            "practice": assignment.kind == assignment.Kind.PRACTICE,
         }
     }
 
@@ -148,9 +148,9 @@ def annotate_submit(request, slug, assignment_id):
     except AnnotationError as exc:
         return _error(exc.message, exc.code, 409)
     body = {"ok": True, "created": created}
-    feedback = training_feedback(assignment, label)
+    feedback = practice_feedback(assignment, label)
     if feedback is not None:
-        body["feedback_html"] = render_to_string("annotation/_training_feedback.html", {"feedback": feedback})
+        body["feedback_html"] = render_to_string("annotation/_practice_feedback.html", {"feedback": feedback})
     return JsonResponse(body)
 
 

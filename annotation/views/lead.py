@@ -9,13 +9,14 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ..access import LEAD, import_for_user, project_for_user, projects_visible_to
+from ..access import LEAD, can_create_projects, import_for_user, project_for_user, projects_visible_to
 from ..forms import GuidelinesForm, ImportForm, MemberAddForm, ProjectCreateForm, ProjectSettingsForm
+from ..imports.importer import import_progress
 from ..quality.agreement import DEFAULT_SPACE, LABEL_SPACES
 from ..rendering import markdown_to_html
 from ..selectors import annotator_counts, guidelines_current, imports_of, members_of, project_progress, project_quality
 from ..services.calibration import membership_reinstate
-from ..services.imports import import_progress_get, upload_import
+from ..services.imports import upload_import
 from ..services.projects import (
     PROJECT_SETTINGS,
     guidelines_update,
@@ -24,10 +25,6 @@ from ..services.projects import (
     project_create,
     project_update,
 )
-
-
-def can_create_projects(user) -> bool:
-    return user.is_staff or user.has_perm("annotation.add_project")
 
 
 @login_required
@@ -186,7 +183,7 @@ def import_detail(request, slug, batch_id):
         {
             "project": project,
             "batch": batch,
-            "progress": import_progress_get(batch),
+            "progress": import_progress(batch),
             "more_errors": max(batch.error_count - len(batch.errors), 0),
         },
     )

@@ -123,7 +123,7 @@
       if (r.ok) {
         say("");
         if (data.created) counter.textContent = `${++done} labelled`;
-        if (data.feedback_html) showFeedback(data.feedback_html);  // training: Continue (Enter) moves on
+        if (data.feedback_html) showFeedback(data.feedback_html);  // practice: Continue (Enter) moves on
         else await showNext();
       } else if (data.code === "expired" || data.code === "already_answered") {
         say(data.message, "warning");
@@ -137,8 +137,8 @@
     }
   }
 
-  // Training items: the expected answer replaces the pair until the annotator continues.
-  const feedback = () => slot.querySelector("#training-feedback");
+  // Practice items: the expected answer replaces the pair until the annotator continues.
+  const feedback = () => slot.querySelector("#practice-feedback");
 
   function showFeedback(html) {
     slot.innerHTML = html;

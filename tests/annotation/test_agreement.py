@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss
 
+from annotation.imports.importer import pairs_import
 from annotation.quality.agreement import (
     LABEL_SPACES,
     _alpha_from_counts,
@@ -31,7 +32,6 @@ from annotation.quality.agreement import (
     rating_matrix,
 )
 from annotation.selectors import project_agreement
-from annotation.services.imports import pairs_import
 
 ALPACA = Path(__file__).resolve().parents[3] / "shared" / "data" / "alpacaeval_pairs.jsonl"
 CHOICES = ["A", "B", "tie", "both_bad"]

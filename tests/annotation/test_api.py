@@ -27,6 +27,20 @@ def test_project_list_and_detail_are_scoped(project, annotator, outsider):
     assert api(annotator).get("/api/v1/projects/demo/").json()["role"] == "annotator"
 
 
+def test_a_lead_changes_settings_with_patch_through_the_settings_service(project, lead):
+    """PATCH takes the settings the settings page takes; the service's own checks come back as a 400 on the field
+    (the DRF exception handler in config/drf.py), and a refused change changes nothing."""
+    pairs = make_pairs(project, 2)
+    r = api(lead).patch("/api/v1/projects/demo/", {"overlap_k": 5, "practice_items": 2}, format="json")
+    assert r.status_code == 200 and (r.json()["overlap_k"], r.json()["practice_items"]) == (5, 2)
+    # the service re-opens slots when K changes, as the page does
+    assert {p.open_slots for p in Pair.objects.filter(pk__in=[p.pk for p in pairs])} == {5}
+    r = api(lead).patch("/api/v1/projects/demo/", {"strength_scale": ["only one"], "overlap_k": 1}, format="json")
+    assert r.status_code == 400 and "strength_scale" in r.json()
+    project.refresh_from_db()
+    assert (project.overlap_k, project.strength_scale) == (5, [])
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

@@ -1,4 +1,4 @@
-"""Pages and API around calibration: the lead's pair browser where pairs are marked gold, and training-mode
+"""Pages and API around calibration: the lead's pair browser where pairs are marked gold, and practice
 feedback on the annotation page and in the API."""
 
 import json
@@ -84,22 +84,22 @@ def test_pair_list_filters_and_searches(project, as_lead):
     assert f'pairs/{pairs[2].pk}/"' in found and f'pairs/{pairs[1].pk}/"' not in found
 
 
-# --- training mode feedback -----------------------------------------------------------------------------------
+# --- practice feedback ----------------------------------------------------------------------------------------
 
 
-def _training_project(project):
+def _practice_project(project):
     pairs = make_pairs(project, 2)
     pair_gold_set(pair=pairs[0], gold="A", explanation="Per **guideline 3**, the shorter exact answer wins.")
-    return project_update(project=project, training_items=1, calibration_rate=0.0)
+    return project_update(project=project, practice_items=1, calibration_rate=0.0)
 
 
-def test_training_item_is_announced_and_answered_with_feedback(project, annotator):
-    _training_project(project)
+def test_practice_item_is_announced_and_answered_with_feedback(project, annotator):
+    _practice_project(project)
     client = login(annotator)
     page = client.get(reverse("annotation:annotate", args=[project.slug])).content.decode()
-    assert "Training item." in page
+    assert "Practice item." in page
     assignment = annotator.assignments.get()
-    assert assignment.kind == "training"
+    assert assignment.kind == "practice"
     wrong = "right" if assignment.left_is_a else "left"  # B, the wrong answer, in screen terms
     token = client.cookies["csrftoken"].value
     url = reverse("annotation:annotate_submit", args=[project.slug, assignment.public_id])
@@ -110,20 +110,20 @@ def test_training_item_is_announced_and_answered_with_feedback(project, annotato
     assert "<strong>guideline 3</strong>" in html
     # the next item is a regular one, without the banner and without feedback
     nxt = client.get(reverse("annotation:annotate", args=[project.slug])).content.decode()
-    assert "Training item." not in nxt
+    assert "Practice item." not in nxt
 
 
-def test_api_returns_feedback_only_for_training_items(project, annotator):
+def test_api_returns_feedback_only_for_practice_items(project, annotator):
     from rest_framework.test import APIClient
 
-    _training_project(project)
+    _practice_project(project)
     api = APIClient()
     api.force_authenticate(annotator)
     base = f"/api/v1/projects/{project.slug}/assignments"
     first = api.post(f"{base}/next/").json()
-    assert first["training"] is True
+    assert first["practice"] is True
     answer = api.post(f"{base}/{first['id']}/label/", {"choice": "tie"}, format="json").json()
     assert answer["feedback"]["correct"] is False and answer["feedback"]["expected"] in ("left", "right")
     second = api.post(f"{base}/next/").json()
-    assert second["training"] is False
+    assert second["practice"] is False
     assert api.post(f"{base}/{second['id']}/label/", {"choice": "tie"}, format="json").json()["feedback"] is None

@@ -10,11 +10,10 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.models import Assignment, Label, Pair
+from annotation.imports.importer import ImportRejected, pairs_import
+from annotation.models import ROLLING_GOLD_WINDOW, Assignment, Label, Pair
 from annotation.selectors import project_agreement, project_gold, project_quality
 from annotation.services.assignment import assignment_next
-from annotation.services.calibration import ROLLING_GOLD_WINDOW
-from annotation.services.imports import ImportRejected, pairs_import
 from annotation.services.labels import Submission, label_submit
 from annotation.services.projects import project_update
 from tests.factories import UserFactory, make_pairs, member
@@ -145,7 +144,7 @@ def _answer(project, pair, user, choice, *, kind=Assignment.Kind.REGULAR, left_i
 
 def test_each_part_of_the_report_counts_its_own_labels(project, annotator, lead, django_assert_num_queries):
     """Agreement: regular and imported labels on normal pairs. Audits: those plus calibration answers. Calibration
-    accuracy and gold_agreement: calibration answers on calibration pairs. Training answers and mirrored repeats:
+    accuracy and gold_agreement: calibration answers on calibration pairs. Practice answers and mirrored repeats:
     nowhere."""
     normal = make_pairs(project, 3)
     gold = make_pairs(project, 2)
@@ -159,7 +158,7 @@ def test_each_part_of_the_report_counts_its_own_labels(project, annotator, lead,
     _answer(project, gold[0], lead, "B", kind=Assignment.Kind.GOLD)
     _answer(project, gold[1], annotator, "A", kind=Assignment.Kind.GOLD)
     _answer(project, gold[1], lead, "A", kind=Assignment.Kind.GOLD)
-    _answer(project, gold[0], UserFactory(username="trainee"), "B", kind=Assignment.Kind.TRAINING)  # nowhere
+    _answer(project, gold[0], UserFactory(username="trainee"), "B", kind=Assignment.Kind.PRACTICE)  # nowhere
 
     # labels, usernames, paused members, self-consistency (SQLite: one more to load the labels)
     with django_assert_num_queries(4 if connection.vendor == "postgresql" else 5):

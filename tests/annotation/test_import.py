@@ -11,10 +11,10 @@ import pytest
 from django.core.cache import cache
 from django.core.management import CommandError, call_command
 
+from annotation.imports import importer
+from annotation.imports.importer import ImportRejected, import_progress, pairs_import
 from annotation.models import Choice, ImportBatch, Label, Pair
-from annotation.services import imports as imports_service
-from annotation.services.imports import ImportRejected, import_progress_get, pairs_import
-from annotation.tasks import import_batch_run
+from annotation.tasks import import_batch_run_task
 
 ALPACAEVAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "alpacaeval_pairs.jsonl"
 
@@ -241,14 +241,14 @@ def test_reimport_creates_nothing_and_counts_duplicates(import_file):
 
 
 def test_writes_in_chunks_and_reports_progress(project, import_file, monkeypatch):
-    monkeypatch.setattr(imports_service, "WRITE_CHUNK", 3)
-    monkeypatch.setattr(imports_service, "PROGRESS_EVERY", 4)
+    monkeypatch.setattr(importer, "WRITE_CHUNK", 3)
+    monkeypatch.setattr(importer, "PROGRESS_EVERY", 4)
     seen = []
     rows = [pair_row(i) for i in range(10)] + [pair_row(0)]
     batch = import_file(rows, on_progress=seen.append)
     assert (batch.pairs_created, batch.duplicates_skipped) == (10, 1)
     assert seen[-3:] == [4, 8, 11]
-    progress = import_progress_get(batch)
+    progress = import_progress(batch)
     assert progress["rows_read"] == 11 and progress["bytes_read"] == progress["total_bytes"] > 0
 
 
@@ -302,10 +302,10 @@ def test_task_runs_a_queued_batch_once(project, lead, tmp_path, settings):
         upload="upload.jsonl",
         options={"ultrafeedback_pairs": "all"},
     )
-    import_batch_run(batch.pk)
+    import_batch_run_task(batch.pk)
     batch.refresh_from_db()
     assert (batch.state, batch.pairs_created) == (ImportBatch.State.SUCCEEDED, 2)
-    import_batch_run.run(batch.pk)  # a second delivery leaves the finished batch alone
+    import_batch_run_task.run(batch.pk)  # a second delivery leaves the finished batch alone
     batch.refresh_from_db()
     assert (batch.pairs_created, batch.duplicates_skipped, Pair.objects.count()) == (2, 0, 2)
 
@@ -314,7 +314,7 @@ def test_task_records_a_rejected_file(project, tmp_path, settings):
     settings.MEDIA_ROOT = tmp_path
     (tmp_path / "bad.jsonl").write_bytes(b'{"prompt": "Q"}\n')
     batch = ImportBatch.objects.create(project=project, filename="bad.jsonl", upload="bad.jsonl")
-    import_batch_run(batch.pk)  # no exception: the errors are on the batch
+    import_batch_run_task(batch.pk)  # no exception: the errors are on the batch
     batch.refresh_from_db()
     assert batch.state == ImportBatch.State.FAILED and batch.error_count == 1
     assert "line 1" in batch.errors[0]["message"] and Pair.objects.count() == 0

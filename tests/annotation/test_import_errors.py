@@ -7,10 +7,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from annotation.imports import importer
 from annotation.imports.errorlog import human_size
+from annotation.imports.importer import ImportRejected, pairs_import
 from annotation.models import ImportBatch, Label, Pair
-from annotation.services import imports as imports_service
-from annotation.services.imports import ImportRejected, pairs_import
 
 GOOD = {"prompt": "Q?", "response_a": "yes", "response_b": "no"}
 
@@ -211,7 +211,7 @@ def test_every_error_is_counted_and_the_report_is_readable(reject):
 
 
 def test_rows_already_written_are_rolled_back(reject, monkeypatch, project):
-    monkeypatch.setattr(imports_service, "WRITE_CHUNK", 2)
+    monkeypatch.setattr(importer, "WRITE_CHUNK", 2)
     rows = [{**GOOD, "response_a": f"yes {i}", "labels": [{"annotator": "x", "preference": 1}]} for i in range(10)]
     batch = reject(jsonl(*rows, {"prompt": "Q"}, *rows))
     assert batch.errors[0]["line"] == 11 and batch.rows_read == 21

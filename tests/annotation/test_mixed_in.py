@@ -1,4 +1,4 @@
-"""Items mixed into an annotator's queue besides the K pool: training, calibration (gold), mirrored repeats.
+"""Items mixed into an annotator's queue besides the K pool: practice, calibration (gold), mirrored repeats.
 None of them takes one of a pair's K slots or counts toward K."""
 
 from datetime import timedelta
@@ -95,34 +95,34 @@ def test_gold_answer_must_be_a_choice_of_the_project(project):
     assert pair.gold == "" and pair.open_slots == project.overlap_k
 
 
-# --- training mode ----------------------------------------------------------------------------------------------
+# --- practice ---------------------------------------------------------------------------------------------------
 
 
-def test_training_mode_serves_the_first_n_items_as_training_then_regular(project, annotator):
+def test_practice_serves_the_first_n_items_as_practice_then_regular(project, annotator):
     make_gold(project, 4)
     make_pairs(project, 3)
-    project = project_update(project=project, training_items=2, calibration_rate=0.0)
+    project = project_update(project=project, practice_items=2, calibration_rate=0.0)
     served = answer_all(project, annotator)
-    assert [a.kind for a in served] == ["training", "training", "regular", "regular", "regular"]
-    # training answers are practice: no K, no calibration score, no pause
+    assert [a.kind for a in served] == ["practice", "practice", "regular", "regular", "regular"]
+    # practice answers: no K, no calibration score, no pause
     assert not Label.objects.filter(assignment__kind="gold").exists()
     assert project_progress(project).labels == 3
 
 
-def test_training_pairs_are_never_served_again_as_unannounced_calibration(project, annotator):
+def test_practice_pairs_are_never_served_again_as_unannounced_calibration(project, annotator):
     make_gold(project, 2)
     make_pairs(project, 2)
-    project = project_update(project=project, training_items=2)
+    project = project_update(project=project, practice_items=2)
     project.calibration_rate = 1.0
     kinds = [a.kind for a in answer_all(project, annotator)]
-    assert kinds.count("training") == 2 and "gold" not in kinds
+    assert kinds.count("practice") == 2 and "gold" not in kinds
 
 
-def test_training_mode_with_too_few_calibration_pairs_moves_on(project, annotator):
+def test_practice_with_too_few_calibration_pairs_moves_on(project, annotator):
     make_gold(project, 1)
     make_pairs(project, 2)
-    project = project_update(project=project, training_items=5, calibration_rate=0.0)
-    assert [a.kind for a in answer_all(project, annotator)] == ["training", "regular", "regular"]
+    project = project_update(project=project, practice_items=5, calibration_rate=0.0)
+    assert [a.kind for a in answer_all(project, annotator)] == ["practice", "regular", "regular"]
 
 
 # --- mirrored repeats -------------------------------------------------------------------------------------------

@@ -8,11 +8,10 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotation.errors import AnnotatorPaused
-from annotation.models import Label, Membership
+from annotation.imports.importer import pairs_import
+from annotation.models import PAUSE_AFTER, Label, Membership
 from annotation.selectors import pair_consensus, project_agreement
 from annotation.services.assignment import assignment_next
-from annotation.services.calibration import PAUSE_AFTER
-from annotation.services.imports import pairs_import
 from annotation.services.labels import Submission, label_submit
 from tests.conftest import login
 from tests.factories import make_pairs

@@ -12,8 +12,8 @@ from judging.models import JudgeConfig, JudgeRun
 from judging.services import judge_create
 from tests.factories import ProjectFactory, UserFactory, make_pairs
 from tests.training.conftest import labelled_export
-from training.jobs import job_create
 from training.models import DatasetExport, TrainingJob, TrainingMetric
+from training.services.jobs import job_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 

@@ -153,12 +153,12 @@ def test_settings_change_k(project, as_lead):
     token = csrf(as_lead, url)
     data = {"name": project.name, "overlap_k": 5, "rationale_mode": "optional", "lease_seconds": 600,
             "strength_scale": "a, b", "criteria": "", "allow_tie": "on", "calibration_rate": 0.2,
-            "gold_threshold": 0.7, "training_items": 3, "repeat_rate": 0.1}  # fmt: skip
+            "gold_threshold": 0.7, "practice_items": 3, "repeat_rate": 0.1}  # fmt: skip
     assert as_lead.post(url, data, HTTP_X_CSRFTOKEN=token).status_code == 302
     project.refresh_from_db()
     assert project.overlap_k == 5 and project.strength_scale == ["a", "b"] and not project.allow_both_bad
     assert project.calibration_rate == 0.2 and project.gold_threshold == 0.7
-    assert project.training_items == 3 and project.repeat_rate == 0.1
+    assert project.practice_items == 3 and project.repeat_rate == 0.1
 
 
 def test_project_creation_needs_permission(db):
@@ -170,7 +170,7 @@ def test_project_creation_needs_permission(db):
     token = csrf(client, reverse("annotation:project_new"))
     data = {"name": "New", "slug": "new-one", "overlap_k": 3, "rationale_mode": "optional", "lease_seconds": 900,
             "guidelines": "Be fair.", "calibration_rate": 0.1,
-            "gold_threshold": 0.6, "training_items": 0, "repeat_rate": 0.05}  # fmt: skip
+            "gold_threshold": 0.6, "practice_items": 0, "repeat_rate": 0.05}  # fmt: skip
     assert client.post(reverse("annotation:project_new"), data, HTTP_X_CSRFTOKEN=token).status_code == 302
 
 

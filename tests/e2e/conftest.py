@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import require
+
 # Playwright's sync API runs an event loop in this thread; Django's ORM calls made by the test itself are safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -11,11 +13,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 @pytest.fixture(scope="session")
 def browser():
-    if not CHROMIUM.exists():
-        message = "Debian's chromium is not installed (apt-get install chromium); .ci/run installs it"
-        if os.environ.get("ARBITER_REQUIRE_SERVICES"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require(CHROMIUM.exists(), "Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

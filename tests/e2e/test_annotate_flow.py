@@ -155,29 +155,29 @@ def test_lead_sees_the_quality_dashboard(live_server, page):
     assert blank is False
 
 
-def test_training_item_shows_feedback_then_continues_from_the_keyboard(live_server, page):
+def test_practice_item_shows_feedback_then_continues_from_the_keyboard(live_server, page):
     from annotation.services.calibration import pair_gold_set
 
-    project = ProjectFactory(slug="train", overlap_k=1)
+    project = ProjectFactory(slug="practice", overlap_k=1)
     gold, *_ = make_pairs(project, 3)
     pair_gold_set(pair=gold, gold="A", explanation="Guideline 1: **correctness first**.")
-    project_update(project=project, training_items=1, calibration_rate=0.0)
+    project_update(project=project, practice_items=1, calibration_rate=0.0)
     user = UserFactory()
     member(project, user)
-    log_in(page, live_server, user, "/p/train/annotate/")
-    page.wait_for_selector("#item-slot .training-banner")
-    training = Assignment.objects.get(annotator=user, kind="training")
-    page.keyboard.press("2" if training.left_is_a else "1")  # the side B is on: the wrong answer
+    log_in(page, live_server, user, "/p/practice/annotate/")
+    page.wait_for_selector("#item-slot .practice-banner")
+    practice = Assignment.objects.get(annotator=user, kind="practice")
+    page.keyboard.press("2" if practice.left_is_a else "1")  # the side B is on: the wrong answer
     page.keyboard.press("Enter")
-    page.wait_for_selector("#training-feedback")
-    feedback = page.inner_text("#training-feedback")
+    page.wait_for_selector("#practice-feedback")
+    feedback = page.inner_text("#practice-feedback")
     assert "Not quite" in feedback and "correctness first" in feedback
-    assert ("left" if training.left_is_a else "right") in feedback
+    assert ("left" if practice.left_is_a else "right") in feedback
     page.keyboard.press("Enter")  # continue
     page.wait_for_selector("#item-slot form.item")
-    assert page.query_selector("#item-slot .training-banner") is None
-    assert shown_id(page) != str(training.public_id)
-    assert Label.objects.get(assignment=training).choice == "B"
+    assert page.query_selector("#item-slot .practice-banner") is None
+    assert shown_id(page) != str(practice.public_id)
+    assert Label.objects.get(assignment=practice).choice == "B"
 
 
 def test_lead_previews_a_recipe_saves_it_and_exports(live_server, page, settings, tmp_path):
@@ -207,7 +207,7 @@ def test_admin_launches_a_training_job_and_watches_it_live(live_server, page, se
     """From the export page to a queued job; then, as a worker reports steps, the charts grow without a reload;
     cancel from the page."""
     from tests.training.conftest import labelled_export
-    from training.jobs import job_claim, job_metrics, job_progress
+    from training.jobs.lifecycle import job_claim, job_metrics_record, job_progress_update
     from training.models import TrainingJob
 
     settings.EXPORT_ROOT, settings.TRAINING_ROOT = tmp_path / "exports", tmp_path / "training"
@@ -231,8 +231,9 @@ def test_admin_launches_a_training_job_and_watches_it_live(live_server, page, se
     assert job.export == export and job.spec["max_steps"] == 2 and page.inner_text("#job-state") == "queued"
     job_claim(job.pk, "browser-test")
     for step, margin in ((1, 0.01), (2, 0.05), (3, 0.12)):
-        job_metrics(job.pk, step, {"loss": 0.69 - step / 100, "rewards/margins": margin, "rewards/accuracies": 0.5})
-        job_progress(job.pk, step, 10, "training")
+        values = {"loss": 0.69 - step / 100, "rewards/margins": margin, "rewards/accuracies": 0.5}
+        job_metrics_record(job.pk, step, values)
+        job_progress_update(job.pk, step, 10, "training")
     page.wait_for_function(
         "() => { const c = document.querySelector('figure[data-series=\"rewards/margins\"] canvas');"
         " const chart = c && Chart.getChart(c); return chart && chart.data.datasets[0].data.length === 3; }"
@@ -247,7 +248,7 @@ def test_admin_launches_a_training_job_and_watches_it_live(live_server, page, se
 def test_hostile_text_never_runs_script_in_the_browser(live_server, page, tmp_path):
     """Prompts and responses with script, event handlers, javascript: links and SVG: no dialog ever opens while an
     annotator works through them and a lead reads them."""
-    from annotation.services.imports import pairs_import
+    from annotation.imports.importer import pairs_import
     from tests.security.test_bad_input import HOSTILE
 
     project = ProjectFactory(slug="xss", overlap_k=1)

@@ -6,7 +6,6 @@ tests/training/test_training_worker.py.)"""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -15,21 +14,21 @@ import psycopg
 import pytest
 import redis
 from django.db import connection, transaction
-from django.test import Client, override_settings
+from django.test import Client
 
 from annotation.models import Assignment, Label, Pair
 from annotation.services.assignment import assignment_next
-from config.celery import app as celery_app
 from judging.models import JudgeRun
 from judging.services import judge_create
 from tests.factories import PASSWORD, UserFactory, make_pairs
 from tests.training.conftest import labelled_export
-from tests.worker import celery_worker, test_database_url, wait_for
-from training.jobs import job_create
+from tests.worker import HttpSession, celery_worker, database_url_of_tests, free_port, wait_for, web_server
 from training.models import DatasetExport
-from training.services import export_create, recipe_save
+from training.services.exports import export_create
+from training.services.jobs import job_create
+from training.services.recipes import recipe_save
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres, pytest.mark.redis]
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +92,7 @@ def _bulk_labelled_pairs(project, n: int) -> None:
 
 
 def test_a_worker_killed_mid_export_is_replaced_and_the_export_completes_once(project, lead, settings):
-    _bulk_labelled_pairs(project, 40_000)
+    _bulk_labelled_pairs(project, 15_000)  # a build of some seconds: the worker is killed in the middle of it
     recipe = recipe_save(project=project, name="r", config={"source": "human"}, user=lead)
     export = export_create(project=project, recipe=recipe, fmt="dpo", user=lead, run_now=False)
     env = {"EXPORT_ROOT": str(settings.EXPORT_ROOT), "CELERY_VISIBILITY_TIMEOUT": "10"}
@@ -106,21 +105,15 @@ def test_a_worker_killed_mid_export_is_replaced_and_the_export_completes_once(pr
         assert wait_for(lambda: DatasetExport.objects.get(pk=export.pk).state == "succeeded", timeout=180)
     export.refresh_from_db()
     again = export_create(project=project, recipe=recipe, fmt="dpo", user=lead, run_now=True)
-    assert export.content_hash == again.content_hash and export.rows_train + export.rows_test == 40_000
+    assert export.content_hash == again.content_hash and export.rows_train + export.rows_test == 15_000
     lines = (settings.EXPORT_ROOT / export.files["train.jsonl"]["path"]).read_bytes().count(b"\n")
     assert lines == export.rows_train  # written once, not twice
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def doomed_redis(tmp_path):
     """A Redis server of this test's own (so stopping it disturbs nothing else), stopped by the test."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)  # fmt: skip
     url = f"redis://127.0.0.1:{port}"
@@ -138,58 +131,39 @@ def _ping(url: str) -> bool:
         return False
 
 
-def test_with_redis_down_annotation_works_and_a_judge_run_fails_clearly(
-    project, lead, annotator, doomed_redis, monkeypatch
-):
+def test_with_redis_down_annotation_works_and_a_judge_run_fails_clearly(project, lead, annotator, doomed_redis):
+    """The web app in its own process, with its broker and cache on a Redis that is then stopped: logins (throttling
+    skipped), annotation and label writes go on; starting a judge run answers 503 and records the run as failed."""
     url, proc = doomed_redis
     make_pairs(project, 3)
     judge = judge_create(project=project, user=lead, name="j", base_url="http://127.0.0.1:9/v1", model="m")
-    caches = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": f"{url}/1",
-                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}  # fmt: skip
-    with override_settings(CACHES=caches, CELERY_BROKER_URL=f"{url}/0"):
-        # Celery reads CELERY_BROKER_URL from the environment before its configuration, and caches its connection
-        # pools: point both at the doomed server (the pools are parked, not closed: later tests use them).
-        monkeypatch.setenv("CELERY_BROKER_URL", f"{url}/0")
-        saved_pools = celery_app._pool, celery_app.amqp._producer_pool
-        celery_app._pool = celery_app.amqp._producer_pool = None
-        assert celery_app.connection_for_write().as_uri().endswith(f":{url.rsplit(':', 1)[1]}/0")
-        try:
-            proc.terminate()
-            proc.wait()
-            assert not _ping(url)
-            web = Client(enforce_csrf_checks=True)
-            web.get("/accounts/login/")
-            login = web.post("/accounts/login/", {"username": annotator.username, "password": PASSWORD},
-                             HTTP_X_CSRFTOKEN=web.cookies["csrftoken"].value)  # fmt: skip
-            assert login.status_code == 302  # throttling is skipped, not the login, while the cache is down
-            web.get(f"/p/{project.slug}/annotate/")
-            token = web.cookies["csrftoken"].value
-            page = web.post(f"/p/{project.slug}/annotate/next/", HTTP_X_CSRFTOKEN=token)
-            assert page.status_code == 200
-            assignment = Assignment.objects.get(annotator=annotator, state="active")
-            r = web.post(f"/p/{project.slug}/annotate/{assignment.public_id}/submit/", json.dumps({"choice": "left"}),
-                         content_type="application/json", HTTP_X_CSRFTOKEN=token)  # fmt: skip
-            assert r.status_code == 200 and Label.objects.count() == 1
-            lead_web = Client(enforce_csrf_checks=True)
-            lead_web.force_login(lead)
-            lead_web.get(f"/p/{project.slug}/")
-            token = lead_web.cookies["csrftoken"].value
-            started = time.monotonic()
-            r = lead_web.post(f"/api/v1/projects/{project.slug}/judge-runs/", {"judge": str(judge.public_id)},
-                              content_type="application/json", HTTP_X_CSRFTOKEN=token)  # fmt: skip
-            assert r.status_code == 503 and "task queue is unreachable" in r.json()["detail"]
-            assert time.monotonic() - started < 30
-            run = JudgeRun.objects.get()
-            assert run.state == "failed" and "unreachable" in run.error and not run.verdicts.exists()
-        finally:
-            monkeypatch.undo()
-            celery_app._pool, celery_app.amqp._producer_pool = saved_pools
+    with web_server({"CELERY_BROKER_URL": f"{url}/0", "CACHE_URL": f"{url}/1"}) as base:
+        proc.terminate()
+        proc.wait()
+        assert not _ping(url)
+        web = HttpSession(base)
+        assert web.log_in(annotator.username, PASSWORD).status == 302  # throttling is skipped, not the login
+        assert web.request("GET", f"/p/{project.slug}/annotate/").status == 200
+        assert web.request("POST", f"/p/{project.slug}/annotate/next/").status == 200
+        assignment = Assignment.objects.get(annotator=annotator, state="active")
+        r = web.request("POST", f"/p/{project.slug}/annotate/{assignment.public_id}/submit/",
+                        json_body={"choice": "left"})  # fmt: skip
+        assert r.status == 200 and Label.objects.count() == 1
+        lead_web = HttpSession(base)
+        assert lead_web.log_in(lead.username, PASSWORD).status == 302
+        started = time.monotonic()
+        r = lead_web.request("POST", f"/api/v1/projects/{project.slug}/judge-runs/",
+                             json_body={"judge": str(judge.public_id)})  # fmt: skip
+        assert r.status == 503 and "task queue is unreachable" in r.json()["detail"]
+        assert time.monotonic() - started < 30
+    run = JudgeRun.objects.get()
+    assert run.state == "failed" and "unreachable" in run.error and not run.verdicts.exists()
 
 
 def test_a_connection_cut_mid_write_leaves_nothing_half_written(project, annotator):
     pair = make_pairs(project, 1)[0]
     assignment = assignment_next(project=project, annotator=annotator)
-    url = test_database_url()
+    url = database_url_of_tests()
     blocker = psycopg.connect(url, autocommit=False)
     blocker.execute("SELECT id FROM annotation_pair WHERE id = %s FOR UPDATE", [pair.pk])  # the write will wait here
     outcome = {}

@@ -3,7 +3,7 @@ started on a free port for the session and stopped by PID. `make judge-server` i
 
 from __future__ import annotations
 
-import os
+import importlib.util
 import re
 import socket
 import subprocess
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.services import require
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "var" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -37,19 +39,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _unavailable(message: str):
-    if os.environ.get("ARBITER_REQUIRE_SERVICES"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def start_llama_server(log_dir: Path) -> LlamaServer:
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        _unavailable("llama-cpp-python is not installed: run `make judge-server`")
-    if not MODEL.exists():
-        _unavailable(f"{MODEL} is missing: run `make judge-server`")
+    require(importlib.util.find_spec("llama_cpp") is not None,
+            "llama-cpp-python is not installed: run `make judge-server`")  # fmt: skip
+    require(MODEL.exists(), f"{MODEL} is missing: run `make judge-server`")
     port = _free_port()
     log_path = log_dir / f"llama-server-{port}.log"
     log = open(log_path, "w")

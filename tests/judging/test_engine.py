@@ -8,8 +8,9 @@ import pytest
 
 from annotation.services.calibration import pair_gold_set
 from judging.engine import STATE_CHECK_EVERY, judge_chunk
+from judging.lifecycle import run_finish_if_done
 from judging.models import JudgeConfig, JudgeRun, PairJudgement, Verdict
-from judging.services import judge_create, run_cancel, run_finish_if_done
+from judging.services import judge_create, run_cancel
 from tests.factories import make_pairs
 from tests.judging.fake_openai import FakeOpenAI, ok, status, verdict
 

@@ -31,8 +31,8 @@ ADMINS = frozenset({ADMIN})
 # An assignment belongs to its annotator alone: nobody else may see or answer it, leads and admins included.
 ASSIGNEE = frozenset({ANNOTATOR})
 
-# What an allowed role may get back. GET must succeed; a POST need only get past authorization (the matrix sends
-# bodies that are cheap to handle, often deliberately incomplete, so 400 and a form re-rendered with 200 count).
+# What an allowed role may get back. GET must succeed; a POST (or PATCH) need only get past authorization (the matrix
+# sends bodies that are cheap to handle, often deliberately incomplete, so 400 and a form re-rendered with 200 count).
 GET_OK = frozenset({200})
 POST_OK = frozenset({200, 201, 202, 204, 302, 400})
 
@@ -87,6 +87,7 @@ ROUTES: tuple[Route, ...] = (
     Route("api-projects", EVERYONE, ("GET",)),
     Route("api-projects", ADMINS, ("POST",), denied_status=403),
     Route("api-project", MEMBERS, kwargs=P),
+    Route("api-project", LEADS, ("PATCH",), P, body={"description": "changed by the matrix"}),
     Route("api-progress", MEMBERS, kwargs=P),
     Route("api-quality", LEADS, kwargs=P),
     Route("api-imports", LEADS, ("POST",), P),

@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from annotation.models import Label, Pair
 from tests.factories import UserFactory, make_pairs
-from training.services import export_create, recipe_save
+from tests.services import require
+from training.services.exports import export_create
+from training.services.recipes import recipe_save
 
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -24,11 +25,7 @@ def smollm2_gguf() -> Path:
     from django.conf import settings
 
     path = Path(settings.BASE_DIR) / "var" / "models" / GGUF
-    if not path.exists():
-        message = f"var/models/{GGUF} is missing: run `make judge-server`"
-        if os.environ.get("ARBITER_REQUIRE_SERVICES"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require(path.exists(), f"var/models/{GGUF} is missing: run `make judge-server`")
     return path
 
 

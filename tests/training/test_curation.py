@@ -7,18 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from judging.prompts import render_conversation
-from training.curation import (
+from training.curation.recipe import RecipeConfig
+from training.curation.steps import (
     GOLD_CHOICES,
     LEVEL,
     NO_GOLD,
     ROW_SOURCES,
     STEPS,
     Candidates,
-    RecipeConfig,
     chosen_longer_share,
     curate,
 )
-from training.exports import split_by_prompt
+from training.export.split import split_by_prompt
 
 MAJORITY = {"A": 0, "B": 1, "no_preference": 2, "none": LEVEL}
 
@@ -252,7 +252,7 @@ def test_unknown_or_invalid_settings_are_refused():
 
 
 def test_prompts_that_differ_in_a_short_word_are_different_groups():
-    from training.curation import prompt_groups
+    from training.curation.similarity import prompt_groups
 
     keys = prompt_groups(["Question 1?", "Question 2?", "question  1?", "What is x?", "What is y?"], 0.95)
     assert keys[0] == keys[2] and len({keys[0], keys[1], keys[3], keys[4]}) == 4
@@ -273,7 +273,7 @@ def _answer(project, pair, user, choice, kind="regular"):
 @pytest.mark.django_db
 def test_the_columns_match_pair_consensus_and_pair_judge_aggregate(project, annotator, monkeypatch):
     """The set-based loader against the per-pair dicts curation used to read (and other pages still do)."""
-    monkeypatch.setattr("training.selectors.ARRAY_CHUNK", 7)  # several id ranges
+    monkeypatch.setattr("training.curation.candidates.ARRAY_CHUNK", 7)  # several id ranges
     import random
 
     from django.db.models import Count
@@ -284,7 +284,7 @@ def test_the_columns_match_pair_consensus_and_pair_judge_aggregate(project, anno
     from judging.models import JudgeConfig, PairJudgement, PromptVersion
     from judging.selectors import pair_judge_aggregate
     from tests.factories import UserFactory, make_pairs, member
-    from training.selectors import curation_candidates
+    from training.curation.candidates import curation_candidates
 
     rng = random.Random(3)
     pairs = make_pairs(project, 30)
@@ -325,7 +325,7 @@ def test_the_columns_match_pair_consensus_and_pair_judge_aggregate(project, anno
     def votes(choice):  # as curation_candidates counted them before it was set-based
         return dict(
             Label.objects.filter(project=project, choice=choice)
-            .exclude(assignment__kind__in=["repeat", "training", "gold"])
+            .exclude(assignment__kind__in=["repeat", "practice", "gold"])
             .values("pair_id").annotate(n=Count("pk")).values_list("pair_id", "n")
         )  # fmt: skip
 
@@ -351,7 +351,7 @@ def test_the_columns_match_pair_consensus_and_pair_judge_aggregate(project, anno
     assert columns.chars_a[1] == 40 == len(pair.response_a) and columns.chars_b[1] == len(pair.response_b)
     assert columns.gold.tolist() == [GOLD_CHOICES.index("B")] + [NO_GOLD] * 29
     # the texts come back in batches, in pair id order, whichever way a batch is read (id range or id list)
-    from training.selectors import pair_text_reader
+    from training.curation.texts import pair_text_reader
 
     wanted = columns.pair_id[[0, 1, 2, 5, 6, 7, 8, 29]]
     for batch in (2, 3, 100):

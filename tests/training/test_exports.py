@@ -10,12 +10,14 @@ import pytest
 from datasets import load_dataset, load_from_disk
 from django.core.management import call_command
 
+from annotation.imports.importer import pairs_import
 from annotation.models import Label, Pair
-from annotation.services.imports import pairs_import
 from tests.factories import make_pairs
 from tests.training.conftest import labelled
 from training.models import DatasetExport
-from training.services import export_create, export_root, recipe_save
+from training.services.exports import export_create
+from training.services.recipes import recipe_save
+from training.storage import export_root
 
 pytestmark = pytest.mark.django_db
 ALPACAEVAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "alpacaeval_pairs.jsonl"
@@ -133,7 +135,7 @@ def test_alpacaeval_runs_through_a_judge_label_recipe_end_to_end(project, lead, 
 @pytest.mark.django_db(transaction=True)
 def test_a_large_export_is_built_by_a_worker(project, lead, settings, monkeypatch):
     from tests.worker import celery_worker, wait_for
-    from training import services
+    from training.services import exports as services
 
     labelled(project)
     monkeypatch.setattr(services, "INLINE_EXPORT_MAX_PAIRS", 5)  # this project counts as large
@@ -152,15 +154,15 @@ def test_a_large_export_is_built_by_a_worker(project, lead, settings, monkeypatc
 @pytest.mark.parametrize("fmt", ["dpo", "kto"])
 @pytest.mark.parametrize("conversational", [False, True])
 def test_the_hf_folder_is_what_datasets_writes(tmp_path, fmt, conversational):
-    """training/hf_folder.py writes the shard and the JSON files without importing ``datasets``: the same bytes and
-    features as datasets' ArrowWriter and DatasetInfo."""
+    """training/export/hf_folder.py writes the shard and the JSON files without importing ``datasets``: the same bytes
+    and features as datasets' ArrowWriter and DatasetInfo."""
     from dataclasses import asdict
 
     from datasets import DatasetInfo, Features
     from datasets.arrow_writer import ArrowWriter
 
-    from training import hf_folder
-    from training.exports import records, schema
+    from training.export import hf_folder
+    from training.export.records import records, schema
 
     table_schema = schema(fmt, conversational=conversational)
     batches = []
@@ -193,7 +195,7 @@ def test_jsonl_lines_are_one_dumps_per_record(fmt, conversational):
     a text holds the separator, quotes, braces, new lines or other scripts."""
     import orjson
 
-    from training.exports import jsonl, records
+    from training.export.records import jsonl, records
 
     tricky = ['},{"prompt":', '"},{"prompt":"', "}\n{", '\\"', "", "é 漢字 😀", "\u2028", "a\tb\r\n", '{"prompt":[]}']
     n = len(tricky)

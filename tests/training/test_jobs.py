@@ -1,6 +1,7 @@
 """Training jobs without training: the spec, validation before queueing, states, the reaper, admin-only pages, API
 and command, and the multi-GPU launch command. (Runs are in test_runner.py and test_training_worker.py.)"""
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -11,10 +12,12 @@ from django.utils import timezone
 
 from tests.conftest import csrf, login
 from tests.training.conftest import labelled_export
-from training.jobs import job_cancel, job_claim, job_create, jobs_reap
-from training.launch import accelerate_config, runner_command
+from training.jobs.launch import accelerate_config, gpu_count, runner_command
+from training.jobs.lifecycle import job_claim, jobs_reap
+from training.jobs.spec import JobSpec, kto_weights, spec_from_preset
+from training.jobs.supervisor import job_command
 from training.models import TrainingJob, TrainingMetric
-from training.spec import JobSpec, kto_weights, spec_from_preset
+from training.services.jobs import job_cancel, job_create
 
 pytestmark = pytest.mark.django_db
 
@@ -76,13 +79,13 @@ def test_job_create_validates_before_queueing(export, admin, lead, model_dir):
 
 def test_cancel_claim_and_reap(export, admin, settings):
     queued = job_create(export=export, user=admin, settings_={"base_model": "a/b"})
-    assert job_cancel(queued).state == "cancelled"
+    assert job_cancel(job=queued).state == "cancelled"
     assert job_claim(queued.pk, "w1") is None  # a cancelled job never starts
     job = job_create(export=export, user=admin, settings_={"base_model": "a/b"})
     assert job_claim(job.pk, "w1").state == "running"
     assert job_claim(job.pk, "w2") is None  # a redelivered task does not start it twice...
     assert TrainingJob.objects.get(pk=job.pk).state == "running"  # ...nor fail it while its heartbeat is fresh
-    assert job_cancel(job).cancel_requested_at is not None and job.state == "running"  # stops at its next step
+    assert job_cancel(job=job).cancel_requested_at is not None and job.state == "running"  # stops at its next step
     TrainingJob.objects.filter(pk=job.pk).update(
         heartbeat_at=timezone.now() - timedelta(seconds=settings.TRAINING_HEARTBEAT_TIMEOUT + 1)
     )
@@ -170,7 +173,7 @@ def test_launch_training_command(export, admin, model_dir, capsys):
 
 
 def test_several_gpus_launch_through_accelerate(tmp_path):
-    assert runner_command(7, tmp_path, gpus=1)[1:] == ["-m", "training.runner", "7"]
+    assert runner_command(7, tmp_path, gpus=1, precision="bf16")[1:] == ["-m", "training.runner", "7"]
     command = runner_command(7, tmp_path, gpus=4, precision="bf16")
     assert command[1:4] == ["-m", "accelerate.commands.launch", "--config_file"] and command[-3:] == [
         "-m", "training.runner", "7"]  # fmt: skip
@@ -179,3 +182,34 @@ def test_several_gpus_launch_through_accelerate(tmp_path):
         "num_processes: 4" in config and "distributed_type: MULTI_GPU" in config and "mixed_precision: bf16" in config
     )
     assert "mixed_precision: no" in accelerate_config(2, "fp32")
+
+
+def _fake_nvidia_smi(tmp_path, monkeypatch, capability: str) -> None:
+    """An nvidia-smi on PATH that reports two GPUs of the given compute capability."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / "nvidia-smi"
+    script.write_text(f"""#!/bin/sh
+case "$*" in
+  *compute_cap*) printf '{capability}\\n{capability}\\n' ;;
+  *) printf 'GPU 0: Fake\\nGPU 1: Fake\\n' ;;
+esac
+""")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize(("precision", "capability", "mixed"), [
+    ("fp16", "9.0", "fp16"), ("fp32", "9.0", "no"), ("bf16", "9.0", "bf16"),
+    ("auto", "7.5", "fp16"), ("auto", "8.0", "bf16"),  # auto: bf16 from Ampere on, as the runner decides
+])  # fmt: skip
+def test_a_multi_gpu_job_launches_in_its_own_precision(export, admin, model_dir, tmp_path, monkeypatch, precision,
+                                                       capability, mixed):  # fmt: skip
+    """The worker writes the accelerate config from the job's spec (it once always said bf16)."""
+    _fake_nvidia_smi(tmp_path, monkeypatch, capability)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert gpu_count() == 2
+    job = job_create(export=export, user=admin, settings_={"base_model": str(model_dir), "precision": precision})
+    command = job_command(job, tmp_path, gpus=gpu_count())
+    assert "accelerate.commands.launch" in command
+    assert f"mixed_precision: {mixed}\n" in (tmp_path / "accelerate.yaml").read_text()

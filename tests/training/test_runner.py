@@ -7,9 +7,10 @@ import zipfile
 import pytest
 
 from tests.training.conftest import labelled_export
-from training.jobs import job_cancel, job_claim, job_create
+from training.jobs.lifecycle import job_claim
 from training.models import TrainingJob, TrainingMetric
-from training.runner import run_job
+from training.runner.run import run_job
+from training.services.jobs import job_cancel, job_create
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +56,7 @@ def test_a_job_trains_saves_and_evaluates(project, lead, admin, tiny_model_dir, 
 def test_cancel_stops_at_the_next_step_and_keeps_the_adapter(project, lead, admin, tiny_model_dir, settings):
     export = labelled_export(project, lead, "dpo")
     job = claimed(export, admin, "dpo-lora", base_model=str(tiny_model_dir), max_steps=50)
-    job_cancel(job)
+    job_cancel(job=job)
     assert run_job(job.pk) == 0
     job.refresh_from_db()
     assert job.state == "cancelled" and job.step == 1
@@ -63,15 +64,15 @@ def test_cancel_stops_at_the_next_step_and_keeps_the_adapter(project, lead, admi
     assert job.evaluation == {} and "cancelled" in job.model_card
 
 
-def test_a_bad_model_fails_the_job_with_its_reason(project, lead, admin, tiny_model_dir, monkeypatch):
+def test_a_bad_model_fails_the_job_with_its_reason(project, lead, admin, tiny_model_dir):
     export = labelled_export(project, lead, "dpo")
     job = claimed(export, admin, "dpo-lora", base_model=str(tiny_model_dir))
     TrainingJob.objects.filter(pk=job.pk).update(spec={**job.spec, "base_model": "/gone/model"})
     assert run_job(job.pk) == 1
     job.refresh_from_db()
     assert job.state == "failed" and "/gone/model" in job.error
-    # a hub id goes to the hub; offline (as here) the job fails with the loader's reason, not a crash
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # a hub id goes to the hub; offline (as in every test: tests/conftest.py) the job fails with the loader's
+    # reason, not a crash
     job = claimed(export, admin, "dpo-lora", base_model="no-such-owner/no-such-model")
     assert run_job(job.pk) == 1
     job.refresh_from_db()
@@ -79,12 +80,12 @@ def test_a_bad_model_fails_the_job_with_its_reason(project, lead, admin, tiny_mo
 
 
 def test_trl_still_has_the_reference_hash_the_runner_replaces():
-    """training.trl_run.reference_fingerprint swaps TRL's full-weight hash for a cheap per-run key; if TRL renames
-    it, this fails instead of jobs silently spending seconds hashing weights again."""
+    """training.runner.trl_run.reference_fingerprint swaps TRL's full-weight hash for a cheap per-run key; if TRL
+    renames it, this fails instead of jobs silently spending seconds hashing weights again."""
     import trl.trainer.dpo_trainer as dpo
     import trl.trainer.kto_trainer as kto
 
-    from training.trl_run import reference_fingerprint
+    from training.runner.trl_run import reference_fingerprint
 
     originals = (dpo.hash_module, kto.hash_module)
     with reference_fingerprint("/run/a"):

@@ -9,25 +9,15 @@ import pytest
 
 from annotation.models import Pair
 from tests.training.conftest import labelled
-from training import selectors
-from training.selectors import _read_ahead, pair_text_reader
-from training.services import export_create, recipe_save
+from training.curation import texts
+from training.curation.texts import _read_ahead, pair_text_reader
+from training.export.build import export_build
+from training.models import DatasetExport
+from training.services.recipes import recipe_save
 
 
 def reader_threads():
     return [t for t in threading.enumerate() if t.name == "pair-text-reader"]
-
-
-def spy_on_read_ahead(monkeypatch) -> list:
-    calls = []
-    real = selectors._read_ahead
-
-    def spy(produce):
-        calls.append(1)
-        return real(produce)
-
-    monkeypatch.setattr(selectors, "_read_ahead", spy)
-    return calls
 
 
 def test_read_ahead_gives_every_item_in_order_and_stops_with_the_caller():
@@ -56,32 +46,40 @@ def test_outside_a_transaction_texts_are_read_ahead_and_the_export_is_the_same(p
     labelled(project, n=30)
     ids = np.array(sorted(Pair.objects.filter(project=project).values_list("pk", flat=True)), dtype=np.int64)
     wanted = ids[np.arange(len(ids)) % 3 != 1]  # some id ranges, some id lists
-    calls = spy_on_read_ahead(monkeypatch)
-    ahead = list(pair_text_reader(project, ids, batch=4)(wanted, ("prompt", "response_a", "response_b")))
-    assert calls == [1] and reader_threads() == []
+    reader = pair_text_reader(project, ids, batch=4)(wanted, ("prompt", "response_a", "response_b"))
+    ahead = [next(reader)]
+    # 5 batches, at most 2 waiting: the thread cannot have finished while the first is unread
+    assert len(reader_threads()) == 1
+    ahead += list(reader)
+    assert reader_threads() == []
     in_turn = list(pair_text_reader(project, ids, batch=4, read_ahead=False)(wanted, ("prompt", "response_b")))
     assert [chunk.tolist() for chunk, _ in ahead] == [chunk.tolist() for chunk, _ in in_turn]
     assert [b["prompt"] for _, b in ahead] == [b["prompt"] for _, b in in_turn]
     assert [b["response_b"] for _, b in ahead] == [b["response_b"] for _, b in in_turn]
 
-    monkeypatch.setattr(selectors, "TEXT_BATCH", 4)  # the export reads its 30 pairs in 8 batches
+    monkeypatch.setattr(texts, "TEXT_BATCH", 4)  # the export reads its 30 pairs in 8 batches
     recipe = recipe_save(project=project, name="r", config={"source": "human"}, user=lead)
-    first = export_create(project=project, recipe=recipe, fmt="dpo", user=lead)
-    assert len(calls) > 1 and first.state == first.State.SUCCEEDED and first.rows_train > 0
-    monkeypatch.setattr(selectors, "_read_ahead", lambda produce: produce())  # the same export, read in turn
-    second = export_create(project=project, recipe=recipe, fmt="dpo", user=lead)
+    first, second = (DatasetExport.objects.create(project=project, recipe=recipe, format="dpo", created_by=lead)
+                     for _ in range(2))  # fmt: skip
+    export_build(first, read_ahead=True)
+    export_build(second, read_ahead=False)  # the same export, read in turn
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.state == first.State.SUCCEEDED and first.rows_train > 0
     assert second.content_hash == first.content_hash
     for name in ("train.jsonl", "train.parquet", "train.csv", "test.jsonl", "test.parquet", "test.csv", "hf.zip"):
         assert second.files[name]["sha256"] == first.files[name]["sha256"], name
 
 
 @pytest.mark.django_db
-def test_inside_a_transaction_texts_are_read_on_the_callers_connection(project, monkeypatch):
+def test_inside_a_transaction_texts_are_read_on_the_callers_connection(project):
     labelled(project, n=10)
     ids = np.array(sorted(Pair.objects.filter(project=project).values_list("pk", flat=True)), dtype=np.int64)
-    calls = spy_on_read_ahead(monkeypatch)
-    batches = list(pair_text_reader(project, ids, batch=3)(ids, ("response_a",)))
-    assert calls == [] and sum(len(chunk) for chunk, _ in batches) == 10
+    reader = pair_text_reader(project, ids, batch=3)(ids, ("response_a",))
+    batches = [next(reader)]
+    assert reader_threads() == []  # no background connection: it would not see this transaction's pairs
+    batches += list(reader)
+    assert sum(len(chunk) for chunk, _ in batches) == 10
 
 
 PROMPTS = [

@@ -8,7 +8,7 @@ import pytest
 from datasets import load_from_disk
 
 from tests.training.conftest import labelled_export
-from training.services import export_root
+from training.storage import export_root
 
 pytestmark = pytest.mark.django_db
 

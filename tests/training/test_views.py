@@ -7,7 +7,8 @@ from annotation.models import Label
 from tests.conftest import csrf, login
 from tests.factories import ProjectFactory, UserFactory, make_pairs, member
 from training.models import CurationRecipe, DatasetExport
-from training.services import export_create, recipe_save
+from training.services.exports import export_create
+from training.services.recipes import recipe_save
 
 pytestmark = pytest.mark.django_db
 

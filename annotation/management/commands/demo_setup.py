@@ -10,8 +10,8 @@ from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.demo import DEMO_GUIDELINES, demo_pairs
+from annotation.imports.importer import pairs_import
 from annotation.models import Membership, Project
-from annotation.services.imports import pairs_import
 from annotation.services.projects import membership_set, project_create
 
 DEMO_PASSWORD = "arbiter-demo"
@@ -44,7 +44,7 @@ class Command(BaseCommand):
                 guidelines=DEMO_GUIDELINES,
                 overlap_k=2,
                 strength_scale=["slightly", "clearly", "much"],
-                training_items=2,
+                practice_items=2,
                 description="A small project written by Arbiter's demo script. Label a few pairs from the keyboard.",
             )
         for username, role in USERS:

@@ -5,10 +5,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotation.imports.importer import ImportRejected, pairs_import
 from annotation.imports.readers import FILE_FORMATS
 from annotation.imports.records import FORMATS, ULTRAFEEDBACK_MODES
 from annotation.models import Project
-from annotation.services.imports import ImportRejected, pairs_import
 
 
 class Command(BaseCommand):

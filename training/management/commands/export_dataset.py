@@ -11,7 +11,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Project
 from training.models import CurationRecipe
-from training.services import export_create, export_root, recipe_save
+from training.services.exports import export_create
+from training.services.recipes import recipe_save
+from training.storage import export_folder
 
 
 class Command(BaseCommand):
@@ -45,7 +47,7 @@ class Command(BaseCommand):
             raise CommandError(f"--config is not valid JSON: {exc}") from None
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
-        folder = export_root() / project.slug / str(export.public_id)
+        folder = export_folder(export)
         self.stdout.write(
             f"Export {export.public_id}: recipe {saved.name} v{saved.version}, {export.rows_train} train / "
             f"{export.rows_test} test rows, sha256 {export.content_hash}\n  {folder}"

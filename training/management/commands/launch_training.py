@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from training.jobs import job_create
+from training.jobs.spec import HELP, PRESETS
+from training.jobs.supervisor import job_supervise
 from training.models import DatasetExport, TrainingJob
-from training.spec import HELP, PRESETS
+from training.services.jobs import job_create
 
 
 def _value(text: str):
@@ -29,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--base-model", help=HELP["base_model"])
         parser.add_argument("--preset", default="dpo-lora", choices=list(PRESETS))
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                            help="any training.spec.JobSpec setting, e.g. --set beta=0.2 --set lora_r=32")  # fmt: skip
+                            help="any JobSpec setting (training/jobs/spec.py), e.g. --set beta=0.2")  # fmt: skip
         parser.add_argument("--name", default="")
         parser.add_argument("--user", help="the admin recorded as the job's creator")
         parser.add_argument(
@@ -60,9 +62,7 @@ class Command(BaseCommand):
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
         self.stdout.write(f"job {job.public_id} queued ({job.spec['method']} on {job.spec['base_model']})")
         if run_here:
-            from training.tasks import training_job_run
-
-            training_job_run(job.pk)
+            job_supervise(job.pk)
         if wait or run_here:
             job = self._follow(job)
             if job.state != TrainingJob.State.SUCCEEDED:
@@ -86,8 +86,6 @@ class Command(BaseCommand):
 
 
 def _is_uuid(text: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(text)
     except ValueError:

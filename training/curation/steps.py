@@ -30,7 +30,7 @@ groups are exact (after normalisation) only, so no response text is read during 
 
 Columnar: pairs come in as numpy arrays (``Candidates``, one entry per pair) and rows go out as arrays
 (``Curated``); steps 1–7, 10 and 11 are masks over them. Texts are read only by the text steps
-(training/similarity.py), in batches through the candidates' text reader, and by the writers.
+(training/curation/similarity.py), in batches through the candidates' text reader, and by the writers.
 """
 
 from __future__ import annotations
@@ -38,13 +38,13 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from . import similarity
+from .recipe import RecipeConfig
 
-SOURCES = ("human", "judge", "human_else_judge", "agree")
 STEPS = ("preference", "gold", "human_agreement", "vote_margin", "judge_margin", "judge_inconsistent", "ties",
          "same_responses", "duplicate_pairs", "per_prompt_cap", "length_balance")  # fmt: skip
 
@@ -60,51 +60,10 @@ HUMAN, JUDGE, GOLD, AGREE = range(4)
 TextReader = Callable[[np.ndarray, tuple[str, ...]], Iterator[tuple[np.ndarray, dict[str, list]]]]
 
 
-@dataclass(frozen=True)
-class RecipeConfig:
-    source: str = "human"
-    include_gold: bool = False
-    min_human_agreement: float = 0.0
-    min_vote_margin: float = 0.0
-    min_judge_margin: float = 0.0
-    drop_judge_inconsistent: bool = True
-    both_bad_as_undesirable: bool = False
-    response_similarity: float = 0.98
-    prompt_similarity: float = 0.95
-    max_pairs_per_prompt: int | None = None
-    balance_length: bool = False
-    seed: int = 0
-    near_duplicates: bool = True
-
-    @classmethod
-    def from_dict(cls, data: dict) -> RecipeConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown recipe settings: {', '.join(unknown)}")
-        config = cls(**data)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"source must be one of {', '.join(SOURCES)}")
-        for name in ("min_human_agreement", "min_vote_margin", "response_similarity", "prompt_similarity"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
-        if not 0.0 <= self.min_judge_margin <= 9.0:
-            raise ValueError("min_judge_margin must be between 0 and 9 (scores are 1-10)")
-        if self.max_pairs_per_prompt is not None and self.max_pairs_per_prompt < 1:
-            raise ValueError("max_pairs_per_prompt must be at least 1")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
 @dataclass(eq=False)
 class Candidates:
     """Every pair of a project as columns, one entry per pair, sorted by pair id (built by
-    training.selectors.curation_candidates). Human figures are those of annotation.selectors.pair_consensus
+    training.curation.candidates.curation_candidates). Human figures are those of annotation.selectors.pair_consensus
     (``human_labels`` 0: the pair has no consensus); ``human_tie`` / ``human_both_bad`` count those votes.
     Judge figures are those of judging.selectors.pair_judge_aggregate (``judges`` 0: not judged)."""
 
@@ -306,10 +265,3 @@ def chosen_longer_share(rows: Curated) -> float | None:
     if not decisive.any():
         return None
     return int((rows.chosen_chars > rows.rejected_chars)[decisive].sum()) / int(decisive.sum())
-
-
-def prompt_groups(prompts: list[str], threshold: float) -> list[str]:
-    """A group key per prompt (16 hex digits): exact duplicates after normalisation always share one; near-same
-    prompts (estimated Jaccard similarity of character 5-grams ≥ threshold, training.near_duplicates) are joined
-    too."""
-    return [f"{k:016x}" for k in similarity.group_keys(similarity.normalise(prompts), threshold).tolist()]

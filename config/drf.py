@@ -1,15 +1,20 @@
-"""What the REST APIs share: a service's ValidationError as DRF's, so a form field error reads the same in both; a
-JSON parser that answers deep nesting with a 400."""
+"""What the REST APIs share: services raise Django's ValidationError whichever door the request came in by, and the
+exception handler answers it as DRF's 400 (field errors keyed as in a form); a JSON parser that answers deep
+nesting with a 400."""
 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.views import exception_handler as drf_exception_handler
 
 
-def as_drf(exc: DjangoValidationError) -> ValidationError:
-    return ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
+def exception_handler(exc, context):
+    """DRF's handler, with a service's Django ValidationError turned into a 400 first."""
+    if isinstance(exc, DjangoValidationError):
+        exc = ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages})
+    return drf_exception_handler(exc, context)
 
 
 class JSONParser(parsers.JSONParser):

@@ -1,19 +1,52 @@
-"""The training child process: ``python -m training.runner <job-id>`` (what a GPU worker runs, alone or under
-``accelerate launch``), or ``python -m training.runner --spec spec.json --data DIR --out DIR`` (the same run with no
-database: progress goes to files; the GPU benchmark uses it).
-
-Exit status 0 when the job ended as succeeded or cancelled, 1 when it failed (the error is on the job, the traceback
-in the log). The worker that started it treats any other end (a signal, a crash) as a failure too.
-"""
+"""A job's training run in the child process (``python -m training.runner <job-id>``, Django set up): resolve the
+base model, train, and record the result on the job."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import sys
 import traceback
 from pathlib import Path
+
+from django.conf import settings
+from django.urls import reverse
+
+from ..jobs.lifecycle import (
+    job_cancel_requested,
+    job_fail,
+    job_finish,
+    job_hardware_record,
+    job_metrics_record,
+    job_progress_update,
+)
+from ..jobs.spec import JobSpec
+from ..models import TrainingJob
+from ..storage import export_root, job_dir
+from .checkpoints import resolve_base_model
+from .sinks import is_main_process
+from .trl_run import ModelLoadError, train
+
+
+class JobSink:
+    """Progress to the job's rows (training.jobs.lifecycle); only the main process writes."""
+
+    def __init__(self, job_id: int):
+        self.job_id, self.main = job_id, is_main_process()
+
+    def progress(self, step: int, max_steps: int, stage: str) -> None:
+        if self.main:
+            job_progress_update(self.job_id, step, max_steps, stage)
+
+    def hardware(self, info: dict) -> None:
+        if self.main:
+            job_hardware_record(self.job_id, info)
+
+    def metrics(self, step: int, values: dict) -> None:
+        if self.main:
+            job_metrics_record(self.job_id, step, values)
+
+    def cancel_requested(self) -> bool:
+        return job_cancel_requested(self.job_id)
 
 
 def explain(exc: BaseException, spec=None) -> str:
@@ -35,19 +68,7 @@ def _zip(folder: Path) -> Path:
 
 
 def run_job(job_id: int) -> int:
-    import django
-
-    django.setup()
-    from django.conf import settings
-    from django.urls import reverse
-
-    from .checkpoints import resolve_base_model
-    from .jobs import job_dir, job_fail, job_finish
-    from .models import TrainingJob
-    from .services import export_root
-    from .sinks import JobSink, is_main_process
-    from .spec import JobSpec
-
+    """Run a claimed (running) job; Django must be set up."""
     job = TrainingJob.objects.select_related("export", "export__recipe", "project").get(pk=job_id)
     if job.state != TrainingJob.State.RUNNING:
         print(f"job {job_id} is {job.state}, not running: nothing to do", file=sys.stderr)
@@ -59,8 +80,6 @@ def run_job(job_id: int) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         sink.progress(0, 0, "resolving the base model")
-        from .trl_run import ModelLoadError, train
-
         try:
             model_path = resolve_base_model(spec.base_model, Path(settings.MODEL_CACHE))
         except Exception as exc:
@@ -90,40 +109,3 @@ def run_job(job_id: int) -> int:
     job_finish(job.pk, result["state"], summary=result["summary"], evaluation=result["evaluation"],
                model_card=result["model_card"], artifacts=artifacts, hardware=result["hardware"])  # fmt: skip
     return 0
-
-
-def run_standalone(spec_path: Path, data_dir: Path, out_dir: Path) -> int:
-    from .checkpoints import resolve_base_model
-    from .sinks import FileSink
-    from .spec import JobSpec
-    from .trl_run import train
-
-    spec = JobSpec.from_dict(json.loads(spec_path.read_text()))
-    sink = FileSink(out_dir)
-    model_path = resolve_base_model(spec.base_model, out_dir / "model-cache")
-    result = train(spec, data_dir, model_path, out_dir, sink, context={"export": str(data_dir)})
-    summary = {k: result[k] for k in ("state", "summary", "hardware", "evaluation", "versions")}
-    (out_dir / "result.json").write_text(json.dumps(summary, indent=2, default=str))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.runner", description=__doc__.splitlines()[0])
-    parser.add_argument("job_id", nargs="?", type=int, help="the TrainingJob to run (it must be claimed: running)")
-    parser.add_argument("--spec", type=Path, help="standalone: a JSON file of training.spec.JobSpec settings")
-    parser.add_argument("--data", type=Path, help="standalone: an HF datasets folder with a train (and test) split")
-    parser.add_argument("--out", type=Path, help="standalone: the output folder")
-    args = parser.parse_args(argv)
-    if args.job_id is not None:
-        return run_job(args.job_id)
-    if not (args.spec and args.data and args.out):
-        parser.error("give a job id, or --spec, --data and --out")
-    return run_standalone(args.spec, args.data, args.out)
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import os
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    sys.exit(main())

@@ -1,5 +1,7 @@
-"""Where a run reports progress: the job's rows (training.runner with a job id) or files (a standalone run, as the
-GPU benchmark uses). In a multi-GPU run only the main process (RANK 0) writes; every process reads the cancel flag."""
+"""Where a run reports progress. A sink has progress(step, max_steps, stage), hardware(info), metrics(step, values)
+and cancel_requested(): the job's rows (training.runner.run.JobSink) or files (FileSink here: a standalone run, as
+the GPU benchmark uses; no Django). In a multi-GPU run only the main process (RANK 0) writes; every process reads
+the cancel flag."""
 
 from __future__ import annotations
 
@@ -10,34 +12,6 @@ from pathlib import Path
 
 def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
-
-
-class JobSink:
-    def __init__(self, job_id: int):
-        self.job_id, self.main = job_id, is_main_process()
-
-    def progress(self, step: int, max_steps: int, stage: str) -> None:
-        if self.main:
-            from .jobs import job_progress
-
-            job_progress(self.job_id, step, max_steps, stage)
-
-    def hardware(self, info: dict) -> None:
-        if self.main:
-            from .models import TrainingJob
-
-            TrainingJob.objects.filter(pk=self.job_id).update(hardware=info)
-
-    def metrics(self, step: int, values: dict) -> None:
-        if self.main:
-            from .jobs import job_metrics
-
-            job_metrics(self.job_id, step, values)
-
-    def cancel_requested(self) -> bool:
-        from .jobs import job_cancel_requested
-
-        return job_cancel_requested(self.job_id)
 
 
 class FileSink:

@@ -1,7 +1,7 @@
 """One training run with TRL 1.16: model and data in, adapter (or model), metrics and evaluation out.
 
 Called by training.runner in a child process of a GPU worker (torch is imported here and nowhere in the web
-process). Progress goes to a sink (training.sinks): the job's database rows, or files for the benchmark.
+process). Progress goes to a sink (training.runner.sinks): the job's database rows, or files for the benchmark.
 
 Defaults that matter for speed (issue 6; measured in docs/PERFORMANCE.md):
 - weights are loaded in bf16 (fp16 before Ampere) on a GPU rather than fp32 with autocast;
@@ -25,7 +25,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-from .spec import JobSpec, kto_weights
+from ..jobs.spec import JobSpec, kto_weights, resolve_precision
+from .evaluation import evaluate
+from .model_card import model_card
 
 GiB = 1024**3
 
@@ -78,11 +80,9 @@ class Hardware:
 
 
 def pick_precision(spec: JobSpec) -> str:
-    if spec.precision != "auto":
-        return spec.precision
-    if not torch.cuda.is_available():
-        return "fp32"
-    return "bf16" if torch.cuda.get_device_capability(0)[0] >= 8 else "fp16"
+    cuda = torch.cuda.is_available()
+    return resolve_precision(spec.precision, cuda=cuda, capability_major=torch.cuda.get_device_capability(0)[0] if cuda
+                             else None)  # fmt: skip
 
 
 def pair_activation_bytes(config, max_length: int) -> float:
@@ -305,9 +305,6 @@ def train(spec: JobSpec, data_dir: Path, model_path: str, out_dir: Path, sink, *
     """Run the job; returns {state, summary, hardware, evaluation, artifacts}. ``context`` names the export for the
     model card. Raises on failure (the runner records the error)."""
     from datasets import load_from_disk
-
-    from .evaluation import evaluate
-    from .model_card import model_card
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     torch.manual_seed(spec.seed)

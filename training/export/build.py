@@ -1,4 +1,6 @@
-"""Curation recipes and dataset exports: every write, whichever door it came in by."""
+"""Building an export: curate the project's pairs with the recipe, split by prompt group, write every file and the
+datasheet, then mark the export ready (a worker runs this for large projects, the request or the command for small
+ones)."""
 
 from __future__ import annotations
 
@@ -12,100 +14,34 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Project
+from annotation.selectors import project_agreement_figures
 
-from . import exports as files
-from . import hf_folder
-from .curation import STEPS, RecipeConfig, chosen_longer_share, curate
+from ..curation.candidates import curation_candidates
+from ..curation.recipe import RecipeConfig
+from ..curation.steps import STEPS, chosen_longer_share, curate
+from ..models import DatasetExport
+from ..storage import export_folder, export_root
+from . import hf_folder, writers
 from .datasheet import datasheet_markdown
-from .models import CurationRecipe, DatasetExport
-from .selectors import agreement_for_datasheet, curation_candidates
-
-FILE_FORMATS = ("jsonl", "parquet", "csv", "hf")
+from .split import split_by_prompt
 
 
-@transaction.atomic
-def recipe_save(*, project: Project, name: str, config: dict, user) -> CurationRecipe:
-    """Save a recipe; a changed config becomes the next version (exports keep pointing at theirs)."""
-    try:
-        clean = RecipeConfig.from_dict(config).as_dict()
-    except (TypeError, ValueError) as exc:
-        raise ValidationError({"config": str(exc)}) from None
-    name = name.strip()
-    if not name:
-        raise ValidationError({"name": "A recipe needs a name."})
-    Project.objects.select_for_update().filter(pk=project.pk).get()
-    current = CurationRecipe.objects.filter(project=project, name=name).order_by("-version").first()
-    if current is not None and current.config == clean:
-        return current
-    return CurationRecipe.objects.create(
-        project=project, name=name, version=(current.version + 1) if current else 1, config=clean, created_by=user
-    )
-
-
-def recipe_preview(*, project: Project, config: dict, fmt: str = "dpo") -> dict:
-    """What a recipe would produce now, without saving anything: the funnel, a margin histogram, the
-    chosen-longer share and counts per preference source."""
-    recipe = RecipeConfig.from_dict(config)
-    rows, funnel = curate(curation_candidates(project), recipe, kto=fmt == "kto")
-    return {
-        "rows": len(rows),
-        "funnel": funnel.steps,
-        "margin_histogram": {"edges": [i / 10 for i in range(11)], "counts": rows.margin_histogram()},
-        "chosen_longer_share": chosen_longer_share(rows),
-        "sources": rows.sources(),
-    }
-
-
-def export_root() -> Path:
-    return Path(settings.EXPORT_ROOT)
-
-
-INLINE_EXPORT_MAX_PAIRS = 5_000  # larger projects export on a worker, with progress on the export page
-
-
-def export_create(*, project: Project, recipe: CurationRecipe, fmt: str, user, conversational: bool = False,
-                  test_fraction: float = 0.1, seed: int = 0, run_now: bool | None = None) -> DatasetExport:  # fmt: skip
-    """Create an export of the recipe's rows. It is built in this process when ``run_now`` (the command) or, by
-    default, when the project is small; otherwise it is queued for a worker after the transaction commits."""
-    if recipe.project_id != project.pk:
-        raise ValidationError({"recipe": "This recipe belongs to another project."})
-    if fmt not in DatasetExport.Format.values:
-        raise ValidationError({"format": f"Format must be one of: {', '.join(DatasetExport.Format.values)}."})
-    if not 0.0 <= test_fraction < 1.0:
-        raise ValidationError({"test_fraction": "The test fraction must be at least 0 and below 1."})
-    export = DatasetExport.objects.create(
-        project=project, recipe=recipe, format=fmt, conversational=conversational, test_fraction=test_fraction,
-        seed=seed, created_by=user,
-    )  # fmt: skip
-    if run_now is None:
-        run_now = project.pairs.count() <= INLINE_EXPORT_MAX_PAIRS
-    if run_now:
-        export_build(export)
-        export.refresh_from_db()
-    else:
-        from .tasks import export_build_task
-
-        export_build_task.delay_on_commit(export.pk)
-    return export
-
-
-def export_build(export: DatasetExport, *, timings: dict | None = None) -> None:
+def export_build(export: DatasetExport, *, timings: dict | None = None, read_ahead: bool | None = None) -> None:
     """Curate, split, write every file and the datasheet, then mark the export ready. Safe to run twice: a
     finished export is left alone and a half-written folder is replaced. ``timings``, when given, receives the
-    seconds each stage took (the export benchmark reads them)."""
+    seconds each stage took (the export benchmark reads them); ``read_ahead`` forces how texts are read (default:
+    ahead on a second connection where that is possible, training.curation.texts). The files are the same either
+    way."""
     if export.state == DatasetExport.State.SUCCEEDED:
         return
-    DatasetExport.objects.filter(pk=export.pk).update(state=DatasetExport.State.RUNNING)
-    folder = export_root() / export.project.slug / str(export.public_id)
+    DatasetExport.objects.filter(pk=export.pk).update(state=DatasetExport.State.RUNNING, started_at=timezone.now())
+    folder = export_folder(export)
     try:
         with _gc_paused():
-            result = _build(export, folder, timings)
+            result = _build(export, folder, timings, read_ahead)
     except Exception as exc:
         shutil.rmtree(folder, ignore_errors=True)
         DatasetExport.objects.filter(pk=export.pk).update(
@@ -131,6 +67,9 @@ def _gc_paused():
             gc.enable()
 
 
+RELEASE_MEMORY_FROM_PAIRS = 50_000
+
+
 def _release_memory() -> None:
     """Free what a stage left in reference cycles (automatic collection is paused during the build) and hand freed
     heap memory back to the operating system: glibc keeps freed large blocks in the heap, so a worker that built
@@ -147,14 +86,18 @@ def _stage(export: DatasetExport, text: str) -> None:
     DatasetExport.objects.filter(pk=export.pk).update(stage=text[:100])
 
 
-def _build(export: DatasetExport, folder: Path, timings: dict | None) -> dict:
+def _build(export: DatasetExport, folder: Path, timings: dict | None, read_ahead: bool | None) -> dict:
     config = RecipeConfig.from_dict(export.recipe.config)
     kto = export.format == DatasetExport.Format.KTO
     clock = time.perf_counter()
+    # Between the stages of a large build, memory is freed (a full collection walks the whole heap: ~80 ms each in a
+    # process with torch loaded, for nothing when the build holds a few thousand rows)
+    release = export.project.pairs.count() >= RELEASE_MEMORY_FROM_PAIRS
 
     def lap(name: str) -> None:
         nonlocal clock
-        _release_memory()  # part of the stage: what it leaves behind is freed before the next one starts
+        if release:
+            _release_memory()  # part of the stage: what it leaves behind is freed before the next one starts
         now = time.perf_counter()
         if timings is not None:
             timings[name] = now - clock
@@ -165,12 +108,12 @@ def _build(export: DatasetExport, folder: Path, timings: dict | None) -> dict:
     # first, while little else is in memory: at a million labels this is the largest single step (docs/PERFORMANCE.md)
     agreement = agreement_for_datasheet(export.project)
     lap("datasheet_agreement_s")
-    candidates = curation_candidates(export.project)
+    candidates = curation_candidates(export.project, read_ahead=read_ahead)
     lap("read_arrays_s")
     _stage(export, f"curating {len(candidates):,} pairs")
     rows, funnel = curate(candidates, config, kto=kto, timings=timings)
     del candidates
-    is_test = files.split_by_prompt(rows, test_fraction=export.test_fraction, seed=export.seed)
+    is_test = split_by_prompt(rows, test_fraction=export.test_fraction, seed=export.seed)
     lap("curate_s")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -178,21 +121,21 @@ def _build(export: DatasetExport, folder: Path, timings: dict | None) -> dict:
     rows_test = int(is_test.sum())
     rows_train = len(rows) - rows_test
     _stage(export, f"writing train and test ({rows_train:,} and {rows_test:,} rows)")
-    out = files.write_splits(folder, rows, is_test, export.format, conversational=export.conversational,
+    out = writers.write_splits(folder, rows, is_test, export.format, conversational=export.conversational,
                              timings=timings)  # fmt: skip
     lap("write_s")
     content_hash = out["content_hash"]
-    written = {name: files.file_entry(path, root, sha256=out["jsonl_sha256"].get(name))
+    written = {name: writers.file_entry(path, root, sha256=out["jsonl_sha256"].get(name))
                for name, path in sorted(out["paths"].items(), key=lambda item: _FILE_ORDER.index(item[0]))}  # fmt: skip
     lap("file_hashes_s")
     _stage(export, "writing the datasets folder and the datasheet")
     splits = [split for split in ("train", "test") if f"{split}.jsonl" in out["paths"]]
-    table_schema = files.schema(export.format, conversational=export.conversational)
+    table_schema = writers.schema(export.format, conversational=export.conversational)
     hf_folder.finish(folder / "hf", splits, table_schema, content_hash)
     written["hf"] = {"path": str((folder / "hf").relative_to(root)), "bytes": _folder_bytes(folder / "hf")}
     lap("hf_folder_s")
-    files.zip_folder(folder / "hf", folder / "hf.zip")
-    written["hf.zip"] = files.file_entry(folder / "hf.zip", root)
+    writers.zip_folder(folder / "hf", folder / "hf.zip")
+    written["hf.zip"] = writers.file_entry(folder / "hf.zip", root)
     lap("hf_zip_s")
     sheet = {
         "export": str(export.public_id),
@@ -220,8 +163,8 @@ def _build(export: DatasetExport, folder: Path, timings: dict | None) -> dict:
     (folder / "datasheet.json").write_text(json.dumps(sheet, indent=2, sort_keys=True))
     markdown = datasheet_markdown(sheet)
     (folder / "datasheet.md").write_text(markdown)
-    written["datasheet.md"] = files.file_entry(folder / "datasheet.md", root)
-    written["datasheet.json"] = files.file_entry(folder / "datasheet.json", root)
+    written["datasheet.md"] = writers.file_entry(folder / "datasheet.md", root)
+    written["datasheet.json"] = writers.file_entry(folder / "datasheet.json", root)
     lap("datasheet_s")
     return {"content_hash": content_hash, "rows_train": rows_train, "rows_test": rows_test, "funnel": funnel.steps,
             "files": written, "datasheet": sheet, "datasheet_md": markdown}  # fmt: skip
@@ -242,3 +185,8 @@ def _margin_summary(margins: np.ndarray) -> dict:
     # the mean as a left-to-right sum of the sorted values, as it has always been computed
     return {"n": len(ordered), "min": ordered[0], "median": ordered[len(ordered) // 2], "max": ordered[-1],
             "mean": sum(ordered) / len(ordered)}  # fmt: skip
+
+
+def agreement_for_datasheet(project: Project) -> dict:
+    """Label space, labels, Fleiss' kappa, Krippendorff's alpha and percent agreement with their intervals."""
+    return project_agreement_figures(project, n_boot=200)

@@ -12,10 +12,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 from annotation.access import LEAD, project_for_user
 from annotation.rendering import markdown_to_html
 
-from .access import export_for_user, recipe_for_user
-from .forms import ExportForm, RecipeForm
-from .selectors import exports_of, recipes_of
-from .services import export_create, export_root, recipe_preview, recipe_save
+from ..access import export_for_user, recipe_for_user
+from ..forms import ExportForm, RecipeForm
+from ..selectors import exports_recent, recipes_latest
+from ..services.exports import export_create
+from ..services.recipes import recipe_preview, recipe_save
+from ..storage import export_root
 
 
 @login_required
@@ -23,7 +25,7 @@ from .services import export_create, export_root, recipe_preview, recipe_save
 def curation(request, slug):
     """Build a recipe, preview what each step removes, save it as a version, and list the exports."""
     project = project_for_user(request.user, slug, role=LEAD)
-    recipes = recipes_of(project)
+    recipes = recipes_latest(project)
     chosen = next((r for r in recipes if r.name == request.GET.get("recipe")), None)
     initial = {"name": chosen.name, **chosen.config} if chosen else {"name": "default"}
     form = RecipeForm(request.POST or None, initial=initial)
@@ -42,7 +44,7 @@ def curation(request, slug):
             preview = recipe_preview(project=project, config=form.config())
     return render(
         request, "training/curation.html",
-        {"project": project, "form": form, "preview": preview, "recipes": recipes, "exports": exports_of(project),
+        {"project": project, "form": form, "preview": preview, "recipes": recipes, "exports": exports_recent(project),
          "export_form": ExportForm()},
     )  # fmt: skip
 

@@ -11,11 +11,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotation.rendering import markdown_to_html
 
-from .access import admin_or_404, job_for_user
-from .forms import TrainingJobForm
-from .job_selectors import CHARTED, after_step, exports_trainable, job_progress, jobs_recent
-from .jobs import job_cancel, job_create
-from .spec import PRESETS
+from ..access import admin_or_404, job_for_user
+from ..forms import TrainingJobForm
+from ..jobs.spec import PRESETS
+from ..selectors import CHARTED, after_step, exports_trainable, job_progress, jobs_recent
+from ..services.jobs import job_cancel, job_create
+from ..storage import job_dir
 
 
 @login_required
@@ -59,7 +60,7 @@ def job_progress_json(request, job_id):
 @login_required
 @require_POST
 def job_cancel_view(request, job_id):
-    job = job_cancel(job_for_user(request.user, job_id))
+    job = job_cancel(job=job_for_user(request.user, job_id))
     messages.info(request, "Cancelled." if job.state == "cancelled" else "The job stops at its next step.")
     return redirect("training:job_detail", job.public_id)
 
@@ -67,8 +68,6 @@ def job_cancel_view(request, job_id):
 @login_required
 @require_GET
 def job_download(request, job_id, name):
-    from .jobs import job_dir
-
     job = job_for_user(request.user, job_id)
     entry = job.artifacts.get(name)
     if entry is None:

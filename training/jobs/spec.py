@@ -50,6 +50,17 @@ HELP = {
 }
 
 
+def resolve_precision(requested: str, *, cuda: bool, capability_major: int | None) -> str:
+    """The precision a run uses: the spec's, or for "auto" bf16 on Ampere (compute capability 8) or newer, fp16 on
+    older GPUs, fp32 without one. The runner asks torch for the device; the worker that writes a multi-GPU
+    accelerate config asks nvidia-smi (no torch there), and both must agree."""
+    if requested != "auto":
+        return requested
+    if not cuda:
+        return "fp32"
+    return "bf16" if (capability_major or 0) >= 8 else "fp16"
+
+
 @dataclass(frozen=True)
 class JobSpec:
     method: str = "dpo"

@@ -1,12 +1,12 @@
-"""The text steps of curation (training/curation.py): near-identical responses, prompt groups, duplicate pairs.
+"""The text steps of curation (training/curation/steps.py): near-identical responses, prompt groups, duplicate pairs.
 
-Texts are read in batches through a text reader (training.selectors.pair_text_reader) and never all at once:
+Texts are read in batches through a text reader (training.curation.texts.pair_text_reader) and never all at once:
 - responses: cosine similarity of character 3-gram counts (scikit-learn's hashed ``char_wb`` vectors, computed by
-  training/char_ngrams.py), batch by batch;
+  training/curation/char_ngrams.py), batch by batch;
 - prompts: normalised (lower case, runs of white space as one space); exact duplicates share a group, and near-same
-  ones (training.near_duplicates, MinHash over the distinct prompts, kept as one compact Arrow string column) are
-  joined. A group's key is the first 16 hex digits of the sha256 of its smallest normalised prompt, so keys are
-  stable across runs; without near-same prompts that is each prompt's own hash, and no prompt text is kept;
+  ones (training.curation.near_duplicates, MinHash over the distinct prompts, kept as one compact Arrow string
+  column) are joined. A group's key is the first 16 hex digits of the sha256 of its smallest normalised prompt, so
+  keys are stable across runs; without near-same prompts that is each prompt's own hash, and no prompt text is kept;
 - duplicate pairs: only groups with more than one row are compared, so only those rows' responses are read.
 """
 
@@ -27,7 +27,7 @@ _DENSE_GROUP = 2_000  # larger prompt groups are compared row by row against the
 
 
 def rowwise_cosine(a: list[str], b: list[str]) -> np.ndarray:
-    """Cosine similarity of character 3-gram counts, a[i] against b[i] (training/char_ngrams.py)."""
+    """Cosine similarity of character 3-gram counts, a[i] against b[i] (training/curation/char_ngrams.py)."""
     return char_ngrams.rowwise_cosine(a, b)
 
 
@@ -83,6 +83,13 @@ def _group_keys(parts: list[pa.Array], keys: np.ndarray, threshold: float) -> np
     sorted_position = np.empty(len(order), dtype=np.int64)
     sorted_position[order] = np.arange(len(order))
     return distinct_keys[order][labels][sorted_position[inverse]]
+
+
+def prompt_groups(prompts: list[str], threshold: float) -> list[str]:
+    """A group key per prompt (16 hex digits): exact duplicates after normalisation always share one; near-same
+    prompts (estimated Jaccard similarity of character 5-grams ≥ threshold, training.curation.near_duplicates) are
+    joined too."""
+    return [f"{k:016x}" for k in group_keys(normalise(prompts), threshold).tolist()]
 
 
 def prompt_group_keys(texts, pair_ids: np.ndarray, threshold: float) -> np.ndarray:

@@ -1,0 +1,44 @@
+"""A judge run's state on the worker side: begun by the dispatch task, stopped by the engine (budget, fatal error),
+finished once every planned (pair, order) has a verdict. Every change is a conditional UPDATE, so a task delivered
+twice changes nothing the second time. The lead's own changes (pause, resume, cancel) are in judging/services.py."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.utils import timezone
+
+from .models import JudgeRun, Verdict
+
+
+def run_stop(run: JudgeRun, state: str, reason: str = "") -> None:
+    """End a live run in ``state`` (conditional: a run already ended keeps its state)."""
+    JudgeRun.objects.filter(pk=run.pk, state__in=JudgeRun.LIVE).update(
+        state=state, error=reason[:2000], finished_at=timezone.now()
+    )
+
+
+def run_finish_if_done(run: JudgeRun) -> bool:
+    """Mark a live run finished once every planned (pair, order) has a verdict, counted in the table (verdicts
+    another run wrote for the same judge and prompt count too)."""
+    n = Verdict.objects.filter(
+        judge=run.judge_id, prompt_version=run.prompt_version_id, pair_id__in=run.pair_ids
+    ).count()
+    if n < run.requests_planned:
+        return False
+    return bool(
+        JudgeRun.objects.filter(pk=run.pk, state__in=JudgeRun.LIVE).update(
+            state=JudgeRun.State.SUCCEEDED, verdicts_done=n, finished_at=timezone.now()
+        )
+    )
+
+
+def run_begin(run: JudgeRun) -> list[list[int]]:
+    """Mark a queued run running and split its pairs into chunks for the chunk tasks; [] when nothing is left to do
+    (the run is then finished). A chunk sent again later skips what is done."""
+    JudgeRun.objects.filter(pk=run.pk, state=JudgeRun.State.QUEUED).update(
+        state=JudgeRun.State.RUNNING, started_at=run.started_at or timezone.now(), heartbeat_at=timezone.now()
+    )
+    if run_finish_if_done(run):
+        return []
+    size = max(settings.JUDGE_CHUNK_PAIRS, 2 * run.judge.max_concurrency)
+    return [run.pair_ids[start : start + size] for start in range(0, len(run.pair_ids), size)]

@@ -1,0 +1,51 @@
+"""Training jobs REST API (/api/v1/training/jobs/): admins only; 404 for anyone else."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..access import admin_or_404, job_for_user, trainable_export_for_user
+from ..selectors import after_step, job_progress, jobs_recent
+from ..serializers import JobRequestSerializer, JobSerializer
+from ..services.jobs import job_cancel, job_create
+
+
+class JobListView(APIView):
+    @extend_schema(responses={200: JobSerializer(many=True)})
+    def get(self, request):
+        admin_or_404(request.user)
+        return Response(JobSerializer(jobs_recent(), many=True).data)
+
+    @extend_schema(request=JobRequestSerializer, responses={202: JobSerializer})
+    def post(self, request):
+        """Validate and queue a job for a GPU worker."""
+        admin_or_404(request.user)
+        data = JobRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        export = trainable_export_for_user(request.user, data.validated_data["export"])
+        job = job_create(export=export, user=request.user, preset=data.validated_data["preset"],
+                         settings_=data.validated_data["settings"], name=data.validated_data["name"])  # fmt: skip
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class JobDetailView(APIView):
+    @extend_schema(responses={200: JobSerializer})
+    def get(self, request, job_id):
+        return Response(JobSerializer(job_for_user(request.user, job_id)).data)
+
+
+class JobProgressView(APIView):
+    @extend_schema(responses={200: OpenApiResponse(description="State, step, ETA, metric rows after ?after=N.")})
+    def get(self, request, job_id):
+        job = job_for_user(request.user, job_id)
+        return Response(job_progress(job, after_step=after_step(request.query_params.get("after"))))
+
+
+class JobCancelView(APIView):
+    @extend_schema(request=None, responses={200: JobSerializer})
+    def post(self, request, job_id):
+        """Cancel: a queued job ends now; a running one stops at its next step and keeps what was saved."""
+        return Response(JobSerializer(job_cancel(job=job_for_user(request.user, job_id))).data)

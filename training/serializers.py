@@ -1,0 +1,69 @@
+"""What the training API reads and writes: recipes, exports and training jobs."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from .jobs.spec import PRESETS
+from .models import CurationRecipe, DatasetExport, TrainingJob
+
+
+class RecipeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CurationRecipe
+        fields = ["id", "name", "version", "config", "created_at"]
+        read_only_fields = ["version", "created_at"]
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    recipe = serializers.IntegerField(help_text="The recipe version's id.")
+    format = serializers.ChoiceField(choices=DatasetExport.Format.values)
+    conversational = serializers.BooleanField(default=False)
+    test_fraction = serializers.FloatField(default=0.1, min_value=0.0, max_value=0.9)
+    seed = serializers.IntegerField(default=0, min_value=0)
+
+
+class ExportSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    recipe = RecipeSerializer(read_only=True)
+
+    class Meta:
+        model = DatasetExport
+        fields = [
+            "id",
+            "recipe",
+            "format",
+            "conversational",
+            "test_fraction",
+            "seed",
+            "state",
+            "content_hash",
+            "rows_train",
+            "rows_test",
+            "funnel",
+            "files",
+            "datasheet",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
+
+
+class JobRequestSerializer(serializers.Serializer):
+    export = serializers.UUIDField(help_text="The export's id.")
+    preset = serializers.ChoiceField(choices=list(PRESETS), default="dpo-lora")
+    name = serializers.CharField(required=False, allow_blank=True, default="")
+    settings = serializers.DictField(required=False, default=dict,
+                                     help_text="JobSpec fields (training/jobs/spec.py) to change from the preset "
+                                               "(base_model is required here or in the preset).")  # fmt: skip
+
+
+class JobSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    export = serializers.UUIDField(source="export.public_id", read_only=True)
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = TrainingJob
+        fields = ["id", "name", "project", "export", "spec", "state", "stage", "step", "max_steps", "hardware",
+                  "summary", "evaluation", "artifacts", "error", "created_at", "started_at", "finished_at"]  # fmt: skip
