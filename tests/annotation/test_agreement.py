@@ -2,7 +2,6 @@
 
 import json
 import warnings
-from pathlib import Path
 
 import krippendorff
 import numpy as np
@@ -32,8 +31,8 @@ from annotation.quality.agreement import (
     rating_matrix,
 )
 from annotation.selectors import project_agreement
+from tests.services import alpacaeval_pairs
 
-ALPACA = Path(__file__).resolve().parents[3] / "shared" / "data" / "alpacaeval_pairs.jsonl"
 CHOICES = ["A", "B", "tie", "both_bad"]
 
 
@@ -144,16 +143,15 @@ def test_edge_cases():
 
 
 @pytest.mark.django_db
-@pytest.mark.skipif(not ALPACA.exists(), reason="../shared/data/alpacaeval_pairs.jsonl is not present")
 def test_alpacaeval_kappa_matches_scikit_learn_on_the_raw_file(project, lead, annotator, outsider):
-    pairs_import(project=project, path=ALPACA, fmt="pairs")
+    pairs_import(project=project, path=alpacaeval_pairs(), fmt="pairs")
     report = project_agreement(project, n_boot=50)
     [pair] = report["pairwise_cohen_kappa"]
     # The raw file, read directly: 1.0 = A, 2.0 = B, 1.5 = tie. Rows that repeat an earlier row's prompt and both
     # responses are the same pair (the import keeps the first), and a null preference is no label.
     to_choice = {1.0: "A", 2.0: "B", 1.5: "tie"}
     seen, first, second = set(), [], []
-    for line in ALPACA.read_text().splitlines():
+    for line in alpacaeval_pairs().read_text().splitlines():
         row = json.loads(line)
         key = (row["prompt"], *sorted([row["response_a"], row["response_b"]]))
         if key in seen:

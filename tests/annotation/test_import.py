@@ -15,8 +15,7 @@ from annotation.imports import importer
 from annotation.imports.importer import ImportRejected, import_progress, pairs_import
 from annotation.models import Choice, ImportBatch, Label, Pair
 from annotation.tasks import import_batch_run_task
-
-ALPACAEVAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "alpacaeval_pairs.jsonl"
+from tests.services import alpacaeval_pairs
 
 
 def write_jsonl(tmp_path: Path, rows: list, name: str = "data.jsonl") -> Path:
@@ -259,9 +258,8 @@ def test_uses_a_queued_batch(project, lead, tmp_path):
     assert result.pk == batch.pk and batch.state == ImportBatch.State.SUCCEEDED and batch.pairs_created == 1
 
 
-@pytest.mark.skipif(not ALPACAEVAL.exists(), reason="shared/data/alpacaeval_pairs.jsonl is not present")
 def test_real_alpacaeval_file(project):
-    batch = pairs_import(project=project, path=ALPACAEVAL)
+    batch = pairs_import(project=project, path=alpacaeval_pairs())
     assert (batch.state, batch.detected_format, batch.rows_read) == (ImportBatch.State.SUCCEEDED, "pairs", 4025)
     # 6 rows repeat an earlier row's prompt and response texts exactly (two models gave the same answer, e.g.
     # "Smart Home"); they differ only in model_b, so by content they are the same pair and are skipped.

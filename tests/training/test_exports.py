@@ -3,7 +3,6 @@ CSV is formula-safe; the AlpacaEval file runs through a recipe end to end."""
 
 import csv
 import json
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -13,6 +12,7 @@ from django.core.management import call_command
 from annotation.imports.importer import pairs_import
 from annotation.models import Label, Pair
 from tests.factories import make_pairs
+from tests.services import alpacaeval_pairs
 from tests.training.conftest import labelled
 from training.models import DatasetExport
 from training.services.exports import export_create
@@ -20,7 +20,6 @@ from training.services.recipes import recipe_save
 from training.storage import export_root
 
 pytestmark = pytest.mark.django_db
-ALPACAEVAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "alpacaeval_pairs.jsonl"
 
 
 def path(export, name):
@@ -113,9 +112,8 @@ def test_csv_cells_that_look_like_formulas_are_neutralised(project, lead):
     assert json.loads(path(export, "train.jsonl").read_text())["chosen"] == "+1 call me"
 
 
-@pytest.mark.skipif(not ALPACAEVAL.exists(), reason="../shared/data/alpacaeval_pairs.jsonl is not on this machine")
 def test_alpacaeval_runs_through_a_judge_label_recipe_end_to_end(project, lead, tmp_path):
-    pairs_import(project=project, path=ALPACAEVAL, fmt="pairs")
+    pairs_import(project=project, path=alpacaeval_pairs(), fmt="pairs")
     out = tmp_path / "out"
     call_command("export_dataset", project.slug, "--recipe", "judges-agree", "--config",
                  json.dumps({"source": "human", "min_human_agreement": 1.0, "max_pairs_per_prompt": 2}),
