@@ -31,9 +31,9 @@ def database_url_of_tests() -> str:
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-@contextmanager
-def celery_worker(queues: str = "default", extra_env: dict | None = None):
-    env = {
+def process_env(extra_env: dict | None = None) -> dict:
+    """The environment of a process the tests start: this one's, on the test database, broker and media folder."""
+    return {
         **os.environ,
         "DATABASE_URL": database_url_of_tests(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
@@ -41,6 +41,11 @@ def celery_worker(queues: str = "default", extra_env: dict | None = None):
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }
+
+
+@contextmanager
+def celery_worker(queues: str = "default", extra_env: dict | None = None):
+    env = process_env(extra_env)
     log = open(Path(settings.VAR_DIR) / f"test-worker-{os.getpid()}.log", "w")
     proc = subprocess.Popen(
         [
@@ -97,14 +102,7 @@ def web_server(extra_env: dict | None = None):
     """The app served by gunicorn in a process of its own (its own settings from the environment, its own broker
     and cache connections), on the test database. Yields the base URL."""
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_of_tests(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "PYTHONUNBUFFERED": "1",
-        **(extra_env or {}),
-    }
+    env = process_env(extra_env)
     log = open(Path(settings.VAR_DIR) / f"test-web-{os.getpid()}.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
