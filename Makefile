@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-sqlite install train-deps judge-server migrate demo lint bench-assignment bench-quality bench-judge clean
+.PHONY: run test test-sqlite install train-deps judge-server local-model migrate demo lint bench-assignment bench-quality bench-judge clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,13 +48,18 @@ $(JUDGE_MODEL):
 
 judge-server: $(VENV)/.llama-server $(JUDGE_MODEL)
 
+## What `make run` prepares in the background for the local model and CPU training jobs (seconds once built).
+local-model: judge-server train-deps
+
 migrate: install
 	$(PY) manage.py migrate --no-input
 
 demo: migrate
 	$(PY) manage.py demo_setup
 
-## Web server + Celery worker on SQLite and a filesystem broker (or DATABASE_URL / CELERY_BROKER_URL). Ctrl-C stops both.
+## The web server, a Celery worker for every queue with beat, and the local model server (built in the background
+## the first time: `make local-model`), on SQLite and a filesystem broker (or DATABASE_URL / CELERY_BROKER_URL).
+## Ctrl-C stops everything it started.
 run: demo
 	$(PY) manage.py devserver
 

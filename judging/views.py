@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.access import LEAD, project_for_user
+from config.local_model import local_model_status
 
 from .access import judge_for_user, run_for_user
 from .forms import JudgeForm, RunStartForm
@@ -46,7 +47,8 @@ def judges(request, slug):
             return redirect("judging:run_detail", slug=slug, run_id=run.public_id)
     return render(
         request, "judging/judges.html",
-        {"project": project, "judges": available, "runs": runs_of(project), "start": start},
+        {"project": project, "judges": available, "runs": runs_of(project), "start": start,
+         "local_model": local_model_status()},
     )  # fmt: skip
 
 

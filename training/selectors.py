@@ -3,9 +3,14 @@ can start from, and a job's live progress."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.db.models import Count, Q, Sum
+from django.urls import reverse
 from django.utils import timezone
 
-from annotation.models import Project
+from annotation.models import ImportBatch, Label, Membership, Pair, Project
+from judging.models import JudgeConfig, JudgeRun, Verdict
 
 from .models import CurationRecipe, DatasetExport, TrainingJob, TrainingMetric
 
@@ -77,3 +82,58 @@ def job_progress(job: TrainingJob, *, after_step: int = -1) -> dict:
         "log_tail": job.log_tail[-4000:],
         "live": job.state in TrainingJob.LIVE,
     }
+
+
+@dataclass
+class Stage:
+    """One step of the loop on the getting-started page: what it has so far and what to do there."""
+
+    name: str
+    count: str  # the figure shown, e.g. "315 pairs"
+    detail: str
+    url: str | None  # None: not for this user (training is for admins)
+    action: str
+    done: bool
+
+
+def pipeline_stages(project: Project, user) -> list[Stage]:
+    """The loop, import to evaluation, with live counts for the project, in order. A stage is done when it has
+    what the next one needs; the first stage not done is where the lead should go next."""
+    slug = project.slug
+    complete = Count("pk", filter=Q(label_count__gte=project.overlap_k))
+    pairs = Pair.objects.filter(project=project).aggregate(n=Count("pk"), labels=Sum("label_count"), complete=complete)
+    labels = pairs["labels"] or 0
+    people = Label.objects.filter(project=project, annotator__isnull=False).values("annotator").distinct().count()
+    paused = Membership.objects.filter(project=project, paused_at__isnull=False).count()
+    judges = JudgeConfig.objects.filter(Q(project=project) | Q(project__isnull=True)).count()
+    runs = JudgeRun.objects.filter(project=project).count()
+    verdicts = Verdict.objects.filter(pair__project=project).count()
+    recipes = CurationRecipe.objects.filter(project=project).values("name").distinct().count()
+    exports = DatasetExport.objects.filter(project=project, state=DatasetExport.State.SUCCEEDED)
+    jobs = TrainingJob.objects.filter(project=project)
+    evaluated = jobs.filter(state=TrainingJob.State.SUCCEEDED).exclude(evaluation={}).order_by("-finished_at").first()
+    admin = user.is_staff
+    last_export = exports.order_by("-created_at").first()
+    return [
+        Stage("Import", f"{pairs['n']:,} pairs", f"{ImportBatch.objects.filter(project=project).count()} imports",
+              reverse("annotation:imports", args=[slug]), "Import pairs (JSONL, JSON, CSV or Parquet)", pairs["n"] > 0),
+        Stage("Annotate", f"{labels:,} labels", f"{pairs['complete']:,} pairs at K={project.overlap_k}",
+              reverse("annotation:annotate", args=[slug]), "Label pairs from the keyboard, or invite annotators",
+              labels > 0),
+        Stage("Quality", f"{people} annotators", f"{paused} paused" if paused else "agreement, bias, calibration",
+              reverse("annotation:quality", args=[slug]), "Check agreement and each annotator's habits", people >= 2),
+        Stage("Judges", f"{verdicts:,} verdicts", f"{judges} judges, {runs} runs",
+              reverse("judging:judges", args=[slug]), "Run an LLM judge on a few pairs", verdicts > 0),
+        Stage("Curation", f"{recipes} recipes", "funnel, margins, length balance",
+              reverse("training:curation", args=[slug]), "Save a recipe that keeps the pairs you trust", recipes > 0),
+        Stage("Export", f"{exports.count()} exports", "TRL-ready files with a datasheet",
+              reverse("training:export_detail", args=[slug, last_export.public_id]) if last_export
+              else reverse("training:curation", args=[slug]), "Export the recipe's rows", last_export is not None),
+        Stage("Train", f"{jobs.count()} jobs", "DPO, KTO, ORPO, SimPO" if admin else "admins launch jobs",
+              (reverse("training:jobs") + (f"?export={last_export.public_id}&preset=smoke" if last_export else ""))
+              if admin else None, "Launch a job on the export (the smoke preset takes minutes on a CPU)",
+              jobs.exists()),
+        Stage("Evaluate", "tuned vs base" if evaluated else "no evaluation yet", "held-out preference accuracy",
+              reverse("training:job_detail", args=[evaluated.public_id]) if evaluated and admin else None,
+              "Compare the tuned model with its base on the held-out split", evaluated is not None),
+    ]  # fmt: skip

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from .views import curation, jobs
+from .views import curation, jobs, pipeline
 
 app_name = "training"
 
 urlpatterns = [
+    path("p/<slug:slug>/start/", pipeline.start, name="start"),
     path("p/<slug:slug>/curation/", curation.curation, name="curation"),
     path("p/<slug:slug>/curation/<int:recipe_id>/export/", curation.export_new, name="export_new"),
     path("p/<slug:slug>/exports/<uuid:export_id>/", curation.export_detail, name="export_detail"),

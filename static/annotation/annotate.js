@@ -14,6 +14,10 @@
   const baseUrl = root.dataset.baseUrl;
   let shownAt = performance.now();
   let done = Number(counter.dataset.done || 0);
+  let left = Number(counter.dataset.left || 0);  // an estimate: others take pairs too, calibration comes on top
+  const showCount = () => {
+    counter.textContent = `${done} labelled · ${left > 0 ? left + " left" : "the end is near"}`;
+  };
   let busy = false;
   let prefetching = null;
   let prefetchedEmpty = false;
@@ -122,7 +126,7 @@
       const data = await r.json().catch(() => ({}));
       if (r.ok) {
         say("");
-        if (data.created) counter.textContent = `${++done} labelled`;
+        if (data.created) { done += 1; left = Math.max(left - 1, 0); showCount(); }
         if (data.feedback_html) showFeedback(data.feedback_html);  // practice: Continue (Enter) moves on
         else await showNext();
       } else if (data.code === "expired" || data.code === "already_answered") {

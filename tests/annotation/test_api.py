@@ -58,7 +58,8 @@ def test_outsider_gets_404(project, outsider, method, path):
 
 def test_annotator_cannot_import_or_see_project_progress(project, annotator):
     assert api(annotator).post("/api/v1/projects/demo/imports/").status_code == 404
-    assert api(annotator).get("/api/v1/projects/demo/progress/").json() == {"done": 0}
+    # their own counts only: done, and how many pairs are still open to them
+    assert api(annotator).get("/api/v1/projects/demo/progress/").json() == {"done": 0, "left": 0}
 
 
 def test_create_project_needs_permission(db):

@@ -108,6 +108,7 @@ ROUTES: tuple[Route, ...] = (
     Route("api-judge-run", LEADS, kwargs=(*P, "run_id")),
     Route("api-judge-run-action", LEADS, ("POST",), (*P, "run_id"), fixed={"action": "pause"}),
     # training: curation and exports (leads), pages
+    Route("training:start", LEADS, kwargs=P),
     Route("training:curation", LEADS, ("GET", "POST"), P),
     Route("training:export_new", LEADS, ("POST",), (*P, "recipe_id")),
     Route("training:export_detail", LEADS, kwargs=(*P, "export_id")),

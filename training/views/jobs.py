@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -23,7 +24,9 @@ from ..storage import job_dir
 @require_http_methods(["GET", "POST"])
 def jobs(request):
     admin_or_404(request.user)
-    initial = {"export": request.GET.get("export")} if request.GET.get("export") else {}
+    initial = {key: request.GET[key] for key in ("export", "preset") if request.GET.get(key)}
+    if settings.LOCAL_MODEL_PATH.is_file():  # the model `make run` serves: a job can start from it on any machine
+        initial["base_model"] = str(settings.LOCAL_MODEL_PATH)
     form = TrainingJobForm(request.POST or None, initial=initial, exports=exports_trainable())
     if request.method == "POST" and form.is_valid():
         try:

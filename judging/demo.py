@@ -1,0 +1,33 @@
+"""The demo's judge: SmolLM2 behind the local model server that `make run` starts. A 135M model is a poor judge
+(it mostly answers "A"), which the run report shows honestly: a high first-slot pick rate and many flips."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from annotation.models import Project
+
+from .models import JudgeConfig, JudgeRun
+from .services import judge_create, judge_update, run_start
+
+DEMO_JUDGE = "local SmolLM2-135M"
+DEMO_RUN_PAIRS = 12
+
+
+def demo_judge(project: Project, user) -> JudgeConfig:
+    """The project's local judge (created once; pointed at LOCAL_MODEL_URL if that changed)."""
+    judge = JudgeConfig.objects.filter(project=project, name=DEMO_JUDGE).first()
+    if judge is not None and judge.base_url != settings.LOCAL_MODEL_URL:
+        judge = judge_update(judge=judge, base_url=settings.LOCAL_MODEL_URL)
+    if judge is None:
+        judge = judge_create(project=project, user=user, name=DEMO_JUDGE, base_url=settings.LOCAL_MODEL_URL,
+                             model="smollm2-135m", max_tokens=64, max_concurrency=1,
+                             requests_per_minute=600)  # fmt: skip
+    return judge
+
+
+def demo_judge_run(judge: JudgeConfig, user) -> JudgeRun | None:
+    """A first small run of the demo judge, started once (when the local model is ready); None if one exists."""
+    if JudgeRun.objects.filter(judge=judge).exists():
+        return None
+    return run_start(project=judge.project, judge=judge, user=user, limit=DEMO_RUN_PAIRS)

@@ -1,0 +1,99 @@
+"""The demo `make run` shows: users for every role, a project written by the project with labels from simulated
+annotators whose habits the quality report finds, a judge on the local model, a recipe and an export. Running it
+again changes nothing, and nothing outside the demo is touched."""
+
+from unittest import mock
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from annotation.models import Assignment, Label, Membership, Pair, Project
+from annotation.selectors import project_quality
+from judging.models import JudgeConfig, JudgeRun
+from tests.factories import ProjectFactory, make_pairs
+from training.models import CurationRecipe, DatasetExport
+
+pytestmark = pytest.mark.django_db
+
+COUNTED = (get_user_model(), Project, Membership, Pair, Assignment, Label, JudgeConfig, JudgeRun, CurationRecipe,
+           DatasetExport)  # fmt: skip
+
+
+def snapshot() -> dict:
+    return {model.__name__: model.objects.count() for model in COUNTED}
+
+
+def test_without_the_demo_the_judge_run_command_does_nothing():
+    call_command("demo_judge_run")
+    assert not JudgeRun.objects.exists()
+
+
+def test_the_demo_shows_every_page_with_true_content_and_a_second_run_changes_nothing(settings):
+    project = ProjectFactory(slug="mine")  # someone's own project, beside the demo
+    untouched = make_pairs(project, 3)
+    Label.objects.create(project=project, pair=untouched[0], source="external", external_annotator="x", choice="A")
+    mine = (
+        snapshot(),
+        list(Pair.objects.filter(project=project).order_by("pk").values_list("pk", "label_count", "open_slots")),
+    )
+
+    call_command("demo_setup")
+    demo = Project.objects.get(slug="demo")
+    users = {u.username: u for u in get_user_model().objects.filter(username__startswith="demo-")}
+    assert users["demo-admin"].is_staff and not users["demo-lead"].is_staff
+    assert Membership.objects.get(project=demo, user=users["demo-lead"]).role == "lead"
+    assert Pair.objects.filter(project=demo).count() >= 300 and Pair.objects.filter(project=demo).exclude(gold="")
+    assert users["demo-annotator-1"].check_password("arbiter-demo")
+
+    report = project_quality(demo, n_boot=20)
+    rows = report["per_annotator"]
+    assert (
+        rows["demo-sim-leftclicker"]["left_pick_rate"] == 1.0
+        and rows["demo-sim-leftclicker"]["left_pick_p_value"] < 1e-6
+    )
+    assert rows["demo-sim-speedy"]["implausibly_fast"] and not rows["demo-sim-careful"]["implausibly_fast"]
+    assert rows["demo-sim-drifting"]["paused"] and not rows["demo-sim-careful"]["paused"], {
+        n: r["paused_reason"] for n, r in rows.items()
+    }
+    assert rows["demo-sim-careful"]["gold_accuracy"] > rows["demo-sim-drifting"]["gold_accuracy"]
+    kappas = [row for row in report["pairwise_cohen_kappa"] if row["kappa"] is not None]
+    assert len({name for row in kappas for name in (row["annotator_a"], row["annotator_b"])}) >= 3
+    assert max(row["kappa"] for row in kappas) > 0.4  # the careful annotators agree; the others do not
+    assert Pair.objects.filter(project=demo, open_slots__gt=0).count() >= 50  # work left for the people who log in
+
+    judge = JudgeConfig.objects.get(project=demo)
+    assert judge.base_url == settings.LOCAL_MODEL_URL and not JudgeRun.objects.exists()  # runs when the model is up
+    export = DatasetExport.objects.get(project=demo)
+    assert export.state == "succeeded" and export.rows_train > 0 and export.recipe.name == "demo"
+
+    first = snapshot()
+    call_command("demo_setup")
+    assert snapshot() == first
+
+    # when the local model is ready, `make run` starts the judge's first small run, once
+    with mock.patch("judging.services.judge_run_dispatch_task.delay") as queued:
+        call_command("demo_judge_run")
+        call_command("demo_judge_run")
+    assert queued.call_count == 1 and len(JudgeRun.objects.get().pair_ids) == 12
+    assert (
+        list(Pair.objects.filter(project=project).order_by("pk").values_list("pk", "label_count", "open_slots"))
+        == mine[1]
+    )
+
+
+def test_a_project_of_someone_else_named_demo_is_left_alone(project):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="is not the demo"):
+        call_command("demo_setup")  # the shared fixture's project has the slug "demo"
+    assert not Pair.objects.filter(project=project).exists()
+
+
+def test_the_demo_is_refused_in_production(settings):
+    from django.core.management import CommandError
+
+    settings.PRODUCTION = True
+    with pytest.raises(CommandError, match="production"):
+        call_command("demo_setup")
+    assert not Project.objects.filter(slug="demo").exists()
