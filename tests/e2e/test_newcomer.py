@@ -1,0 +1,100 @@
+"""The newcomer's first hour, in a real browser: the demo `make run` sets up, a real worker for every queue and the
+real local model server (llama.cpp with SmolLM2). An annotator labels 10 pairs from the keyboard; the lead sees a κ
+heatmap of several annotators and a paused one, runs the local judge on a few pairs and reads its report, and
+exports; the admin launches the smoke job from the export and sees it succeed with an evaluation."""
+
+import pytest
+from django.core.management import call_command
+
+from annotation.models import Label
+from judging.models import JudgeRun
+from tests.training.conftest import smollm2_gguf
+from tests.worker import celery_worker
+from training.models import DatasetExport, TrainingJob
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "arbiter-demo"  # the demo's, printed by `make run`
+
+
+def logged_in(browser, live_server, username, path):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{live_server.url}/accounts/login/?next={path}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**{path}")
+    return page
+
+
+def label_from_the_keyboard(page, n):
+    """Answer n items; a practice item's feedback is dismissed with Enter, as the page says."""
+    page.wait_for_selector("#annotate[data-ready]", state="attached")
+    for i in range(n):
+        page.wait_for_selector("#item-slot form.item")
+        shown = page.get_attribute("#item-slot form.item", "data-assignment")
+        page.keyboard.press("1" if i % 3 else "2")
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            "id => document.querySelector('#practice-feedback') || !document.querySelector('#item-slot form.item')"
+            " || document.querySelector('#item-slot form.item').dataset.assignment !== id", arg=shown)  # fmt: skip
+        if page.query_selector("#practice-feedback"):
+            page.keyboard.press("Enter")  # continue
+            page.wait_for_selector("#item-slot form.item")
+
+
+def test_a_newcomer_walks_the_loop_as_annotator_lead_and_admin(live_server, browser, llama_server, settings,
+                                                              tmp_path):  # fmt: skip
+    smollm2_gguf()
+    settings.LOCAL_MODEL_URL = llama_server.base_url  # what `make run` serves, here the test session's server
+    settings.EXPORT_ROOT, settings.TRAINING_ROOT = tmp_path / "exports", tmp_path / "training"
+    call_command("demo_setup")
+    env = {"EXPORT_ROOT": str(settings.EXPORT_ROOT), "TRAINING_ROOT": str(settings.TRAINING_ROOT),
+           "MODEL_CACHE": str(settings.MODEL_CACHE)}  # fmt: skip
+    with celery_worker(queues="default,judge,gpu", extra_env=env):
+        annotator = logged_in(browser, live_server, "demo-annotator-1", "/p/demo/annotate/")
+        label_from_the_keyboard(annotator, 10)
+        annotator.wait_for_function("document.getElementById('progress-counter').textContent.startsWith('10 ')")
+        assert Label.objects.filter(annotator__username="demo-annotator-1").count() == 10
+        annotator.context.close()
+
+        lead = logged_in(browser, live_server, "demo-lead", "/p/demo/start/")
+        assert lead.inner_text("#pipeline [data-stage=annotate] b").endswith("labels")
+        lead.goto(f"{live_server.url}/p/demo/quality/")
+        lead.wait_for_selector("#kappa-heatmap[data-ready='1']", state="attached")
+        assert lead.evaluate("Chart.getChart(document.getElementById('kappa-heatmap')).data.datasets[0].data"
+                             ".filter(c => c.x === c.y).length") >= 3  # fmt: skip
+        assert "paused" in lead.inner_text("#annotator-table")
+        assert "implausibly fast" in lead.inner_text("#annotator-table")
+
+        lead.goto(f"{live_server.url}/p/demo/judges/")
+        lead.select_option("#id_run-judge", label="local SmolLM2-135M")
+        lead.fill("#id_run-limit", "3")
+        lead.click("#run-start button.primary")
+        lead.wait_for_selector("#run-status.run-succeeded", timeout=240_000)
+        lead.reload()
+        assert "picked the response shown first" in lead.inner_text("#judge-report")
+        assert JudgeRun.objects.get().verdicts.count() == 6  # 3 pairs, both orders
+
+        lead.goto(f"{live_server.url}/p/demo/curation/")
+        lead.click("form.inline-form button.primary")  # the demo recipe, DPO
+        lead.wait_for_selector("#export-status.export-succeeded")
+        export = DatasetExport.objects.filter(created_by__username="demo-lead").latest("created_at")
+        lead.context.close()
+
+        admin = logged_in(browser, live_server, "demo-admin", f"/p/demo/exports/{export.public_id}/")
+        admin.click("#smoke-link")
+        admin.wait_for_selector("#launch-form")
+        assert admin.input_value("#id_base_model") == str(settings.LOCAL_MODEL_PATH)
+        assert admin.input_value("#id_preset") == "smoke"
+        admin.click("#launch-form button.primary")
+        admin.wait_for_function("['succeeded', 'failed', 'cancelled'].includes(document.getElementById('job-state')"
+                                ".textContent)", timeout=420_000)  # fmt: skip
+        job = TrainingJob.objects.get()
+        assert job.state == "succeeded", (job.error, job.log_tail)
+        admin.wait_for_selector("#evaluation")  # the page reloads itself when the job ends
+        assert "Held-out evaluation" in admin.inner_text("#evaluation")
+        assert admin.query_selector("#artifacts a:text('adapter.zip')")
+        admin.context.close()
