@@ -9,6 +9,7 @@ import random
 from dataclasses import dataclass
 
 from .errors import AnnotatorPaused
+from .feedback import to_screen
 from .models import Assignment, Project
 from .services.assignment import assignment_next
 from .services.labels import Submission, label_submit
@@ -373,12 +374,7 @@ def simulated_labels(project: Project, annotator, who: Simulated) -> int:
             answer = "tie" if correct else "A"
         else:
             answer = right if correct else ("B" if right == "A" else "A")
-        if who.always_left:
-            screen = "left"
-        elif answer == "tie":
-            screen = "tie"
-        else:
-            screen = "left" if (answer == "A") == assignment.left_is_a else "right"
+        screen = "left" if who.always_left else to_screen(answer, assignment.left_is_a)
         strength = rng.randint(1, len(project.strength_scale)) if project.strength_scale and screen != "tie" else None
         time_ms = int(rng.uniform(*who.seconds) * 1000)
         label_submit(assignment=assignment, submission=Submission(choice=screen, strength=strength,

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from .logs import file_tail
+
 STATES = ("building", "starting", "ready", "failed", "stopped")
 LOG_TAIL_CHARS = 4000
 
@@ -43,11 +45,5 @@ def local_model_status() -> dict | None:
         data = json.loads((local_model_dir() / "state.json").read_text())
     except (OSError, ValueError):
         return None
-    try:
-        with open(log_path(), "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - LOG_TAIL_CHARS))
-            data["log_tail"] = f.read().decode("utf-8", "replace")
-    except OSError:
-        data["log_tail"] = ""
+    data["log_tail"] = file_tail(log_path(), LOG_TAIL_CHARS)
     return data

@@ -17,12 +17,12 @@ DEMO_RUN_PAIRS = 12
 def demo_judge(project: Project, user) -> JudgeConfig:
     """The project's local judge (created once; pointed at LOCAL_MODEL_URL if that changed)."""
     judge = JudgeConfig.objects.filter(project=project, name=DEMO_JUDGE).first()
-    if judge is not None and judge.base_url != settings.LOCAL_MODEL_URL:
-        judge = judge_update(judge=judge, base_url=settings.LOCAL_MODEL_URL)
     if judge is None:
-        judge = judge_create(project=project, user=user, name=DEMO_JUDGE, base_url=settings.LOCAL_MODEL_URL,
-                             model="smollm2-135m", max_tokens=64, max_concurrency=1,
-                             requests_per_minute=600)  # fmt: skip
+        return judge_create(project=project, user=user, name=DEMO_JUDGE, base_url=settings.LOCAL_MODEL_URL,
+                            model="smollm2-135m", max_tokens=64, max_concurrency=1,
+                            requests_per_minute=600)  # fmt: skip
+    if judge.base_url != settings.LOCAL_MODEL_URL:
+        judge = judge_update(judge=judge, base_url=settings.LOCAL_MODEL_URL)
     return judge
 
 

@@ -74,12 +74,16 @@ def celery_worker(queues: str = "default", extra_env: dict | None = None):
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         log.close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.25):
@@ -117,11 +121,7 @@ def web_server(extra_env: dict | None = None):
             raise RuntimeError(f"the web server exited with {proc.returncode}; see {log.name}")
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         log.close()
 
 
@@ -133,6 +133,15 @@ def _answers(url: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def http_ok(url: str) -> bool:
+    """Whether ``url`` answers 200 now."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -111,6 +111,7 @@ def pipeline_stages(project: Project, user) -> list[Stage]:
     recipes = CurationRecipe.objects.filter(project=project).values("name").distinct().count()
     exports = DatasetExport.objects.filter(project=project, state=DatasetExport.State.SUCCEEDED)
     jobs = TrainingJob.objects.filter(project=project)
+    job_count = jobs.count()
     evaluated = jobs.filter(state=TrainingJob.State.SUCCEEDED).exclude(evaluation={}).order_by("-finished_at").first()
     admin = user.is_staff
     last_export = exports.order_by("-created_at").first()
@@ -129,10 +130,10 @@ def pipeline_stages(project: Project, user) -> list[Stage]:
         Stage("Export", f"{exports.count()} exports", "TRL-ready files with a datasheet",
               reverse("training:export_detail", args=[slug, last_export.public_id]) if last_export
               else reverse("training:curation", args=[slug]), "Export the recipe's rows", last_export is not None),
-        Stage("Train", f"{jobs.count()} jobs", "DPO, KTO, ORPO, SimPO" if admin else "admins launch jobs",
+        Stage("Train", f"{job_count} jobs", "DPO, KTO, ORPO, SimPO" if admin else "admins launch jobs",
               (reverse("training:jobs") + (f"?export={last_export.public_id}&preset=smoke" if last_export else ""))
               if admin else None, "Launch a job on the export (the smoke preset takes minutes on a CPU)",
-              jobs.exists()),
+              job_count > 0),
         Stage("Evaluate", "tuned vs base" if evaluated else "no evaluation yet", "held-out preference accuracy",
               reverse("training:job_detail", args=[evaluated.public_id]) if evaluated and admin else None,
               "Compare the tuned model with its base on the held-out split", evaluated is not None),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -14,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from tests.services import require
+from tests.worker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = ROOT / "var" / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 _REQUEST_LINE = re.compile(r'"POST /v1/chat/completions HTTP/1\.1" (\d{3})')
 
 
@@ -33,21 +33,16 @@ class LlamaServer:
         return len(_REQUEST_LINE.findall(self.log_path.read_text(errors="replace")))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_llama_server(log_dir: Path) -> LlamaServer:
     require(importlib.util.find_spec("llama_cpp") is not None,
             "llama-cpp-python is not installed: run `make judge-server`")  # fmt: skip
-    require(MODEL.exists(), f"{MODEL} is missing: run `make judge-server`")
-    port = _free_port()
+    model = settings.LOCAL_MODEL_PATH  # the file `make judge-server` unzips, which `make run` serves too
+    require(model.exists(), f"{model} is missing: run `make judge-server`")
+    port = free_port()
     log_path = log_dir / f"llama-server-{port}.log"
     log = open(log_path, "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(MODEL), "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
          "--n_ctx", "2048", "--n_threads", "2"],  # fmt: skip
         stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
     )  # fmt: skip

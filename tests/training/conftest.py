@@ -13,8 +13,6 @@ from tests.services import require
 from training.services.exports import export_create
 from training.services.recipes import recipe_save
 
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
 
 @pytest.fixture
 def admin(db):
@@ -24,8 +22,8 @@ def admin(db):
 def smollm2_gguf() -> Path:
     from django.conf import settings
 
-    path = Path(settings.BASE_DIR) / "var" / "models" / GGUF
-    require(path.exists(), f"var/models/{GGUF} is missing: run `make judge-server`")
+    path = settings.LOCAL_MODEL_PATH  # the file `make judge-server` unzips, which `make run` serves too
+    require(path.exists(), f"{path} is missing: run `make judge-server`")
     return path
 
 

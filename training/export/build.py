@@ -26,6 +26,7 @@ from ..models import DatasetExport
 from ..storage import export_folder, export_root
 from . import hf_folder, writers
 from .datasheet import datasheet_markdown
+from .records import schema
 from .split import split_by_prompt
 
 
@@ -130,7 +131,7 @@ def _build(export: DatasetExport, folder: Path, timings: dict | None, read_ahead
     lap("file_hashes_s")
     _stage(export, "writing the datasets folder and the datasheet")
     splits = [split for split in ("train", "test") if f"{split}.jsonl" in out["paths"]]
-    table_schema = writers.schema(export.format, conversational=export.conversational)
+    table_schema = schema(export.format, conversational=export.conversational)
     hf_folder.finish(folder / "hf", splits, table_schema, content_hash)
     written["hf"] = {"path": str((folder / "hf").relative_to(root)), "bytes": _folder_bytes(folder / "hf")}
     lap("hf_folder_s")

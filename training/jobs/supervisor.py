@@ -16,6 +16,8 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from config.logs import file_tail
+
 from ..models import TrainingJob
 from ..storage import job_dir
 from .launch import gpu_capability_major, gpu_count, runner_command
@@ -40,13 +42,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 def log_tail(path: Path) -> str:
     """The last LOG_TAIL_CHARS of the runner's log ("" before it exists)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - LOG_TAIL_CHARS))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
+    return file_tail(path, LOG_TAIL_CHARS)
 
 
 def job_command(job: TrainingJob, out_dir: Path, *, gpus: int) -> list[str]:
