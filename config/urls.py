@@ -15,8 +15,10 @@ urlpatterns = [
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("annotation.api_urls")),
     path("api/v1/", include("judging.api_urls")),
+    path("api/v1/", include("generation.api_urls")),
     path("api/v1/", include("training.api_urls")),
     path("", include("judging.urls")),
+    path("", include("generation.urls")),
     path("", include("training.urls")),
     path("", include("annotation.urls")),
 ]

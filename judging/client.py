@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -55,6 +56,49 @@ def verdict_schema(max_tokens: int) -> dict:
     }
 
 
+class RatingModel(BaseModel):
+    """What a judge answers when it rates one response on its own (generation candidates)."""
+
+    score: int = Field(ge=1, le=10)
+    rationale: str = Field(max_length=8000)
+
+
+def rating_schema(max_tokens: int) -> dict:
+    """Like verdict_schema: the score first, the rationale capped so the reply fits in ``max_tokens``."""
+    return {
+        "type": "object",
+        "properties": {
+            "score": {"type": "integer", "minimum": 1, "maximum": 10},
+            "rationale": {"type": "string", "maxLength": max(20, min(8000, (max_tokens - 20) * 3))},
+        },
+        "required": ["score", "rationale"],
+        "additionalProperties": False,
+    }
+
+
+REPAIR_PROMPT = (
+    "Your previous reply could not be used: {problem}. Reply again with only a JSON object with the keys "
+    '"winner" ("A", "B" or "tie"), "score_a" and "score_b" (integers from 1 to 10) and "rationale" (one sentence).'
+)
+RATING_REPAIR_PROMPT = (
+    "Your previous reply could not be used: {problem}. Reply again with only a JSON object with the keys "
+    '"score" (an integer from 1 to 10) and "rationale" (one sentence).'
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A structured reply: its pydantic model, the JSON schema sent to servers and the repair request."""
+
+    name: str
+    model: type[BaseModel]
+    schema: Callable[[int], dict]
+    repair: str
+
+
+VERDICT = Shape("verdict", VerdictModel, verdict_schema, REPAIR_PROMPT)
+RATING = Shape("rating", RatingModel, rating_schema, RATING_REPAIR_PROMPT)
+
 MODES = ("json_schema", "json_object_schema", "json_object")
 
 
@@ -85,8 +129,18 @@ class Reply:
 
 
 @dataclass
+class Generated:
+    """One sampled response (generation): its text, tokens and why it stopped ("stop", "length", ...)."""
+
+    text: str
+    tokens_in: int
+    tokens_out: int
+    finish_reason: str
+
+
+@dataclass
 class Parsed:
-    verdict: VerdictModel | None
+    verdict: BaseModel | None  # a VerdictModel, or a RatingModel for ratings
     raw: str
     tokens_in: int
     tokens_out: int
@@ -137,16 +191,16 @@ def classify(exc: Exception) -> JudgeError:
     return Transient(f"{type(exc).__name__}: {exc}")
 
 
-def _response_format(mode: str, max_tokens: int) -> dict:
+def _response_format(mode: str, max_tokens: int, shape: Shape = VERDICT) -> dict:
     if mode == "json_schema":
         # What chat.completions.parse(response_format=VerdictModel) sends; sent through create() so that an invalid
         # reply comes back as text for validation and repair instead of raising inside the client. OpenAI's strict
         # mode accepts no maxLength, so the rationale is left uncapped there.
-        schema = verdict_schema(max_tokens)
+        schema = shape.schema(max_tokens)
         schema["properties"]["rationale"] = {"type": "string"}
-        return {"type": "json_schema", "json_schema": {"name": "verdict", "strict": True, "schema": schema}}
+        return {"type": "json_schema", "json_schema": {"name": shape.name, "strict": True, "schema": schema}}
     if mode == "json_object_schema":
-        return {"type": "json_object", "schema": verdict_schema(max_tokens)}
+        return {"type": "json_object", "schema": shape.schema(max_tokens)}
     return {"type": "json_object"}
 
 
@@ -169,14 +223,14 @@ def winner_confidence(content: str, logprobs) -> float | None:
 
 
 def complete(client: openai.OpenAI, *, model: str, messages: list[dict], mode: str, temperature: float,
-             max_tokens: int, logprobs: bool, retries: int | None = None) -> Reply:  # fmt: skip
+             max_tokens: int, logprobs: bool, retries: int | None = None, shape: Shape = VERDICT) -> Reply:  # fmt: skip
     """One chat completion in the given mode. Raises openai exceptions (the caller classifies them)."""
     if retries is not None:
         client = client.with_options(max_retries=retries)
     kwargs = {"model": model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
     if logprobs:
         kwargs.update(logprobs=True, top_logprobs=1)
-    response = client.chat.completions.create(response_format=_response_format(mode, max_tokens), **kwargs)
+    response = client.chat.completions.create(response_format=_response_format(mode, max_tokens, shape), **kwargs)
     choice = response.choices[0]
     content = choice.message.content or ""
     usage = response.usage
@@ -188,44 +242,69 @@ def complete(client: openai.OpenAI, *, model: str, messages: list[dict], mode: s
     )
 
 
-def parse_verdict(content: str) -> tuple[VerdictModel | None, str]:
-    """(verdict, "") or (None, why it is invalid)."""
+def parse_reply(content: str, shape: Shape = VERDICT) -> tuple[BaseModel | None, str]:
+    """(the validated reply, "") or (None, why it is invalid)."""
     text = (content or "").strip()
     if text.startswith("```"):  # some models fence their JSON
         text = text.strip("`").removeprefix("json").strip()
     try:
-        return VerdictModel.model_validate(json.loads(text)), ""
+        return shape.model.model_validate(json.loads(text)), ""
     except json.JSONDecodeError as exc:
         return None, f"not JSON ({exc.msg} at character {exc.pos})"
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'reply'}: {e['msg']}" for e in exc.errors()[:5])
-        return None, f"JSON does not match the verdict schema ({problems})"
+        return None, f"JSON does not match the {shape.name} schema ({problems})"
 
 
-REPAIR_PROMPT = (
-    "Your previous reply could not be used: {problem}. Reply again with only a JSON object with the keys "
-    '"winner" ("A", "B" or "tie"), "score_a" and "score_b" (integers from 1 to 10) and "rationale" (one sentence).'
-)
+def parse_verdict(content: str) -> tuple[VerdictModel | None, str]:
+    return parse_reply(content, VERDICT)
+
+
+def ask(client: openai.OpenAI, *, shape: Shape, model: str, messages: list[dict], mode: str, temperature: float,
+        max_tokens: int, logprobs: bool) -> Parsed:  # fmt: skip
+    """Ask for a structured reply; on an invalid one ask once more with the problem spelled out. Never raises for a
+    bad reply (it comes back with ``verdict`` None and the raw text); raises openai exceptions for transport errors."""
+    options = {"model": model, "mode": mode, "temperature": temperature, "max_tokens": max_tokens, "shape": shape}
+    reply = complete(client, messages=messages, logprobs=logprobs, **options)
+    value, problem = parse_reply(reply.content, shape)
+    if value is not None:
+        return Parsed(value, reply.content, reply.tokens_in, reply.tokens_out, reply.confidence)
+    repair = [*messages, {"role": "assistant", "content": reply.content[:4000]},
+              {"role": "user", "content": shape.repair.format(problem=problem)}]  # fmt: skip
+    second = complete(client, messages=repair, logprobs=False, **options)
+    tokens_in, tokens_out = reply.tokens_in + second.tokens_in, reply.tokens_out + second.tokens_out
+    value, problem = parse_reply(second.content, shape)
+    if value is not None:
+        return Parsed(value, second.content, tokens_in, tokens_out, None, calls=2)
+    raw = reply.content + "\n--- repair attempt ---\n" + second.content
+    return Parsed(None, raw, tokens_in, tokens_out, None, error=problem, calls=2)
 
 
 def judge_messages(client: openai.OpenAI, *, model: str, messages: list[dict], mode: str, temperature: float,
                    max_tokens: int, logprobs: bool) -> Parsed:  # fmt: skip
-    """Ask for a verdict; on an invalid reply ask once more with the problem spelled out. Never raises for a bad
-    reply (it comes back with ``verdict`` None and the raw text); raises openai exceptions for transport errors."""
-    options = {"model": model, "mode": mode, "temperature": temperature, "max_tokens": max_tokens}
-    reply = complete(client, messages=messages, logprobs=logprobs, **options)
-    verdict, problem = parse_verdict(reply.content)
-    if verdict is not None:
-        return Parsed(verdict, reply.content, reply.tokens_in, reply.tokens_out, reply.confidence)
-    repair = [*messages, {"role": "assistant", "content": reply.content[:4000]},
-              {"role": "user", "content": REPAIR_PROMPT.format(problem=problem)}]  # fmt: skip
-    second = complete(client, messages=repair, logprobs=False, **options)
-    tokens_in, tokens_out = reply.tokens_in + second.tokens_in, reply.tokens_out + second.tokens_out
-    verdict, problem = parse_verdict(second.content)
-    if verdict is not None:
-        return Parsed(verdict, second.content, tokens_in, tokens_out, None, calls=2)
-    raw = reply.content + "\n--- repair attempt ---\n" + second.content
-    return Parsed(None, raw, tokens_in, tokens_out, None, error=problem, calls=2)
+    """A verdict on a pair (see ``ask``)."""
+    return ask(client, shape=VERDICT, model=model, messages=messages, mode=mode, temperature=temperature,
+               max_tokens=max_tokens, logprobs=logprobs)  # fmt: skip
+
+
+def generate(client: openai.OpenAI, *, model: str, messages: list[dict], temperature: float, top_p: float,
+             max_tokens: int, seed: int | None) -> Generated:  # fmt: skip
+    """One sampled response in plain text. Raises openai exceptions (the caller classifies them)."""
+    kwargs = {"model": model, "messages": messages, "temperature": temperature, "top_p": top_p,
+              "max_tokens": max_tokens}  # fmt: skip
+    if seed is not None:
+        kwargs["seed"] = seed
+    response = client.chat.completions.create(**kwargs)
+    if not response.choices:
+        raise ItemRejected("the server answered with no choices")
+    choice = response.choices[0]
+    usage = response.usage
+    return Generated(
+        text=(choice.message.content if choice.message else "") or "",
+        tokens_in=usage.prompt_tokens if usage else 0,
+        tokens_out=usage.completion_tokens if usage else 0,
+        finish_reason=choice.finish_reason or "",
+    )
 
 
 def detect_mode(client: openai.OpenAI, *, model: str, messages: list[dict], max_tokens: int) -> str:

@@ -16,44 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
-from django.utils import timezone
 
 from annotation.models import Pair
 from annotation.selectors import guidelines_current
 
-from . import ratelimit
-from .client import (
-    Fatal,
-    ItemRejected,
-    JudgeError,
-    Parsed,
-    Transient,
-    classify,
-    detect_logprobs,
-    detect_mode,
-    judge_messages,
-    make_client,
-    parse_verdict,
-)
-from .lifecycle import run_stop
+from .client import ItemRejected, JudgeError, Parsed, detect_logprobs, detect_mode, judge_messages, parse_verdict
+from .endpoint import ChunkOutcome, chunk_trouble, client_for, cost_of, ledger_add, send_all
 from .models import CachedReply, JudgeConfig, JudgeRun, PairJudgement, Verdict
 from .prompts import render_messages
-
-STATE_CHECK_EVERY = 8  # results between re-reading the run's state (pause/cancel from the page)
-
-
-@dataclass
-class ChunkOutcome:
-    written: int = 0
-    retry_in: float | None = None  # transient trouble: run the chunk again after this many seconds
-    reason: str = ""
 
 
 @dataclass
@@ -66,12 +39,14 @@ class JudgeCall:
     key: str
 
 
-def cache_key(judge: JudgeConfig, messages: list[dict]) -> str:
-    blob = json.dumps(
-        [judge.base_url.rstrip("/"), judge.model, judge.temperature, judge.max_tokens, messages],
-        ensure_ascii=False, sort_keys=True, separators=(",", ":"),
-    )  # fmt: skip
+def cache_key(*parts) -> str:
+    """The key of a reply: everything that determines it (endpoint, model, sampling parameters, the messages)."""
+    blob = json.dumps(parts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def judge_cache_key(judge: JudgeConfig, messages: list[dict]) -> str:
+    return cache_key(judge.base_url.rstrip("/"), judge.model, judge.temperature, judge.max_tokens, messages)
 
 
 def orders_for(judge: JudgeConfig) -> tuple[str, ...]:
@@ -96,12 +71,8 @@ def _calls(run: JudgeRun, pair_ids: list[int]) -> list[JudgeCall]:
             messages = render_messages(system=version.system, template=version.template, guidelines=body,
                                        criteria=run.project.criteria, prompt=pair.prompt, first=first,
                                        second=second)  # fmt: skip
-            calls.append(JudgeCall(pair, order, messages, cache_key(judge, messages)))
+            calls.append(JudgeCall(pair, order, messages, judge_cache_key(judge, messages)))
     return calls
-
-
-def _cost(judge: JudgeConfig, tokens_in: int, tokens_out: int) -> Decimal:
-    return (judge.price_input_per_m * tokens_in + judge.price_output_per_m * tokens_out) / Decimal(1_000_000)
 
 
 def _to_pair_terms(order: str, slot_winner: str) -> str:
@@ -129,8 +100,7 @@ def _record(run: JudgeRun, call: JudgeCall, parsed: Parsed, *, from_cache: bool)
         verdict.rationale = v.rationale
     else:
         verdict.rationale = parsed.error
-    paid = 0 if from_cache else parsed.calls
-    cost = Decimal(0) if from_cache else _cost(judge, parsed.tokens_in, parsed.tokens_out)
+    cost = cost_of(judge, parsed.tokens_in, parsed.tokens_out)
     try:
         with transaction.atomic():
             verdict.save(force_insert=True)
@@ -144,16 +114,9 @@ def _record(run: JudgeRun, call: JudgeCall, parsed: Parsed, *, from_cache: bool)
                         "confidence": parsed.confidence,
                     },  # fmt: skip
                 )
-            JudgeRun.objects.filter(pk=run.pk).update(
-                verdicts_done=F("verdicts_done") + 1,
-                unparseable=F("unparseable") + (0 if v else 1),
-                api_calls=F("api_calls") + paid,
-                cache_hits=F("cache_hits") + (1 if from_cache else 0),
-                tokens_in=F("tokens_in") + (0 if from_cache else parsed.tokens_in),
-                tokens_out=F("tokens_out") + (0 if from_cache else parsed.tokens_out),
-                cost_usd=F("cost_usd") + cost,
-                heartbeat_at=timezone.now(),
-            )
+            ledger_add(run, calls=parsed.calls, from_cache=from_cache, tokens_in=parsed.tokens_in,
+                       tokens_out=parsed.tokens_out, cost=cost, verdicts_done=1,
+                       unparseable=0 if v else 1)  # fmt: skip
             _combine(run, call.pair.pk)
     except IntegrityError:
         return False  # another delivery of this chunk wrote it first
@@ -182,42 +145,16 @@ def _combine(run: JudgeRun, pair_id: int) -> None:
     )  # fmt: skip
 
 
-def _ensure_mode(judge: JudgeConfig, client, call: JudgeCall) -> str:
+def ensure_mode(judge: JudgeConfig, client, messages: list[dict]) -> str:
     """Detect (once per configuration, then remembered) the response format and whether logprobs come back."""
     if judge.response_mode and judge.logprobs_supported is not None:
         return judge.response_mode
-    probe = {"model": judge.model, "messages": call.messages, "max_tokens": min(judge.max_tokens, 64)}
+    probe = {"model": judge.model, "messages": messages, "max_tokens": min(judge.max_tokens, 64)}
     mode = judge.response_mode or detect_mode(client, **probe)
     logprobs = detect_logprobs(client, mode=mode, **probe)
     JudgeConfig.objects.filter(pk=judge.pk).update(response_mode=mode, logprobs_supported=logprobs)
     judge.response_mode, judge.logprobs_supported = mode, logprobs
     return mode
-
-
-def _call(judge: JudgeConfig, client, mode: str, call: JudgeCall, stop: threading.Event) -> Parsed | None:
-    if stop.is_set():
-        return None
-    ratelimit.acquire(str(judge.public_id), judge.requests_per_minute)
-    if stop.is_set():
-        return None
-    try:
-        return judge_messages(client, model=judge.model, messages=call.messages, mode=mode,
-                              temperature=judge.temperature, max_tokens=judge.max_tokens,
-                              logprobs=bool(judge.logprobs_supported))  # fmt: skip
-    except Exception as exc:  # noqa: BLE001 - classified: transport errors become JudgeError subclasses
-        raise classify(exc) from exc
-
-
-def _live(run: JudgeRun) -> bool:
-    state = JudgeRun.objects.filter(pk=run.pk).values_list("state", flat=True).first()
-    return state in JudgeRun.LIVE
-
-
-def _over_budget(run: JudgeRun) -> bool:
-    if run.judge.budget_usd is None:
-        return False
-    cost = JudgeRun.objects.filter(pk=run.pk).values_list("cost_usd", flat=True).first()
-    return cost is not None and cost >= run.judge.budget_usd
 
 
 def judge_chunk(run: JudgeRun, pair_ids: list[int]) -> ChunkOutcome:
@@ -238,46 +175,20 @@ def judge_chunk(run: JudgeRun, pair_ids: list[int]) -> ChunkOutcome:
     if not remote:
         return outcome
     try:
-        client = make_client(base_url=judge.base_url, api_key_env=judge.api_key_env)
-        mode = _ensure_mode(judge, client, remote[0])
+        client = client_for(judge)
+        mode = ensure_mode(judge, client, remote[0].messages)
     except JudgeError as exc:
-        return _trouble(run, outcome, exc)
-    stop = threading.Event()
-    trouble: JudgeError | None = None
-    with ThreadPoolExecutor(max_workers=judge.max_concurrency, thread_name_prefix="judge") as pool:
-        futures = {pool.submit(_call, judge, client, mode, call, stop): call for call in remote}
-        for i, future in enumerate(as_completed(futures), start=1):
-            call = futures[future]
-            try:
-                parsed = future.result()
-            except ItemRejected as exc:
-                parsed = Parsed(None, exc.message, 0, 0, None, error=exc.message, calls=0)
-            except JudgeError as exc:
-                trouble = trouble or exc
-                stop.set()
-                continue
-            if parsed is None:
-                continue  # stopped before it was sent
-            outcome.written += _record(run, call, parsed, from_cache=False)
-            if _over_budget(run):
-                run_stop(run, JudgeRun.State.BUDGET, f"The budget of ${run.judge.budget_usd} was reached.")
-                stop.set()
-            elif i % STATE_CHECK_EVERY == 0 and not _live(run):
-                stop.set()
-    if trouble is not None:
-        return _trouble(run, outcome, trouble)
-    return outcome
+        return chunk_trouble(run, outcome, exc)
 
+    def send(call: JudgeCall) -> Parsed:
+        return judge_messages(client, model=judge.model, messages=call.messages, mode=mode,
+                              temperature=judge.temperature, max_tokens=judge.max_tokens,
+                              logprobs=bool(judge.logprobs_supported))  # fmt: skip
 
-def _trouble(run: JudgeRun, outcome: ChunkOutcome, exc: JudgeError) -> ChunkOutcome:
-    if isinstance(exc, Fatal):
-        run_stop(run, JudgeRun.State.FAILED, exc.message)
-        outcome.reason = exc.message
-        return outcome
-    if isinstance(exc, Transient):
-        outcome.retry_in = exc.retry_after or 0.0
-        outcome.reason = exc.message
-        return outcome
-    run_stop(run, JudgeRun.State.FAILED, exc.message)  # ItemRejected while detecting the format
-    outcome.reason = exc.message
-    return outcome
+    def rejected(call: JudgeCall, exc: ItemRejected) -> bool:
+        return _record(run, call, Parsed(None, exc.message, 0, 0, None, error=exc.message, calls=0), from_cache=False)
+
+    written, trouble = send_all(run, judge, remote, send=send, record=lambda c, p: _record(run, c, p, from_cache=False),
+                                rejected=rejected, budget=judge.budget_usd)  # fmt: skip
+    outcome.written += written
+    return chunk_trouble(run, outcome, trouble) if trouble is not None else outcome

@@ -4,17 +4,37 @@ twice changes nothing the second time. The lead's own changes (pause, resume, ca
 
 from __future__ import annotations
 
+import random
+
 from django.conf import settings
 from django.utils import timezone
 
-from .models import JudgeRun, Verdict
+from .models import EndpointRun, JudgeRun, Verdict
+
+MAX_TRANSIENT_RETRIES = 12
+BACKOFF_BASE_SECONDS = 5.0
+BACKOFF_MAX_SECONDS = 600.0
 
 
-def run_stop(run: JudgeRun, state: str, reason: str = "") -> None:
-    """End a live run in ``state`` (conditional: a run already ended keeps its state)."""
-    JudgeRun.objects.filter(pk=run.pk, state__in=JudgeRun.LIVE).update(
+def run_stop(run: EndpointRun, state: str, reason: str = "") -> None:
+    """End a live run (a judge run or a generation run) in ``state`` (conditional: a run already ended keeps its
+    state)."""
+    type(run).objects.filter(pk=run.pk, state__in=run.LIVE).update(
         state=state, error=reason[:2000], finished_at=timezone.now()
     )
+
+
+def retry_delay(run: EndpointRun, retries: int, retry_in: float, reason: str) -> float | None:
+    """Seconds until a chunk that met transient trouble runs again (exponential backoff with jitter, or the
+    server's Retry-After when it asked for longer), noted on the run; None when it has been retried enough (the run
+    then fails with the reason)."""
+    if retries >= MAX_TRANSIENT_RETRIES:
+        run_stop(run, run.State.FAILED, f"Gave up after {retries} retries: {reason}")
+        return None
+    backoff = min(BACKOFF_BASE_SECONDS * 2**retries, BACKOFF_MAX_SECONDS) * random.uniform(0.75, 1)
+    countdown = max(retry_in, backoff)
+    type(run).objects.filter(pk=run.pk).update(error=f"Retrying in {countdown:.0f} s: {reason}"[:2000])
+    return countdown
 
 
 def run_finish_if_done(run: JudgeRun) -> bool:

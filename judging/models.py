@@ -17,16 +17,11 @@ from django.db.models import Q
 from annotation.models import BackgroundWork, Pair, Project
 
 
-class JudgeConfig(models.Model):
-    class ResponseMode(models.TextChoices):
-        UNKNOWN = "", "Not detected yet"
-        JSON_SCHEMA = "json_schema", "response_format json_schema (OpenAI, vLLM)"
-        JSON_OBJECT_SCHEMA = "json_object_schema", "response_format json_object with a schema (llama.cpp)"
-        JSON_OBJECT = "json_object", "response_format json_object (validated afterwards)"
+class Endpoint(models.Model):
+    """How to reach an OpenAI-compatible model and what it may cost: one definition for judges and generators
+    (generation.models.Generator), which are sent through the same client, rate limiter, cache and ledger."""
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    # Null project: shared by an admin with every project.
-    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="judges")
     name = models.CharField(max_length=100)
     base_url = models.URLField(max_length=500, help_text="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1")
     model = models.CharField(max_length=200)
@@ -35,8 +30,6 @@ class JudgeConfig(models.Model):
         blank=True,
         help_text="Name of the environment variable that holds the API key on the workers (never the key itself).",
     )
-    temperature = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
-    max_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(16), MaxValueValidator(32768)])
     price_input_per_m = models.DecimalField(max_digits=10, decimal_places=4, default=0, help_text="USD per 1M input")
     price_output_per_m = models.DecimalField(max_digits=10, decimal_places=4, default=0, help_text="USD per 1M output")
     max_concurrency = models.PositiveSmallIntegerField(
@@ -48,13 +41,38 @@ class JudgeConfig(models.Model):
     budget_usd = models.DecimalField(
         max_digits=12, decimal_places=4, null=True, blank=True, help_text="A run stops when its cost reaches this."
     )
-    both_orders = models.BooleanField(default=True, help_text="Judge each pair with A first and with B first.")
-    response_mode = models.CharField(max_length=20, choices=ResponseMode.choices, blank=True, default="")
-    logprobs_supported = models.BooleanField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.name
+
+
+ENDPOINT_SETTINGS = (
+    "name", "base_url", "model", "api_key_env", "price_input_per_m", "price_output_per_m", "max_concurrency",
+    "requests_per_minute", "budget_usd",
+)  # fmt: skip
+
+
+class JudgeConfig(Endpoint):
+    class ResponseMode(models.TextChoices):
+        UNKNOWN = "", "Not detected yet"
+        JSON_SCHEMA = "json_schema", "response_format json_schema (OpenAI, vLLM)"
+        JSON_OBJECT_SCHEMA = "json_object_schema", "response_format json_object with a schema (llama.cpp)"
+        JSON_OBJECT = "json_object", "response_format json_object (validated afterwards)"
+
+    # Null project: shared by an admin with every project.
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="judges")
+    temperature = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
+    max_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(16), MaxValueValidator(32768)])
+    both_orders = models.BooleanField(default=True, help_text="Judge each pair with A first and with B first.")
+    response_mode = models.CharField(max_length=20, choices=ResponseMode.choices, blank=True, default="")
+    logprobs_supported = models.BooleanField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -64,9 +82,6 @@ class JudgeConfig(models.Model):
                 fields=["name"], condition=Q(project__isnull=True), name="shared_judge_name_unique"
             ),
         ]
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class PromptVersion(models.Model):
@@ -87,7 +102,10 @@ class PromptVersion(models.Model):
         constraints = [models.UniqueConstraint(fields=["judge", "version"], name="prompt_version_unique")]
 
 
-class JudgeRun(BackgroundWork):
+class EndpointRun(BackgroundWork):
+    """A run of requests to one endpoint, with its ledger. The counters are written only with F() updates in the
+    same transaction as the result they count (judging.endpoint.ledger_add)."""
+
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -99,16 +117,8 @@ class JudgeRun(BackgroundWork):
 
     LIVE = (State.QUEUED, State.RUNNING)
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_runs")
-    judge = models.ForeignKey(JudgeConfig, on_delete=models.CASCADE, related_name="runs")
-    prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="runs")
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
-    only_unlabelled = models.BooleanField(default=False)
-    limit = models.PositiveIntegerField(null=True, blank=True)
-    pair_ids = models.JSONField(default=list, help_text="The pairs this run judges, fixed when it starts.")
     requests_planned = models.PositiveIntegerField(default=0)
-    verdicts_done = models.PositiveIntegerField(default=0)
-    unparseable = models.PositiveIntegerField(default=0)
     api_calls = models.PositiveIntegerField(default=0)
     cache_hits = models.PositiveIntegerField(default=0)
     tokens_in = models.PositiveBigIntegerField(default=0)
@@ -116,6 +126,20 @@ class JudgeRun(BackgroundWork):
     cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     error = models.TextField(blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(BackgroundWork.Meta):
+        abstract = True
+
+
+class JudgeRun(EndpointRun):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judge_runs")
+    judge = models.ForeignKey(JudgeConfig, on_delete=models.CASCADE, related_name="runs")
+    prompt_version = models.ForeignKey(PromptVersion, on_delete=models.PROTECT, related_name="runs")
+    only_unlabelled = models.BooleanField(default=False)
+    limit = models.PositiveIntegerField(null=True, blank=True)
+    pair_ids = models.JSONField(default=list, help_text="The pairs this run judges, fixed when it starts.")
+    verdicts_done = models.PositiveIntegerField(default=0)
+    unparseable = models.PositiveIntegerField(default=0)
 
 
 class Verdict(models.Model):
@@ -163,6 +187,7 @@ class CachedReply(models.Model):
     tokens_in = models.PositiveIntegerField(default=0)
     tokens_out = models.PositiveIntegerField(default=0)
     confidence = models.FloatField(null=True)
+    finish_reason = models.CharField(max_length=20, blank=True, help_text="Of a generated reply: stop, length, ...")
     created_at = models.DateTimeField(auto_now_add=True)
 
 

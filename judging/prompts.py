@@ -56,3 +56,34 @@ def template_problems(template: str) -> list[str]:
     """What is wrong with a template a lead wrote (empty when it is usable)."""
     missing = [p for p in ("prompt", "response_a", "response_b") if "{" + p + "}" not in template]
     return [f"the template must contain {{{p}}}" for p in missing]
+
+
+RATING_SYSTEM = (
+    "You are an impartial judge of AI assistant responses. You rate one response to a conversation on its own, on a "
+    "scale from 1 (useless or harmful) to 10 (excellent). Judge only what it says, not its length."
+)
+
+RATING_TEMPLATE = """Guidelines for this project:
+{guidelines}
+{criteria}
+[Conversation]
+{prompt}
+
+[Response]
+{response}
+
+Rate the response. Reply with a JSON object only: {"score": integer 1-10, "rationale": one or two sentences}."""
+
+_RATING_RE = re.compile(r"\{(guidelines|criteria|prompt|response)\}")
+
+
+def render_rating_messages(*, guidelines: str, criteria: list[str], prompt: list[dict], response: str) -> list[dict]:
+    """The messages that ask a judge to rate one response (single pass, as render_messages)."""
+    values = {
+        "guidelines": guidelines.strip() or "(none)",
+        "criteria": ("Criteria to weigh: " + ", ".join(criteria) + "\n") if criteria else "",
+        "prompt": render_conversation(prompt),
+        "response": response,
+    }
+    user = _RATING_RE.sub(lambda m: values[m.group(1)], RATING_TEMPLATE)
+    return [{"role": "system", "content": RATING_SYSTEM}, {"role": "user", "content": user}]

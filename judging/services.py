@@ -10,7 +10,7 @@ from django.utils import timezone
 from annotation.models import Label, Pair, Project
 
 from .engine import orders_for
-from .models import JudgeConfig, JudgeRun, PromptVersion, Verdict
+from .models import EndpointRun, JudgeConfig, JudgeRun, PromptVersion, Verdict
 from .prompts import DEFAULT_SYSTEM, DEFAULT_TEMPLATE, template_problems
 from .tasks import judge_run_dispatch_task
 
@@ -117,28 +117,28 @@ def _dispatch(run: JudgeRun) -> None:
         raise QueueUnavailable(f"The task queue is unreachable, so the run was not started: {exc}") from exc
 
 
-def run_pause(*, run: JudgeRun) -> JudgeRun:
-    """Workers stop between requests; everything judged so far is kept. Resume picks up what is missing."""
-    JudgeRun.objects.filter(pk=run.pk, state__in=JudgeRun.LIVE).update(state=JudgeRun.State.PAUSED)
+def run_pause(*, run: EndpointRun) -> EndpointRun:
+    """Workers stop between requests; everything done so far is kept. Resume picks up what is missing. (Judge runs
+    and generation runs alike.)"""
+    type(run).objects.filter(pk=run.pk, state__in=run.LIVE).update(state=run.State.PAUSED)
     run.refresh_from_db()
     return run
 
 
-def run_resume(*, run: JudgeRun) -> JudgeRun:
-    """A paused run (or one whose workers died) is queued again; only the (pair, order)s without a verdict are
-    asked, and cached replies are reused."""
-    changed = JudgeRun.objects.filter(
-        pk=run.pk, state__in=[JudgeRun.State.PAUSED, JudgeRun.State.RUNNING, JudgeRun.State.QUEUED]
-    ).update(state=JudgeRun.State.QUEUED, error="")
+def run_resume(*, run: EndpointRun, dispatch=None) -> EndpointRun:
+    """A paused run (or one whose workers died) is queued again (``dispatch``: the run kind's queueing, judge runs
+    by default); only what is missing is asked, and cached replies are reused."""
+    states = [run.State.PAUSED, run.State.RUNNING, run.State.QUEUED]
+    changed = type(run).objects.filter(pk=run.pk, state__in=states).update(state=run.State.QUEUED, error="")
     run.refresh_from_db()
     if changed:
-        _dispatch(run)
+        (dispatch or _dispatch)(run)
     return run
 
 
-def run_cancel(*, run: JudgeRun) -> JudgeRun:
-    JudgeRun.objects.filter(pk=run.pk, state__in=[*JudgeRun.LIVE, JudgeRun.State.PAUSED]).update(
-        state=JudgeRun.State.CANCELLED, finished_at=timezone.now()
+def run_cancel(*, run: EndpointRun) -> EndpointRun:
+    type(run).objects.filter(pk=run.pk, state__in=[*run.LIVE, run.State.PAUSED]).update(
+        state=run.State.CANCELLED, finished_at=timezone.now()
     )
     run.refresh_from_db()
     return run

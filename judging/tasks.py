@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import logging
-import random
 
 from celery import shared_task
 
 from .engine import judge_chunk
-from .lifecycle import run_begin, run_finish_if_done, run_stop
+from .lifecycle import MAX_TRANSIENT_RETRIES, retry_delay, run_begin, run_finish_if_done
 from .models import JudgeRun
 
 logger = logging.getLogger(__name__)
-
-MAX_TRANSIENT_RETRIES = 12
-BACKOFF_BASE_SECONDS = 5.0
-BACKOFF_MAX_SECONDS = 600.0
 
 
 def _live_run(run_id: int) -> JudgeRun | None:
@@ -41,13 +36,9 @@ def judge_run_chunk_task(self, run_id: int, pair_ids: list[int]) -> None:
         return
     outcome = judge_chunk(run, pair_ids)
     if outcome.retry_in is not None:
-        if self.request.retries >= MAX_TRANSIENT_RETRIES:
-            run_stop(run, JudgeRun.State.FAILED, f"Gave up after {self.request.retries} retries: {outcome.reason}")
+        countdown = retry_delay(run, self.request.retries, outcome.retry_in, outcome.reason)
+        if countdown is None:
             return
-        # Exponential backoff with jitter, or the server's Retry-After when it asked for longer.
-        backoff = min(BACKOFF_BASE_SECONDS * 2**self.request.retries, BACKOFF_MAX_SECONDS) * random.uniform(0.75, 1)
-        countdown = max(outcome.retry_in, backoff)
         logger.warning("judge run %s: %s; chunk retried in %.0f s", run.pk, outcome.reason, countdown)
-        JudgeRun.objects.filter(pk=run.pk).update(error=f"Retrying in {countdown:.0f} s: {outcome.reason}"[:2000])
         raise self.retry(countdown=countdown)
     run_finish_if_done(run)

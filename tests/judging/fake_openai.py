@@ -26,10 +26,11 @@ class Action:
     raw_body: bytes | None = None  # sent as-is (non-JSON bodies)
     truncate: bool = False  # announce a longer body than is sent, then close the connection
     error: str = "error"
+    finish_reason: str = "stop"
 
 
-def ok(content=None, delay=0.0):
-    return Action(content=content, delay=delay)
+def ok(content=None, delay=0.0, finish_reason="stop"):
+    return Action(content=content, delay=delay, finish_reason=finish_reason)
 
 
 def status(code, retry_after=None, message="error"):
@@ -89,7 +90,7 @@ class FakeOpenAI:
                 elif action.status != 200:
                     payload = json.dumps({"error": {"message": action.error, "type": "fake", "code": None}}).encode()
                 else:
-                    payload = json.dumps(_completion(body, action.content)).encode()
+                    payload = json.dumps(_completion(body, action.content, action.finish_reason)).encode()
                 self.send_response(action.status)
                 self.send_header("Content-Type", "application/json")
                 for k, v in action.headers.items():
@@ -103,7 +104,7 @@ class FakeOpenAI:
         return Handler
 
 
-def _completion(body: dict, content: str | None) -> dict:
+def _completion(body: dict, content: str | None, finish_reason: str = "stop") -> dict:
     text = verdict() if content is None else content
     return {
         "id": "chatcmpl-fake",
@@ -111,7 +112,12 @@ def _completion(body: dict, content: str | None) -> dict:
         "created": int(time.time()),
         "model": body.get("model", "fake"),
         "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": None}
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": finish_reason,
+                "logprobs": None,
+            }
         ],  # fmt: skip
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
     }

@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 
 from annotation.services.calibration import pair_gold_set
-from judging.engine import STATE_CHECK_EVERY, judge_chunk
+from judging.endpoint import STATE_CHECK_EVERY
+from judging.engine import judge_chunk
 from judging.lifecycle import run_finish_if_done
 from judging.models import JudgeConfig, JudgeRun, PairJudgement, Verdict
 from judging.services import judge_create, run_cancel

@@ -43,7 +43,7 @@ class Route:
     allowed: frozenset[str]
     methods: tuple[str, ...] = ("GET",)
     # URL kwargs taken from the world by name (slug, batch_id, pair_id, assignment_id, user_id, judge_id, run_id,
-    # recipe_id, export_id, job_id), plus literal ones.
+    # recipe_id, export_id, job_id, prompt_set_id, generator_id, generation_run_id), plus literal ones.
     kwargs: tuple[str, ...] = ()
     fixed: dict = field(default_factory=dict)
     # POST body: form fields for pages; JSON for the API and for the annotation page's submit/skip endpoints.
@@ -107,6 +107,24 @@ ROUTES: tuple[Route, ...] = (
     Route("api-judge-runs", LEADS, ("GET", "POST"), P),
     Route("api-judge-run", LEADS, kwargs=(*P, "run_id")),
     Route("api-judge-run-action", LEADS, ("POST",), (*P, "run_id"), fixed={"action": "pause"}),
+    # generation: pages
+    Route("generation:home", LEADS, ("GET", "POST"), P),
+    Route("generation:generator_new", LEADS, ("GET", "POST"), P),
+    Route("generation:generator_edit", LEADS, ("GET", "POST"), (*P, "generator_id")),
+    Route("generation:run_detail", LEADS, kwargs=(*P, "generation_run_id")),
+    Route("generation:run_action", LEADS, ("POST",), (*P, "generation_run_id"), fixed={"action": "pause"}),
+    Route("generation:prompt_set", LEADS, ("GET", "POST"), (*P, "prompt_set_id")),
+    Route("generation:kto_download", LEADS, kwargs=(*P, "prompt_set_id")),
+    # generation: API
+    Route("api-prompt-sets", LEADS, ("GET", "POST"), P),
+    Route("api-prompt-set", LEADS, kwargs=(*P, "prompt_set_id")),
+    Route("api-prompt-set-candidates", LEADS, kwargs=(*P, "prompt_set_id")),
+    Route("api-prompt-set-pairs", LEADS, ("POST",), (*P, "prompt_set_id")),
+    Route("api-prompt-set-kto", LEADS, kwargs=(*P, "prompt_set_id")),
+    Route("api-generators", LEADS, ("GET", "POST"), P),
+    Route("api-generation-runs", LEADS, ("GET", "POST"), P),
+    Route("api-generation-run", LEADS, kwargs=(*P, "generation_run_id")),
+    Route("api-generation-run-action", LEADS, ("POST",), (*P, "generation_run_id"), fixed={"action": "pause"}),
     # training: curation and exports (leads), pages
     Route("training:start", LEADS, kwargs=P),
     Route("training:curation", LEADS, ("GET", "POST"), P),

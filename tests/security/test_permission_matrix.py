@@ -20,6 +20,10 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from annotation.models import Assignment, GuidelineVersion, ImportBatch, Label, Membership, Pair
+from generation.imports import prompts_import
+from generation.models import Candidate, GenerationRun
+from generation.plan import plan_clean
+from generation.services import generator_create
 from judging.models import JudgeConfig, JudgeRun, Verdict
 from judging.services import judge_create
 from tests.conftest import csrf
@@ -57,6 +61,8 @@ EXTERNAL_RATER = "external-rater-q9"
 JUDGE_NAME = "judge-name-vr7"
 JUDGE_MODEL = "judge-model-vr7"
 JUDGE_URL = "https://judge-vr7.example.com/v1"
+GENERATOR_NAME = "generator-name-vr7"
+GENERATOR_MODEL = "generator-model-vr7"
 VERDICT_RATIONALE = "Verdict-rationale-vr7"
 SHARED_JUDGE = "shared-judge-vr7"
 FORBIDDEN_PATHS = ("/exports/", "/curation/", "/training/", "/judges/", "/judge-runs/", "/quality/", "/pairs/",
@@ -142,6 +148,19 @@ def _build_world(root: Path) -> World:
         artifacts={"README.md": {"path": f"{job.public_id}/README.md", "bytes": readme.stat().st_size}}
     )
 
+    # Generation: a prompt set, an endpoint generator, a finished run (created directly) and one candidate.
+    prompts_file = root / "prompts.jsonl"
+    prompts_file.write_text(json.dumps({"prompt": "Say hi."}) + "\n")
+    prompt_set = prompts_import(project=project, path=prompts_file, name="matrix-prompts", user=users[LEAD])
+    generator = generator_create(project=project, user=users[LEAD], name=GENERATOR_NAME, base_url=JUDGE_URL,
+                                 model=GENERATOR_MODEL)  # fmt: skip
+    generation_run = GenerationRun.objects.create(
+        project=project, prompt_set=prompt_set, generator=generator, plan=plan_clean({}), prompt_ids=[],
+        state=GenerationRun.State.SUCCEEDED, created_by=users[LEAD],
+    )  # fmt: skip
+    Candidate.objects.create(prompt=prompt_set.prompts.get(), generator=generator, run=generation_run, slot_key="k",
+                             model=GENERATOR_MODEL, temperature=0.7, sample=0, max_tokens=16, text="Hi!")  # fmt: skip
+
     # Objects of the other project, for ids sent in request bodies.
     other_judge = judge_create(project=other, user=users[OTHER_LEAD], name="rival-judge", base_url=JUDGE_URL,
                                model="rival-model", api_key_env="ARBITER_TEST_JUDGE_KEY")  # fmt: skip
@@ -161,11 +180,16 @@ def _build_world(root: Path) -> World:
         "recipe_id": export.recipe_id,
         "export_id": export.public_id,
         "job_id": job.public_id,
+        "prompt_set_id": prompt_set.public_id,
+        "generator_id": generator.public_id,
+        "generation_run_id": generation_run.public_id,
     }
     secrets = ["model-alpha", "model-beta", GOLD_EXPLANATION, SECOND_ANNOTATOR, SECOND_RATIONALE, EXTERNAL_RATER,
                JUDGE_NAME, JUDGE_MODEL, JUDGE_URL, SHARED_JUDGE, VERDICT_RATIONALE, export.recipe.name,
+               GENERATOR_NAME, GENERATOR_MODEL,
                *FORBIDDEN_PATHS,
-               *(str(url_kwargs[k]) for k in ("batch_id", "judge_id", "run_id", "export_id", "job_id"))]  # fmt: skip
+               *(str(url_kwargs[k]) for k in ("batch_id", "judge_id", "run_id", "export_id", "job_id",
+                                              "prompt_set_id", "generator_id", "generation_run_id"))]  # fmt: skip
     return World(users=users, project=project, other_project=other, url_kwargs=url_kwargs, gold_pair=gold,
                  other_judge=other_judge, other_recipe=other_recipe, shared_judge=shared, secrets=secrets)  # fmt: skip
 

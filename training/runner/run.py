@@ -11,6 +11,8 @@ from pathlib import Path
 from django.conf import settings
 from django.urls import reverse
 
+from generation.checkpoints import resolve_base_model
+
 from ..jobs.lifecycle import (
     job_cancel_requested,
     job_fail,
@@ -22,7 +24,6 @@ from ..jobs.lifecycle import (
 from ..jobs.spec import JobSpec
 from ..models import TrainingJob
 from ..storage import export_root, job_dir
-from .checkpoints import resolve_base_model
 from .sinks import is_main_process
 from .trl_run import ModelLoadError, train
 

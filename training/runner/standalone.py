@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from generation.checkpoints import resolve_base_model
+
 from ..jobs.spec import JobSpec
-from .checkpoints import resolve_base_model
 from .sinks import FileSink
 from .trl_run import train
 

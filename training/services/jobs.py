@@ -7,9 +7,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from generation.checkpoints import describe_base_model
+
 from ..jobs.spec import spec_from_preset
 from ..models import DatasetExport, TrainingJob
-from ..runner.checkpoints import describe_base_model
 from ..tasks import job_run_task
 
 State = TrainingJob.State

@@ -1,6 +1,7 @@
-"""Where a job's base model comes from: a local checkpoint folder, a local GGUF file (converted once to a plain
-checkpoint in a cache folder), or a Hugging Face hub id. Imported by the runner only (torch is loaded lazily);
-``describe_base_model`` is what the web process uses to validate a name before a job is queued."""
+"""Where a model comes from (a training job's base model, a local generator's model): a local checkpoint folder, a
+local GGUF file (converted once to a plain checkpoint in a cache folder), or a Hugging Face hub id. torch is loaded
+lazily, by the training runner and local generation only; ``describe_base_model`` is what the web process uses to
+validate a name before a job or run is queued."""
 
 from __future__ import annotations
 
