@@ -82,3 +82,21 @@ class KtoForm(forms.Form):
     good_at = forms.FloatField(min_value=1, max_value=10, initial=7, label="Desirable at a score of at least")
     bad_at = forms.FloatField(min_value=1, max_value=10, initial=4, label="Undesirable at a score of at most")
     include_flagged = forms.BooleanField(required=False, label="Include flagged candidates")
+
+
+class RatingOpenForm(forms.Form):
+    k = forms.IntegerField(min_value=0, max_value=20, label="People per candidate (0 closes it)")
+    hide_identity_leaks = forms.BooleanField(required=False, label="Keep candidates that name a model away from people")
+
+
+class HumanRatingForm(forms.Form):
+    choice = forms.ChoiceField(choices=[("up", "up"), ("down", "down"), ("skip", "skip")])
+    stars = forms.IntegerField(min_value=1, max_value=5, required=False)
+    time_ms = forms.IntegerField(min_value=0, max_value=24 * 3600 * 1000, required=False)
+
+    def clean(self):
+        data = super().clean()
+        data["up"] = {"up": True, "down": False}.get(data.get("choice"))
+        if data["up"] is None:
+            data["stars"] = None
+        return data

@@ -49,7 +49,11 @@ def _record(checks: FieldChecks, line: int, data) -> Prompt | None:
         keys = ", ".join(sorted(data)[:12]) or "none"
         row.err(None, f"has no prompt: expected a 'prompt', 'messages' or 'instruction' field; found keys: {keys}")
         return None
-    messages, is_chat = checks.prompt(row, data[key] if data[key] is not None else MISSING, key)
+    value = data[key] if data[key] is not None else MISSING
+    if key == "messages":  # a list of turns by name: a plain string there is a mistake, not a one-turn prompt
+        messages, is_chat = checks.messages(row, value, key), True
+    else:
+        messages, is_chat = checks.prompt(row, value, key)
     if is_chat and messages and messages[-1]["role"] == "assistant":
         row.err(f"{key}[{len(messages) - 1}].role", "the last message is the assistant's: a prompt ends with the user")
     external_id = checks.name(row, data.get("id"), "id")

@@ -59,7 +59,9 @@ def sample_batch(model, tokenizer, conversations: list[list[dict]], *, temperatu
         "do_sample": False}  # fmt: skip
     out = model.generate(**inputs, max_new_tokens=max_tokens, pad_token_id=tokenizer.pad_token_id, **sampling)
     new = out[:, inputs["input_ids"].shape[1] :]
-    eos = {tokenizer.eos_token_id, *(getattr(model.generation_config, "eos_token_id", None) or [])} - {None}
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    configured = configured if isinstance(configured, (list, tuple)) else [configured]
+    eos = {tokenizer.eos_token_id, *configured} - {None}
     results = []
     for i, ids in enumerate(new.tolist()):
         ended = next((j for j, t in enumerate(ids) if t in eos), None)

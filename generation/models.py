@@ -29,6 +29,11 @@ class PromptSet(BackgroundWork):
     rows_read = models.PositiveIntegerField(default=0)
     prompts_created = models.PositiveIntegerField(default=0)
     duplicates_skipped = models.PositiveIntegerField(default=0)
+    # People rating the candidates one at a time (thumbs, optional stars): how many per candidate; 0 = not open.
+    rating_k = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(20)])
+    hide_identity_leaks = models.BooleanField(
+        default=True, help_text="Keep candidates that name a model or vendor away from people (they break blinding)."
+    )
 
     class Meta(BackgroundWork.Meta):
         constraints = [models.UniqueConstraint(fields=["project", "name"], name="prompt_set_name_unique")]
@@ -120,6 +125,8 @@ class Candidate(models.Model):
         help_text="An earlier candidate of the same prompt with the same or nearly the same text.",
     )  # fmt: skip
     identity_leak = models.CharField(max_length=100, blank=True, help_text="The model or vendor name it gave away.")
+    # Calibration: the expected thumbs, set by a lead; such candidates go to every rater and score them.
+    gold = models.CharField(max_length=4, blank=True, choices=[("up", "Thumbs up"), ("down", "Thumbs down")])
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -150,6 +157,26 @@ class Rating(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["candidate", "judge"], name="rating_once_per_judge")]
+
+
+class HumanRating(models.Model):
+    """A person's thumbs up or down (and optional 1-5 stars) on one candidate, shown blinded: no model, no
+    provenance, no other rating. ``up`` is null for a skip (so it is not served again)."""
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="human_ratings")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    up = models.BooleanField(null=True)
+    stars = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MinValueValidator(1),
+                                                                               MaxValueValidator(5)])  # fmt: skip
+    time_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time on the item, from the page.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["candidate", "annotator"], name="human_rating_once_per_person"),
+            models.CheckConstraint(condition=models.Q(stars__isnull=True) | models.Q(stars__gte=1, stars__lte=5),
+                                   name="human_rating_stars_1_to_5"),
+        ]  # fmt: skip
 
 
 class PairOrigin(models.Model):

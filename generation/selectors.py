@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from django.db.models import Avg, Count, Q
+from django.db.models import Avg, Count, F, Q
 from django.utils import timezone
 
 from annotation.models import Project
 
-from .models import Candidate, GenerationRun, Generator, Prompt, PromptSet, Rating
+from .access import open_candidates
+from .models import Candidate, GenerationRun, Generator, HumanRating, Prompt, PromptSet, Rating
 from .pairing import Item
 from .plan import slots
 
@@ -99,9 +100,80 @@ def prompts_with_candidates(prompt_set: PromptSet, *, limit: int = 50, offset: i
         Candidate.objects.filter(prompt__in=prompts)
         .select_related("generator")
         .prefetch_related("ratings__judge")
+        .annotate(ups=Count("human_ratings", filter=Q(human_ratings__up=True)),
+                  downs=Count("human_ratings", filter=Q(human_ratings__up=False)))
         .order_by("prompt_id", "generator__name", "temperature", "sample")
-    )
+    )  # fmt: skip
     by_prompt = defaultdict(list)
     for candidate in candidates:
         by_prompt[candidate.prompt_id].append(candidate)
     return [{"prompt": p, "candidates": by_prompt.get(p.pk, [])} for p in prompts]
+
+
+def thumbs_majority(candidate_ids) -> dict[int, bool]:
+    """Per candidate with people's thumbs: True or False by majority (ties and skips decide nothing)."""
+    rows = (
+        HumanRating.objects.filter(candidate_id__in=candidate_ids, up__isnull=False)
+        .values("candidate_id")
+        .annotate(ups=Count("pk", filter=Q(up=True)), downs=Count("pk", filter=Q(up=False)))
+    )
+    return {r["candidate_id"]: r["ups"] > r["downs"] for r in rows if r["ups"] != r["downs"]}
+
+
+def rating_queue(project: Project, user):
+    """What this person may still rate: open candidates they have not rated or skipped."""
+    return open_candidates(project).exclude(human_ratings__annotator=user)
+
+
+def next_candidate_for(project: Project, user) -> Candidate | None:
+    """The next candidate for this person: calibration candidates first (everyone rates them), then those still
+    short of the set's k ratings, the nearest to k first. Two people may take the last slot at once: k is a target,
+    and the extra rating is kept (nothing submitted is thrown away)."""
+    queue = rating_queue(project, user).annotate(
+        given=Count("human_ratings", filter=Q(human_ratings__up__isnull=False), distinct=True)
+    )
+    gold = queue.exclude(gold="").order_by("pk").first()
+    if gold is not None:
+        return gold
+    return (
+        queue.filter(gold="", given__lt=F("prompt__prompt_set__rating_k"))
+        .select_related("prompt")
+        .order_by("-given", "prompt_id", "pk")
+        .first()
+    )
+
+
+def rating_left(project: Project, user) -> int:
+    return rating_queue(project, user).count()
+
+
+def human_rating_report(prompt_set: PromptSet, *, n_boot: int = 500) -> dict:
+    """People's ratings of the set's candidates: counts, agreement on thumbs (Fleiss' kappa, Krippendorff's alpha,
+    percent agreement, with bootstrap intervals, over candidates with two or more thumbs) and each person's
+    accuracy on calibration candidates."""
+    import numpy as np  # numpy, scipy and krippendorff load only when a report is asked for (~1 s at start-up)
+
+    from annotation.quality.agreement import figures_from_counts
+
+    ratings = HumanRating.objects.filter(candidate__prompt__prompt_set=prompt_set)
+    rows = list(ratings.values_list("candidate_id", "annotator__username", "up", "stars", "candidate__gold"))
+    decided = [r for r in rows if r[2] is not None]
+    per_candidate: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for candidate_id, _, up, _, _ in decided:
+        per_candidate[candidate_id][0 if up else 1] += 1
+    counts = np.array([c for c in per_candidate.values() if sum(c) >= 2], dtype=float).reshape(-1, 2)
+    gold: dict[str, list[bool]] = defaultdict(list)
+    for _, name, up, _, expected in decided:
+        if expected:
+            gold[name].append(up == (expected == "up"))
+    stars = [r[3] for r in rows if r[3] is not None]
+    return {
+        "ratings": len(decided),
+        "skips": len(rows) - len(decided),
+        "people": len({r[1] for r in rows}),
+        "thumbs_up_rate": sum(1 for r in decided if r[2]) / len(decided) if decided else None,
+        "mean_stars": sum(stars) / len(stars) if stars else None,
+        "candidates_with_two_or_more": len(counts),
+        **figures_from_counts(counts, n_boot=n_boot),
+        "calibration_accuracy": {name: {"correct": sum(hits), "n": len(hits)} for name, hits in sorted(gold.items())},
+    }

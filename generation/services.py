@@ -1,5 +1,6 @@
 """Generation's writes, whichever door (page, API, command) they come from: prompt sets, generators, runs (start;
-pause, resume and cancel are judging's, shared by every endpoint run), building pairs from candidates, KTO rows."""
+pause, resume and cancel are judging's, shared by every endpoint run), building pairs from candidates, KTO rows, and
+people's ratings of single candidates (opening a set for rating, calibration answers, a rating)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 import orjson
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from annotation.imports.fields import content_hash
 from annotation.models import Pair, Project
@@ -18,11 +19,11 @@ from judging.services import QueueUnavailable, run_cancel, run_pause, run_resume
 
 from .checkpoints import describe_base_model
 from .imports import PromptsRejected, prompts_import
-from .models import Candidate, GenerationRun, Generator, PairOrigin, Prompt, PromptSet
+from .models import Candidate, GenerationRun, Generator, HumanRating, PairOrigin, Prompt, PromptSet
 from .pairing import Options, Preview, kto_weights, plan_pairs
 from .plan import plan_clean, slots
-from .selectors import candidate_scores, flagged_q, pairing_items
-from .tasks import generation_run_dispatch_task
+from .selectors import candidate_scores, flagged_q, pairing_items, thumbs_majority
+from .tasks import generation_local_task, generation_run_dispatch_task
 
 GENERATOR_SETTINGS = (*ENDPOINT_SETTINGS, "kind", "adapter")
 
@@ -110,8 +111,10 @@ def generation_run_start(*, project: Project, prompt_set: PromptSet, generator: 
 
 
 def _dispatch(run: GenerationRun) -> None:
+    # a local checkpoint samples on a gpu worker; an endpoint's requests are split into chunks on the judge queue
+    local = run.generator.kind == Generator.Kind.LOCAL
     try:
-        generation_run_dispatch_task.delay(run.pk)
+        (generation_local_task if local else generation_run_dispatch_task).delay(run.pk)
     except Exception as exc:  # noqa: BLE001 - any broker failure: fail loudly, never run inline
         GenerationRun.objects.filter(pk=run.pk).update(
             state=GenerationRun.State.FAILED, error=f"The task queue is unreachable: {exc}"
@@ -211,24 +214,29 @@ class KtoRows:
 
 
 def kto_rows(*, prompt_set: PromptSet, good_at: float = 7, bad_at: float = 4, include_flagged: bool = False) -> KtoRows:
-    """Unpaired KTO rows from rated candidates: desirable at a mean score of ``good_at`` or more, undesirable at
-    ``bad_at`` or less (the ones between are left out), in TRL's conversational prompt/completion/label format,
-    with KTOTrainer's class weights set from the actual counts (kto_weights)."""
+    """Unpaired KTO rows from rated candidates, in TRL's conversational prompt/completion/label format, with
+    KTOTrainer's class weights set from the actual counts (kto_weights). People's thumbs decide where they have a
+    majority; otherwise the judges' mean score: desirable at ``good_at`` or more, undesirable at ``bad_at`` or less
+    (the ones between, and thumbs ties, are left out)."""
     if bad_at >= good_at:
         raise ValidationError({"bad_at": "must be below good_at"})
     candidates = Candidate.objects.filter(prompt__prompt_set=prompt_set).select_related("prompt").order_by("pk")
     flagged = set(candidates.filter(flagged_q()).values_list("pk", flat=True))
     scores = candidate_scores(candidates.values_list("pk", flat=True))
+    thumbs = thumbs_majority(candidates.values_list("pk", flat=True))
     rows, left_out = [], 0
     for candidate in candidates:
         score = scores.get(candidate.pk)
-        if score is None or bad_at < score < good_at:
+        label = thumbs.get(candidate.pk)
+        if label is None and score is not None and not bad_at < score < good_at:
+            label = score >= good_at
+        if label is None:
             continue
         if candidate.pk in flagged and not include_flagged:
             left_out += 1
             continue
         completion = [{"role": "assistant", "content": candidate.text}]
-        rows.append({"prompt": candidate.prompt.messages, "completion": completion, "label": score >= good_at})
+        rows.append({"prompt": candidate.prompt.messages, "completion": completion, "label": label})
     desirable = sum(1 for r in rows if r["label"])
     weights = kto_weights(desirable, len(rows) - desirable)
     return KtoRows(rows, desirable, len(rows) - desirable, *weights, left_out_flagged=left_out)
@@ -236,3 +244,38 @@ def kto_rows(*, prompt_set: PromptSet, good_at: float = 7, bad_at: float = 4, in
 
 def kto_jsonl(result: KtoRows) -> bytes:
     return b"".join(orjson.dumps(row) + b"\n" for row in result.rows)
+
+
+def rating_open(*, prompt_set: PromptSet, k: int, hide_identity_leaks: bool = True) -> PromptSet:
+    """Open (k >= 1) or close (k = 0) the prompt set's candidates for people to rate, k people a candidate."""
+    if not 0 <= k <= 20:
+        raise ValidationError({"k": "must be from 0 (closed) to 20"})
+    PromptSet.objects.filter(pk=prompt_set.pk).update(rating_k=k, hide_identity_leaks=hide_identity_leaks)
+    prompt_set.refresh_from_db()
+    return prompt_set
+
+
+def candidate_gold_set(*, candidate: Candidate, gold: str) -> Candidate:
+    """Make a candidate a calibration item with the expected thumbs ("up"/"down"), or a plain one again ("")."""
+    if gold not in ("", "up", "down"):
+        raise ValidationError({"gold": 'must be "up", "down" or empty'})
+    Candidate.objects.filter(pk=candidate.pk).update(gold=gold)
+    candidate.refresh_from_db()
+    return candidate
+
+
+def human_rating_submit(*, candidate: Candidate, user, up: bool | None, stars: int | None = None,
+                        time_ms: int | None = None) -> tuple[HumanRating, bool]:  # fmt: skip
+    """Record a person's rating (``up`` None: a skip). One per person and candidate: a second submit (a double
+    click, another tab) returns the first and changes nothing. Returns (rating, created)."""
+    if stars is not None and not 1 <= stars <= 5:
+        raise ValidationError({"stars": "must be from 1 to 5"})
+    if up is None and stars is not None:
+        raise ValidationError({"stars": "a skip carries no stars"})
+    try:
+        with transaction.atomic():
+            rating = HumanRating.objects.create(candidate=candidate, annotator=user, up=up, stars=stars,
+                                                time_ms=time_ms)  # fmt: skip
+    except IntegrityError:
+        return HumanRating.objects.get(candidate=candidate, annotator=user), False
+    return rating, True

@@ -11,7 +11,7 @@ from judging.lifecycle import MAX_TRANSIENT_RETRIES, retry_delay
 
 from .engine import run_chunk
 from .lifecycle import run_begin, run_finish_if_done
-from .models import GenerationRun, Generator
+from .models import GenerationRun
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +23,9 @@ def _live_run(run_id: int) -> GenerationRun | None:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=300, time_limit=360)
 def generation_run_dispatch_task(run_id: int) -> None:
-    """Split a run into chunk tasks (prompt ids in each message)."""
+    """Split an endpoint generator's run into chunk tasks (prompt ids in each message)."""
     run = _live_run(run_id)
     if run is None:
-        return
-    if run.generator.kind == Generator.Kind.LOCAL:
-        generation_local_task.delay(run.pk)
         return
     for prompt_ids in run_begin(run):
         generation_chunk_task.delay(run.pk, prompt_ids)

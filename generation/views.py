@@ -1,5 +1,6 @@
-"""Generation pages for a project's leads: prompt sets, generators, runs with live progress, the candidates of a
-prompt set with pair building and KTO rows. Candidate texts are hostile input: rendered like any response."""
+"""Generation pages. For a project's leads: prompt sets, generators, runs with live progress, the candidates of a
+prompt set with pair building, KTO rows and people's ratings. For every member: rating single candidates, blinded.
+Candidate texts are hostile input: rendered like any response."""
 
 from __future__ import annotations
 
@@ -14,26 +15,55 @@ from annotation.access import LEAD, project_for_user
 from annotation.rendering import markdown_to_html
 from judging.selectors import judges_for
 
-from .access import generation_run_for_user, generator_for_user, prompt_set_for_user
-from .forms import GeneratorForm, KtoForm, PairsForm, PromptSetUploadForm, RunStartForm
-from .selectors import generators_of, prompt_sets_of, prompts_with_candidates, run_progress, run_summary, runs_of
+from .access import (
+    candidate_for_rater,
+    candidate_for_user,
+    generation_run_for_user,
+    generator_for_user,
+    may_rate,
+    prompt_set_for_user,
+)
+from .forms import GeneratorForm, HumanRatingForm, KtoForm, PairsForm, PromptSetUploadForm, RatingOpenForm, RunStartForm
+from .selectors import (
+    generators_of,
+    human_rating_report,
+    next_candidate_for,
+    prompt_sets_of,
+    prompts_with_candidates,
+    rating_left,
+    run_progress,
+    run_summary,
+    runs_of,
+)
 from .services import (
     GENERATION_RUN_ACTIONS,
     GENERATOR_SETTINGS,
     PromptsRejected,
     QueueUnavailable,
+    candidate_gold_set,
     generation_run_start,
     generator_create,
     generator_update,
+    human_rating_submit,
     kto_jsonl,
     kto_rows,
     pairs_build,
     pairs_options,
     pairs_preview,
     prompt_set_upload,
+    rating_open,
 )
 
 PROMPTS_PER_PAGE = 20
+
+
+def _add_errors(form, exc: ValidationError) -> None:
+    """A service's errors on the form: under their field where the form has it, above the form otherwise."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
 
 
 @login_required
@@ -68,8 +98,10 @@ def home(request, slug):
                 run = generation_run_start(project=project, prompt_set=data["prompt_set"], generator=data["generator"],
                                            plan=start.plan(), rater=data["rater"], limit=data["limit"],
                                            user=request.user)  # fmt: skip
-            except (ValidationError, QueueUnavailable) as exc:
-                start.add_error(None, exc.messages if isinstance(exc, ValidationError) else str(exc))
+            except ValidationError as exc:
+                _add_errors(start, exc)
+            except QueueUnavailable as exc:
+                start.add_error(None, str(exc))
             else:
                 return redirect("generation:run_detail", slug=slug, generation_run_id=run.public_id)
     return render(request, "generation/home.html", {
@@ -164,6 +196,9 @@ def prompt_set(request, slug, prompt_set_id):
     return render(request, "generation/prompt_set.html", {
         "project": project, "prompt_set": prompts, "rows": rows, "pairs_form": pairs_form, "preview": preview,
         "kto_form": KtoForm(), "page": page, "has_next": page * PROMPTS_PER_PAGE < prompts.prompts_created,
+        "rating_form": RatingOpenForm(initial={"k": prompts.rating_k or 3,
+                                               "hide_identity_leaks": prompts.hide_identity_leaks}),
+        "human_report": human_rating_report(prompts, n_boot=200) if prompts.rating_k else None,
     })  # fmt: skip
 
 
@@ -186,3 +221,63 @@ def kto_download(request, slug, prompt_set_id):
     response["X-KTO-Desirable-Weight"] = str(result.desirable_weight)
     response["X-KTO-Undesirable-Weight"] = str(result.undesirable_weight)
     return response
+
+
+@login_required
+def rate(request, slug):
+    """One candidate at a time, blinded (the prompt and the response, nothing about who wrote it)."""
+    project = project_for_user(request.user, slug)
+    allowed = may_rate(request.user, project)
+    candidate = next_candidate_for(project, request.user) if allowed else None
+    context = {"project": project, "candidate": candidate, "paused": not allowed,
+               "left": rating_left(project, request.user) if allowed else 0}  # fmt: skip
+    if candidate is not None:
+        context["prompt_html"] = [{"role": m["role"], "html": markdown_to_html(m["content"])}
+                                  for m in candidate.prompt.messages]  # fmt: skip
+        context["response_html"] = markdown_to_html(candidate.text)
+    return render(request, "generation/rate.html", context)
+
+
+@login_required
+@require_POST
+def rate_submit(request, slug, candidate_id):
+    project = project_for_user(request.user, slug)
+    candidate = candidate_for_rater(request.user, project, candidate_id)
+    form = HumanRatingForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect("generation:rate", slug=slug)
+    data = form.cleaned_data
+    try:
+        human_rating_submit(candidate=candidate, user=request.user, up=data["up"], stars=data["stars"],
+                            time_ms=data["time_ms"])  # fmt: skip
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("generation:rate", slug=slug)
+
+
+@login_required
+@require_POST
+def rating_open_view(request, slug, prompt_set_id):
+    project = project_for_user(request.user, slug, role=LEAD)
+    prompts = prompt_set_for_user(request.user, project, prompt_set_id)
+    form = RatingOpenForm(request.POST)
+    if form.is_valid():
+        rating_open(prompt_set=prompts, **form.cleaned_data)
+        k = form.cleaned_data["k"]
+        messages.success(request, f"Open for rating, {k} people a candidate." if k else "Closed for rating.")
+    else:
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    return redirect("generation:prompt_set", slug=slug, prompt_set_id=prompts.public_id)
+
+
+@login_required
+@require_POST
+def candidate_gold(request, slug, candidate_id):
+    project = project_for_user(request.user, slug, role=LEAD)
+    candidate = candidate_for_user(request.user, project, candidate_id)
+    try:
+        candidate_gold_set(candidate=candidate, gold=request.POST.get("gold", ""))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("generation:prompt_set", slug=slug, prompt_set_id=candidate.prompt.prompt_set.public_id)

@@ -11,4 +11,5 @@ urlpatterns = [
     path("training/jobs/<uuid:job_id>/", jobs.JobDetailView.as_view(), name="api-training-job"),
     path("training/jobs/<uuid:job_id>/progress/", jobs.JobProgressView.as_view(), name="api-training-progress"),
     path("training/jobs/<uuid:job_id>/cancel/", jobs.JobCancelView.as_view(), name="api-training-cancel"),
+    path("training/jobs/<uuid:job_id>/generator/", jobs.JobGeneratorView.as_view(), name="api-training-generator"),
 ]

@@ -14,5 +14,6 @@ urlpatterns = [
     path("training/jobs/<uuid:job_id>/", jobs.job_detail, name="job_detail"),
     path("training/jobs/<uuid:job_id>/progress.json", jobs.job_progress_json, name="job_progress"),
     path("training/jobs/<uuid:job_id>/cancel/", jobs.job_cancel_view, name="job_cancel"),
+    path("training/jobs/<uuid:job_id>/generator/", jobs.job_generator_view, name="job_generator"),
     path("training/jobs/<uuid:job_id>/files/<str:name>", jobs.job_download, name="job_download"),
 ]

@@ -43,7 +43,7 @@ class Route:
     allowed: frozenset[str]
     methods: tuple[str, ...] = ("GET",)
     # URL kwargs taken from the world by name (slug, batch_id, pair_id, assignment_id, user_id, judge_id, run_id,
-    # recipe_id, export_id, job_id, prompt_set_id, generator_id, generation_run_id), plus literal ones.
+    # recipe_id, export_id, job_id, prompt_set_id, generator_id, generation_run_id, candidate_id), plus literal ones.
     kwargs: tuple[str, ...] = ()
     fixed: dict = field(default_factory=dict)
     # POST body: form fields for pages; JSON for the API and for the annotation page's submit/skip endpoints.
@@ -115,6 +115,11 @@ ROUTES: tuple[Route, ...] = (
     Route("generation:run_action", LEADS, ("POST",), (*P, "generation_run_id"), fixed={"action": "pause"}),
     Route("generation:prompt_set", LEADS, ("GET", "POST"), (*P, "prompt_set_id")),
     Route("generation:kto_download", LEADS, kwargs=(*P, "prompt_set_id")),
+    Route("generation:rating_open", LEADS, ("POST",), (*P, "prompt_set_id")),
+    Route("generation:candidate_gold", LEADS, ("POST",), (*P, "candidate_id")),
+    # rating single candidates: every member, blinded (a candidate of an open set only)
+    Route("generation:rate", MEMBERS, kwargs=P),
+    Route("generation:rate_submit", MEMBERS, ("POST",), (*P, "candidate_id"), body={"choice": "skip"}),
     # generation: API
     Route("api-prompt-sets", LEADS, ("GET", "POST"), P),
     Route("api-prompt-set", LEADS, kwargs=(*P, "prompt_set_id")),
@@ -136,6 +141,7 @@ ROUTES: tuple[Route, ...] = (
     Route("training:job_detail", ADMINS, kwargs=("job_id",)),
     Route("training:job_progress", ADMINS, kwargs=("job_id",)),
     Route("training:job_cancel", ADMINS, ("POST",), ("job_id",)),
+    Route("training:job_generator", ADMINS, ("POST",), ("job_id",)),
     Route("training:job_download", ADMINS, kwargs=("job_id",), fixed={"name": "README.md"}),
     # training: API
     Route("api-recipes", LEADS, ("GET", "POST"), P),
@@ -146,6 +152,7 @@ ROUTES: tuple[Route, ...] = (
     Route("api-training-job", ADMINS, kwargs=("job_id",)),
     Route("api-training-progress", ADMINS, kwargs=("job_id",)),
     Route("api-training-cancel", ADMINS, ("POST",), ("job_id",)),
+    Route("api-training-generator", ADMINS, ("POST",), ("job_id",)),
 )
 
 # Routes outside the matrix, each with the reason. Anything else without a Route fails the completeness test.

@@ -23,7 +23,7 @@ from annotation.models import Assignment, GuidelineVersion, ImportBatch, Label, 
 from generation.imports import prompts_import
 from generation.models import Candidate, GenerationRun
 from generation.plan import plan_clean
-from generation.services import generator_create
+from generation.services import generator_create, rating_open
 from judging.models import JudgeConfig, JudgeRun, Verdict
 from judging.services import judge_create
 from tests.conftest import csrf
@@ -158,8 +158,10 @@ def _build_world(root: Path) -> World:
         project=project, prompt_set=prompt_set, generator=generator, plan=plan_clean({}), prompt_ids=[],
         state=GenerationRun.State.SUCCEEDED, created_by=users[LEAD],
     )  # fmt: skip
-    Candidate.objects.create(prompt=prompt_set.prompts.get(), generator=generator, run=generation_run, slot_key="k",
-                             model=GENERATOR_MODEL, temperature=0.7, sample=0, max_tokens=16, text="Hi!")  # fmt: skip
+    candidate = Candidate.objects.create(prompt=prompt_set.prompts.get(), generator=generator, run=generation_run,
+                                         slot_key="k", model=GENERATOR_MODEL, temperature=0.7, sample=0, max_tokens=16,
+                                         text="Hi!")  # fmt: skip
+    rating_open(prompt_set=prompt_set, k=2)  # members may rate it (blinded)
 
     # Objects of the other project, for ids sent in request bodies.
     other_judge = judge_create(project=other, user=users[OTHER_LEAD], name="rival-judge", base_url=JUDGE_URL,
@@ -183,6 +185,7 @@ def _build_world(root: Path) -> World:
         "prompt_set_id": prompt_set.public_id,
         "generator_id": generator.public_id,
         "generation_run_id": generation_run.public_id,
+        "candidate_id": candidate.pk,
     }
     secrets = ["model-alpha", "model-beta", GOLD_EXPLANATION, SECOND_ANNOTATOR, SECOND_RATIONALE, EXTERNAL_RATER,
                JUDGE_NAME, JUDGE_MODEL, JUDGE_URL, SHARED_JUDGE, VERDICT_RATIONALE, export.recipe.name,

@@ -10,10 +10,13 @@ import subprocess
 
 import pytest
 
+from generation.models import Candidate, GenerationRun
+from generation.services import generation_run_start, generator_create
+from tests.generation.helpers import prompt_set
 from tests.training.conftest import labelled_export, smollm2_gguf
 from tests.worker import celery_worker, wait_for
 from training.models import TrainingJob, TrainingMetric
-from training.services.jobs import job_cancel, job_create
+from training.services.jobs import job_cancel, job_create, job_generator
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -38,7 +41,7 @@ def finished(job, timeout=600):
     return job
 
 
-def test_dpo_kto_and_orpo_jobs_train_a_real_model(project, lead, admin, gpu_worker, settings):
+def test_dpo_kto_and_orpo_jobs_train_a_real_model(project, lead, admin, gpu_worker, settings, tmp_path):
     gguf = str(smollm2_gguf())
     jobs = {}
     for preset, fmt in (("dpo-lora", "dpo"), ("kto-lora", "kto"), ("orpo-lora", "dpo")):
@@ -57,6 +60,24 @@ def test_dpo_kto_and_orpo_jobs_train_a_real_model(project, lead, admin, gpu_work
         assert ev["pairs"] > 0 and ev["base"]["accuracy"] is not None and ev["tuned"]["accuracy"] is not None
         assert ev["generations"][0]["base"].strip()  # a real model answers the held-out prompt
         assert job.worker and job.heartbeat_at and "training.runner" not in job.error
+    # The tuned model writes candidates without a server: its adapter as a local generator on the gpu queue, beside
+    # the base model alone.
+    prompts = prompt_set(project, lead, tmp_path, n=3)
+    tuned = job_generator(job=jobs["dpo-lora"], user=admin)
+    assert job_generator(job=jobs["dpo-lora"], user=admin) == tuned  # a double click: the same generator
+    base = generator_create(project=project, user=lead, name="base", kind="local", model=gguf)
+    plan = {"temperatures": [0.0, 1.0], "samples": 1, "max_tokens": 8}
+    runs = [generation_run_start(project=project, prompt_set=prompts, generator=g, plan=plan, user=lead)
+            for g in (tuned, base)]  # fmt: skip
+    for run in runs:
+        assert wait_for(lambda r=run: GenerationRun.objects.get(pk=r.pk).state not in GenerationRun.LIVE, timeout=300)
+        run.refresh_from_db()
+        assert run.state == "succeeded" and run.candidates_done == 6, run.error
+        candidates = Candidate.objects.filter(run=run)
+        assert candidates.count() == 6 and all(c.tokens_out > 0 and c.finish_reason in ("stop", "length")
+                                               for c in candidates)  # fmt: skip
+        assert sum(bool(c.text.strip()) for c in candidates) >= 4 and run.cost_usd == 0
+    assert tuned.adapter.endswith("/adapter") and Candidate.objects.filter(generator=tuned, model=gguf).count() == 6
 
 
 def test_cancel_mid_run_and_a_killed_training_process(project, lead, admin, gpu_worker, settings):

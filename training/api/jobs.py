@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from ..access import admin_or_404, job_for_user, trainable_export_for_user
 from ..selectors import after_step, job_progress, jobs_recent
 from ..serializers import JobRequestSerializer, JobSerializer
-from ..services.jobs import job_cancel, job_create
+from ..services.jobs import job_cancel, job_create, job_generator
 
 
 class JobListView(APIView):
@@ -49,3 +49,12 @@ class JobCancelView(APIView):
     def post(self, request, job_id):
         """Cancel: a queued job ends now; a running one stops at its next step and keeps what was saved."""
         return Response(JobSerializer(job_cancel(job=job_for_user(request.user, job_id))).data)
+
+
+class JobGeneratorView(APIView):
+    @extend_schema(request=None, responses={201: OpenApiResponse(description="The generator's id and name.")})
+    def post(self, request, job_id):
+        """The finished job's model as a local generator of its project (the same one when asked twice)."""
+        generator = job_generator(job=job_for_user(request.user, job_id), user=request.user)
+        return Response({"id": str(generator.public_id), "name": generator.name, "project": generator.project.slug},
+                        status=status.HTTP_201_CREATED)  # fmt: skip

@@ -16,7 +16,7 @@ from ..access import admin_or_404, job_for_user
 from ..forms import TrainingJobForm
 from ..jobs.spec import PRESETS
 from ..selectors import CHARTED, after_step, exports_trainable, job_progress, jobs_recent
-from ..services.jobs import job_cancel, job_create
+from ..services.jobs import job_cancel, job_create, job_generator
 from ..storage import job_dir
 
 
@@ -66,6 +66,20 @@ def job_cancel_view(request, job_id):
     job = job_cancel(job=job_for_user(request.user, job_id))
     messages.info(request, "Cancelled." if job.state == "cancelled" else "The job stops at its next step.")
     return redirect("training:job_detail", job.public_id)
+
+
+@login_required
+@require_POST
+def job_generator_view(request, job_id):
+    """The job's model as a local generator of its project: candidates from the tuned model."""
+    job = job_for_user(request.user, job_id)
+    try:
+        generator = job_generator(job=job, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("training:job_detail", job.public_id)
+    messages.success(request, f"Generator {generator.name} is ready: start a run with it.")
+    return redirect("generation:home", slug=job.project.slug)
 
 
 @login_required
