@@ -24,4 +24,5 @@
     } else return;
     event.preventDefault();
   });
+  form.dataset.ready = "1";  // keys work from here on (tests wait for this)
 })();

@@ -1,12 +1,14 @@
 """The newcomer's first hour, in a real browser: the demo `make run` sets up, a real worker for every queue and the
 real local model server (llama.cpp with SmolLM2). An annotator labels 10 pairs from the keyboard; the lead sees a κ
 heatmap of several annotators and a paused one, runs the local judge on a few pairs and reads its report, and
-exports; the admin launches the smoke job from the export and sees it succeed with an evaluation."""
+exports; samples candidates from the local model at two temperatures and builds pairs from them; another annotator rates candidates by thumbs from the keyboard; the admin launches the smoke job from the
+export and sees it succeed with an evaluation."""
 
 import pytest
 from django.core.management import call_command
 
 from annotation.models import Label
+from generation.models import HumanRating, PairOrigin
 from judging.models import JudgeRun
 from tests.training.conftest import smollm2_gguf
 from tests.worker import celery_worker
@@ -78,7 +80,42 @@ def test_a_newcomer_walks_the_loop_as_annotator_lead_and_admin(live_server, brow
         assert "picked the response shown first" in lead.inner_text("#judge-report")
         assert JudgeRun.objects.get().verdicts.count() == 6  # 3 pairs, both orders
 
-        lead.goto(f"{live_server.url}/p/demo/curation/")
+        # candidates from the local model at two temperatures, then every two of a prompt as a pair for people and
+        # judges to label (the seeds' "all pairwise comparisons"; rated runs are tests/generation/test_worker_runs.py)
+        lead.goto(f"{live_server.url}/p/demo/generation/")
+        lead.select_option("#id_run-prompt_set", label="demo prompts")
+        lead.select_option("#id_run-generator", label="local SmolLM2-135M")
+        lead.fill("#id_run-temperatures", "0.7, 1.0")
+        lead.fill("#id_run-max_tokens", "24")
+        lead.fill("#id_run-limit", "2")
+        lead.click("#generation-start button.primary")
+        lead.wait_for_selector("#run-status.run-succeeded", timeout=240_000)
+        assert "4 of 4 candidates" in lead.inner_text("#run-status")
+        lead.click("text=Review candidates and build pairs")
+        assert lead.locator("article.candidate").count() == 4
+        lead.select_option("#id_strategy", "all")
+        lead.check("#id_include_flagged")  # 24 tokens cut most answers short: flagged, and wanted here
+        lead.click("#pairs-form button:text('Preview')")
+        previewed = int(lead.inner_text("#pairs-preview div:first-child b"))
+        assert previewed == 2  # one a prompt (two candidates each), unless the model wrote the same text twice
+        lead.click("#pairs-form button.primary")
+        lead.wait_for_selector("text=pairs added to the project's pool")
+        assert PairOrigin.objects.count() == previewed
+        lead.context.close()
+
+        rater = logged_in(browser, live_server, "demo-annotator-2", "/p/demo/rate/")
+        for key in ("ArrowUp", "ArrowDown"):  # thumbs from the keyboard, blinded: no model name on the page
+            rater.wait_for_selector("#rate-form[data-ready]", state="attached")
+            assert "smollm2" not in rater.content().lower()
+            before = HumanRating.objects.count()
+            rater.keyboard.press("4")
+            with rater.expect_navigation():
+                rater.keyboard.press(key)
+            assert HumanRating.objects.count() == before + 1
+        assert HumanRating.objects.filter(stars=4).count() == 2
+        rater.context.close()
+
+        lead = logged_in(browser, live_server, "demo-lead", "/p/demo/curation/")
         lead.click("form.inline-form button.primary")  # the demo recipe, DPO
         lead.wait_for_selector("#export-status.export-succeeded")
         export = DatasetExport.objects.filter(created_by__username="demo-lead").latest("created_at")

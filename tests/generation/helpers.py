@@ -6,10 +6,12 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+from generation.flags import identity_leak
 from generation.imports import prompts_import
-from generation.models import GenerationRun, Prompt
+from generation.models import Candidate, GenerationRun, Prompt, Rating
 from generation.plan import plan_clean
 from generation.services import generator_create
+from judging.services import judge_create
 
 
 def write_jsonl(path: Path, records) -> Path:
@@ -39,3 +41,24 @@ def new_run(project, prompts, generator, lead, plan=None, rater=None):
         requests_planned=len(ids) * slots, ratings_planned=len(ids) * slots if rater else 0, created_by=lead,
         state=GenerationRun.State.RUNNING,
     )  # fmt: skip
+
+
+def rated_candidates(project, lead, tmp_path, texts_scores, generator=None):
+    """A prompt set of one prompt per entry, each with the given (text, score) candidates, rated by one judge."""
+    prompts = prompt_set(project, lead, tmp_path, n=len(texts_scores))
+    generator = generator or endpoint_generator(project, lead, "http://127.0.0.1:9/v1", model="secret-model-x")
+    judge = judge_create(project=project, user=lead, name="r", base_url="http://127.0.0.1:9/v1", model="j")
+    run = GenerationRun.objects.create(
+        project=project, prompt_set=prompts, generator=generator, plan={}, created_by=lead
+    )
+    made = []
+    for prompt, items in zip(prompts.prompts.order_by("pk"), texts_scores, strict=True):
+        for i, (text, score) in enumerate(items):
+            c = Candidate.objects.create(
+                prompt=prompt, generator=generator, run=run, slot_key=f"s{i}", model="secret-model-x", temperature=0.7,
+                sample=i, max_tokens=64, text=text, identity_leak=identity_leak(text), empty=not text.strip(),
+            )  # fmt: skip
+            if score is not None:
+                Rating.objects.create(candidate=c, judge=judge, status="ok", score=score)
+            made.append(c)
+    return prompts, made

@@ -9,39 +9,16 @@ import pytest
 from django.urls import reverse
 
 from annotation.models import Membership, Pair
-from generation.flags import identity_leak
-from generation.models import Candidate, GenerationRun, Generator, HumanRating, PromptSet, Rating
+from generation.models import Candidate, GenerationRun, Generator, HumanRating, PromptSet
 from generation.selectors import human_rating_report
 from generation.services import rating_open
-from judging.services import judge_create
 from tests.conftest import csrf, login
 from tests.factories import UserFactory, member
-from tests.generation.helpers import endpoint_generator, prompt_set
+from tests.generation.helpers import endpoint_generator, prompt_set, rated_candidates
 
 pytestmark = pytest.mark.django_db
 
 HOSTILE = 'Four. <script>alert("x")</script><img src=x onerror="alert(1)"> [link](javascript:alert(2))'
-
-
-def candidates(project, lead, tmp_path, texts_scores, generator=None):
-    """A prompt set of one prompt per entry, each with the given (text, score) candidates, rated by one judge."""
-    prompts = prompt_set(project, lead, tmp_path, n=len(texts_scores))
-    generator = generator or endpoint_generator(project, lead, "http://127.0.0.1:9/v1", model="secret-model-x")
-    judge = judge_create(project=project, user=lead, name="r", base_url="http://127.0.0.1:9/v1", model="j")
-    run = GenerationRun.objects.create(
-        project=project, prompt_set=prompts, generator=generator, plan={}, created_by=lead
-    )
-    made = []
-    for prompt, items in zip(prompts.prompts.order_by("pk"), texts_scores, strict=True):
-        for i, (text, score) in enumerate(items):
-            c = Candidate.objects.create(
-                prompt=prompt, generator=generator, run=run, slot_key=f"s{i}", model="secret-model-x", temperature=0.7,
-                sample=i, max_tokens=64, text=text, identity_leak=identity_leak(text), empty=not text.strip(),
-            )  # fmt: skip
-            if score is not None:
-                Rating.objects.create(candidate=c, judge=judge, status="ok", score=score)
-            made.append(c)
-    return prompts, made
 
 
 def test_upload_prompts_on_the_page_and_a_bad_file_changes_nothing(project, as_lead):
@@ -96,7 +73,7 @@ def test_generators_are_checked(project, lead, as_lead, tmp_path):
 
 
 def test_candidates_are_rendered_inert_and_pairs_are_previewed_then_built_once(project, lead, as_lead, tmp_path):
-    prompts, _ = candidates(project, lead, tmp_path, [[(HOSTILE, 9), ("Five.", 2), ("As ChatGPT, four.", 1)],
+    prompts, _ = rated_candidates(project, lead, tmp_path, [[(HOSTILE, 9), ("Five.", 2), ("As ChatGPT, four.", 1)],
                                                       [("Two.", 7), ("Three.", 7)]])  # fmt: skip
     url = reverse("generation:prompt_set", args=[project.slug, prompts.public_id])
     page = as_lead.get(url).content.decode()
@@ -115,7 +92,7 @@ def test_candidates_are_rendered_inert_and_pairs_are_previewed_then_built_once(p
 
 
 def test_kto_download_and_api(project, lead, as_lead, tmp_path):
-    prompts, made = candidates(project, lead, tmp_path, [[("Good.", 9), ("Bad.", 2), ("Worse.", 1), ("Meh.", 5)]])
+    prompts, made = rated_candidates(project, lead, tmp_path, [[("Good.", 9), ("Bad.", 2), ("Worse.", 1), ("Meh.", 5)]])
     response = as_lead.get(reverse("generation:kto_download", args=[project.slug, prompts.public_id]))
     rows = [json.loads(line) for line in response.content.splitlines()]
     assert [r["label"] for r in rows] == [True, False, False]  # 5 is between the thresholds: left out
@@ -135,7 +112,7 @@ def test_api_prompt_sets_candidates_and_pairs(project, lead, tmp_path):
     response = api.post(url, {"name": "x", "file": bad}, format="multipart")
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "messages"
     assert "p.jsonl, line 2, field 'messages'" in response.json()["detail"]
-    prompts, made = candidates(project, lead, tmp_path, [[("A.", 8), ("B.", 3)], [("C.", 6), ("D.", 2)]])
+    prompts, made = rated_candidates(project, lead, tmp_path, [[("A.", 8), ("B.", 3)], [("C.", 6), ("D.", 2)]])
     listed = api.get(reverse("api-prompt-set-candidates", args=[project.slug, prompts.public_id])).json()
     assert [c["text"] for c in listed] == ["A.", "B.", "C.", "D."]
     assert listed[0]["model"] == "secret-model-x" and listed[0]["ratings"][0]["score"] == 8
@@ -149,7 +126,7 @@ def test_api_prompt_sets_candidates_and_pairs(project, lead, tmp_path):
 
 
 def test_members_rate_blinded_once_each_with_calibration_first(project, lead, annotator, tmp_path):
-    prompts, made = candidates(project, lead, tmp_path, [[("Plain answer.", None), ("I am Llama 3, an AI.", None),
+    prompts, made = rated_candidates(project, lead, tmp_path, [[("Plain answer.", None), ("I am Llama 3, an AI.", None),
                                                           ("Gold answer.", None), ("", None)]])  # fmt: skip
     plain, leak, gold, empty = made
     Candidate.objects.filter(pk=gold.pk).update(gold="up")

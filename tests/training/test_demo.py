@@ -9,6 +9,7 @@ from django.core.management import call_command
 
 from annotation.models import Assignment, Label, Membership, Pair, Project
 from annotation.selectors import project_quality
+from generation.models import GenerationRun, Generator, Prompt, PromptSet
 from judging.models import JudgeConfig, JudgeRun
 from tests.factories import ProjectFactory, make_pairs
 from training.models import CurationRecipe, DatasetExport
@@ -16,7 +17,7 @@ from training.models import CurationRecipe, DatasetExport
 pytestmark = pytest.mark.django_db
 
 COUNTED = (get_user_model(), Project, Membership, Pair, Assignment, Label, JudgeConfig, JudgeRun, CurationRecipe,
-           DatasetExport)  # fmt: skip
+           DatasetExport, PromptSet, Prompt, Generator, GenerationRun)  # fmt: skip
 
 
 def snapshot() -> dict:
@@ -24,8 +25,8 @@ def snapshot() -> dict:
 
 
 def test_without_the_demo_the_judge_run_command_does_nothing():
-    call_command("demo_judge_run")
-    assert not JudgeRun.objects.exists()
+    call_command("demo_local_runs")
+    assert not JudgeRun.objects.exists() and not GenerationRun.objects.exists()
 
 
 @pytest.mark.redis
@@ -61,6 +62,11 @@ def test_the_demo_shows_every_page_with_true_content_and_a_second_run_changes_no
 
     judge = JudgeConfig.objects.get(project=demo)
     assert judge.base_url == settings.LOCAL_MODEL_URL and not JudgeRun.objects.exists()  # runs when the model is up
+    generator = Generator.objects.get(project=demo)
+    assert generator.base_url == settings.LOCAL_MODEL_URL and not GenerationRun.objects.exists()
+    prompts = PromptSet.objects.get(project=demo)
+    assert prompts.prompts_created == 12 and prompts.rating_k == 2
+    assert prompts.prompts.first().metadata == {"task_type": "fact", "difficulty": "easy"}
     export = DatasetExport.objects.get(project=demo)
     assert export.state == "succeeded" and export.rows_train > 0 and export.recipe.name == "demo"
 
@@ -68,14 +74,17 @@ def test_the_demo_shows_every_page_with_true_content_and_a_second_run_changes_no
     call_command("demo_setup")
     assert snapshot() == first
 
-    # when the local model is ready, `make run` starts the judge's first small run, once: one message on the
-    # broker's judge queue (no worker here: the test takes it off again)
+    # when the local model is ready, `make run` starts the judge's and the generator's first small runs, once each:
+    # two messages on the broker's judge queue (no worker here: the test takes them off again)
     queue = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     before = queue.llen("judge")
-    call_command("demo_judge_run")
-    call_command("demo_judge_run")
-    assert queue.llen("judge") == before + 1 and len(JudgeRun.objects.get().pair_ids) == 12
+    call_command("demo_local_runs")
+    call_command("demo_local_runs")
+    assert queue.llen("judge") == before + 2 and len(JudgeRun.objects.get().pair_ids) == 12
+    generation = GenerationRun.objects.get()
+    assert generation.rater == judge and len(generation.prompt_ids) == 6 and generation.requests_planned == 12
     queue.lpop("judge")  # kombu pushes on the left
+    queue.lpop("judge")
     assert (
         list(Pair.objects.filter(project=project).order_by("pk").values_list("pk", "label_count", "open_slots")) == mine
     )

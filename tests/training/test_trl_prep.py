@@ -48,3 +48,26 @@ def test_trl_prepares_every_export(project, lead, tiny_model_dir, tmp_path, trai
                               processing_class=tokenizer).train_dataset  # fmt: skip
         assert {"prompt_ids", "completion_ids"} <= set(prepared.column_names)
     assert len(prepared) == len(data["train"])  # nothing dropped or truncated away
+
+
+def test_trl_prepares_kto_rows_from_rated_candidates(project, lead, tiny_model_dir, tmp_path):
+    """KTO rows built from generation ratings, with the class weights set from the counts, go through KTOTrainer."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import KTOConfig, KTOTrainer
+
+    from generation.services import kto_rows
+    from tests.generation.helpers import rated_candidates
+
+    prompts, _ = rated_candidates(project, lead, tmp_path, [[("Paris.", 9), ("Lyon, I think.", 2), ("Rome.", 1)],
+                                                            [("Four.", 8), ("Five.", 3)]])  # fmt: skip
+    kto = kto_rows(prompt_set=prompts)
+    assert (kto.desirable, kto.undesirable, kto.desirable_weight, kto.undesirable_weight) == (2, 3, 1.5, 1.0)
+    args = KTOConfig(output_dir=str(tmp_path / "out"), max_length=128, report_to=[], use_cpu=True,
+                     per_device_train_batch_size=2, desirable_weight=kto.desirable_weight,
+                     undesirable_weight=kto.undesirable_weight)  # fmt: skip
+    prepared = KTOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), args=args,
+                          train_dataset=Dataset.from_list(kto.rows),
+                          processing_class=AutoTokenizer.from_pretrained(tiny_model_dir)).train_dataset  # fmt: skip
+    assert {"prompt_ids", "completion_ids"} <= set(prepared.column_names) and len(prepared) == 5

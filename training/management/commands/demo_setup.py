@@ -1,9 +1,10 @@
 """`python manage.py demo_setup`: the demo `make run` shows (refused in production).
 
 Users for every role, a project of a few hundred pairs written by the project (annotation/demo.py) with labels from
-four simulated annotators of distinct habits, a judge on the local model server, a saved recipe and an export.
-Running it again changes nothing, and it never touches anything but the demo project and the demo users. The
-judge's first small run starts when the local model is ready (`make run` calls demo_judge_run then)."""
+four simulated annotators of distinct habits, a judge and a generator on the local model server with a prompt set
+(generation/demo.py), a saved recipe and an export. Running it again changes nothing, and it never touches anything
+but the demo project and the demo users. The judge's and the generator's first small runs start when the local
+model is ready (`make run` calls demo_local_runs then)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from annotation.demo import DEMO_GUIDELINES, SIMULATED, demo_pairs, simulated_la
 from annotation.imports.importer import pairs_import
 from annotation.models import Label, Membership, Project
 from annotation.services.projects import membership_set, project_create
+from generation.demo import demo_generation
 from judging.demo import demo_judge
 from training.models import DatasetExport
 from training.services.exports import export_create
@@ -31,7 +33,8 @@ PEOPLE = [("demo-admin", "admin"), ("demo-lead", Membership.Role.LEAD), ("demo-a
 
 
 class Command(BaseCommand):
-    help = "Create (or leave as it is) the demo: users, a labelled project, a local judge, a recipe and an export."
+    help = ("Create (or leave as it is) the demo: users, a labelled project, a local judge and generator, a recipe "
+            "and an export.")  # fmt: skip
 
     def handle(self, *args, **options):
         if settings.PRODUCTION:
@@ -67,6 +70,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {who.username}: {given} labels")
 
         demo_judge(project, users["demo-lead"])
+        demo_generation(project, users["demo-lead"])
         recipe = recipe_save(project=project, name="demo", config=DEMO_RECIPE, user=users["demo-lead"])
         if not DatasetExport.objects.filter(recipe=recipe, state=DatasetExport.State.SUCCEEDED).exists():
             export = export_create(project=project, recipe=recipe, fmt="dpo", user=users["demo-lead"], run_now=True)

@@ -126,7 +126,7 @@ class Command(BaseCommand):
             self.stderr.write(f"Stopped because `{' '.join(p.args[1:4])}` exited with code {p.returncode}.")
 
     def _local_model(self, processes: _Processes) -> None:
-        """Build (once) and start the local model server, then start the demo judge's first run."""
+        """Build (once) and start the local model server, then start the demo's first judge and generation runs."""
         path = log_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "ab") as log:
@@ -153,7 +153,7 @@ class Command(BaseCommand):
                 state_write("failed", f"the server exited with {server.returncode}; see the log")
                 return
             state_write("ready", settings.LOCAL_MODEL_URL)
-            log.write(b"local model ready; starting the demo judge's first run\n")
+            log.write(b"local model ready; starting the demo's first judge and generation runs\n")
             log.flush()
-            processes.start([sys.executable, "manage.py", "demo_judge_run"], stdout=log,
+            processes.start([sys.executable, "manage.py", "demo_local_runs"], stdout=log,
                             stderr=subprocess.STDOUT)  # fmt: skip
