@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-sqlite install train-deps judge-server local-model migrate demo lint bench-assignment bench-quality bench-judge clean
+.PHONY: run test test-sqlite install train-deps judge-server local-model migrate demo lint bench-assignment bench-quality bench-judge bench-generation clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -93,6 +93,9 @@ bench-quality: install
 
 bench-judge: install judge-server
 	$(PY) bench/judge.py
+
+bench-generation: install judge-server
+	$(PY) bench/generation.py
 
 clean:
 	rm -rf $(VENV) node_modules var

@@ -253,7 +253,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # Arbiter
 JUDGE_CHUNK_PAIRS = env_int("JUDGE_CHUNK_PAIRS", 8, minimum=1)  # pairs per judge task (both orders each)
-GENERATION_CHUNK_REQUESTS = env_int("GENERATION_CHUNK_REQUESTS", 16, minimum=1)  # samples per generation task
+GENERATION_CHUNK_REQUESTS = env_int("GENERATION_CHUNK_REQUESTS", 64, minimum=1)  # samples per generation task
 GENERATION_LOCAL_BATCH = env_int("GENERATION_LOCAL_BATCH", 8, minimum=1)  # prompts per batch, local checkpoints
 JUDGE_RATE_LIMIT_REDIS_URL = env_str("JUDGE_RATE_LIMIT_REDIS_URL", "")  # default: the broker, when it is Redis
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 512 * 1024 * 1024, minimum=1)

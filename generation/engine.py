@@ -17,7 +17,16 @@ from django.db import IntegrityError, transaction
 
 from annotation.selectors import guidelines_current
 from judging.client import RATING, Generated, ItemRejected, JudgeError, Parsed, ask, generate, parse_reply
-from judging.endpoint import ChunkOutcome, chunk_trouble, client_for, cost_of, is_live, ledger_add, send_all
+from judging.endpoint import (
+    ChunkOutcome,
+    cache_store,
+    chunk_trouble,
+    client_for,
+    cost_of,
+    is_live,
+    ledger_add,
+    send_all,
+)
 from judging.engine import cache_key, ensure_mode
 from judging.models import CachedReply, JudgeConfig
 from judging.prompts import render_rating_messages
@@ -82,11 +91,8 @@ def record_candidate(run: GenerationRun, call: SampleCall, generated: Generated,
         with transaction.atomic():
             candidate.save(force_insert=True)
             if not from_cache and call.key:
-                CachedReply.objects.get_or_create(
-                    key=call.key,
-                    defaults={"content": generated.text, "tokens_in": generated.tokens_in,
-                              "tokens_out": generated.tokens_out, "finish_reason": generated.finish_reason[:20]},
-                )  # fmt: skip
+                cache_store(call.key, generated.text, tokens_in=generated.tokens_in, tokens_out=generated.tokens_out,
+                            finish_reason=generated.finish_reason)  # fmt: skip
             ledger_add(run, calls=1, from_cache=from_cache, tokens_in=generated.tokens_in,
                        tokens_out=generated.tokens_out, cost=cost, candidates_done=1)  # fmt: skip
     except IntegrityError:
@@ -138,10 +144,7 @@ def record_rating(run: GenerationRun, call: RateCall, parsed: Parsed, *, from_ca
         with transaction.atomic():
             rating.save(force_insert=True)
             if not from_cache and value is not None:
-                CachedReply.objects.get_or_create(
-                    key=call.key,
-                    defaults={"content": parsed.raw, "tokens_in": parsed.tokens_in, "tokens_out": parsed.tokens_out},
-                )
+                cache_store(call.key, parsed.raw, tokens_in=parsed.tokens_in, tokens_out=parsed.tokens_out)
             ledger_add(run, calls=parsed.calls, from_cache=from_cache, tokens_in=parsed.tokens_in,
                        tokens_out=parsed.tokens_out, cost=cost, ratings_done=1,
                        unparseable=0 if value else 1)  # fmt: skip

@@ -195,8 +195,8 @@ def prompt_set(request, slug, prompt_set_id):
             candidate.html = markdown_to_html(candidate.text)
     return render(request, "generation/prompt_set.html", {
         "project": project, "prompt_set": prompts, "rows": rows, "pairs_form": pairs_form, "preview": preview,
-        "kto_form": KtoForm(), "page": page, "has_next": page * PROMPTS_PER_PAGE < prompts.prompts_created,
-        "rating_form": RatingOpenForm(initial={"k": prompts.rating_k or 3,
+        "kto_form": KtoForm(prefix="kto"), "page": page, "has_next": page * PROMPTS_PER_PAGE < prompts.prompts_created,
+        "rating_form": RatingOpenForm(prefix="rating", initial={"k": prompts.rating_k or 3,
                                                "hide_identity_leaks": prompts.hide_identity_leaks}),
         "human_report": human_rating_report(prompts, n_boot=200) if prompts.rating_k else None,
     })  # fmt: skip
@@ -206,8 +206,10 @@ def prompt_set(request, slug, prompt_set_id):
 def kto_download(request, slug, prompt_set_id):
     project = project_for_user(request.user, slug, role=LEAD)
     prompts = prompt_set_for_user(request.user, project, prompt_set_id)
-    defaults = {name: field.initial for name, field in KtoForm.base_fields.items() if field.initial is not None}
-    form = KtoForm({**defaults, **request.GET.dict()})
+    defaults = {
+        f"kto-{name}": field.initial for name, field in KtoForm.base_fields.items() if field.initial is not None
+    }
+    form = KtoForm({**defaults, **request.GET.dict()}, prefix="kto")
     if not form.is_valid():
         return HttpResponse("; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()), status=400,
                             content_type="text/plain")  # fmt: skip
@@ -261,7 +263,7 @@ def rate_submit(request, slug, candidate_id):
 def rating_open_view(request, slug, prompt_set_id):
     project = project_for_user(request.user, slug, role=LEAD)
     prompts = prompt_set_for_user(request.user, project, prompt_set_id)
-    form = RatingOpenForm(request.POST)
+    form = RatingOpenForm(request.POST, prefix="rating")
     if form.is_valid():
         rating_open(prompt_set=prompts, **form.cleaned_data)
         k = form.cleaned_data["k"]

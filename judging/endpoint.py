@@ -1,8 +1,8 @@
 """Sending a run's requests to one OpenAI-compatible endpoint: what judge runs and generation runs share.
 
 - ``client_for``: the openai client for an Endpoint (key from the named environment variable, guarded outbound);
-- ``cost_of`` and ``ledger_add``: prices, and the run's counters (calls, cache hits, tokens, cost) as F() updates,
-  called inside the transaction that writes the result they pay for;
+- ``cost_of``, ``ledger_add`` and ``cache_store``: prices, the run's counters (calls, cache hits, tokens, cost) as
+  F() updates, and the paid reply kept for re-runs, all inside the transaction that writes the result they pay for;
 - ``send_all``: the requests of one chunk, ``max_concurrency`` at a time under the shared requests-per-minute limit;
   each result is handed to ``record`` as it arrives; the budget, pause and cancel are noticed between requests;
   transport trouble stops the chunk and comes back classified;
@@ -25,7 +25,7 @@ from django.utils import timezone
 from . import ratelimit
 from .client import Fatal, ItemRejected, JudgeError, Transient, classify, make_client
 from .lifecycle import run_stop
-from .models import Endpoint, EndpointRun
+from .models import CachedReply, Endpoint, EndpointRun
 
 STATE_CHECK_EVERY = 8  # results between re-reading the run's state (pause/cancel from the page)
 
@@ -60,6 +60,15 @@ def ledger_add(run: EndpointRun, *, calls: int, from_cache: bool, tokens_in: int
         heartbeat_at=timezone.now(),
         **{name: F(name) + n for name, n in counters.items()},
     )
+
+
+def cache_store(key: str, content: str, *, tokens_in: int, tokens_out: int, confidence: float | None = None,
+                finish_reason: str = "") -> None:  # fmt: skip
+    """Keep a paid reply under its key (one INSERT ... ON CONFLICT DO NOTHING: a reply cached by another delivery
+    of the same chunk stays as it was). Call inside the transaction that records what it paid for."""
+    reply = CachedReply(key=key, content=content, tokens_in=tokens_in, tokens_out=tokens_out, confidence=confidence,
+                        finish_reason=finish_reason[:20])  # fmt: skip
+    CachedReply.objects.bulk_create([reply], ignore_conflicts=True)
 
 
 def is_live(run: EndpointRun) -> bool:

@@ -24,7 +24,7 @@ from annotation.models import Pair
 from annotation.selectors import guidelines_current
 
 from .client import ItemRejected, JudgeError, Parsed, detect_logprobs, detect_mode, judge_messages, parse_verdict
-from .endpoint import ChunkOutcome, chunk_trouble, client_for, cost_of, ledger_add, send_all
+from .endpoint import ChunkOutcome, cache_store, chunk_trouble, client_for, cost_of, ledger_add, send_all
 from .models import CachedReply, JudgeConfig, JudgeRun, PairJudgement, Verdict
 from .prompts import render_messages
 
@@ -105,15 +105,8 @@ def _record(run: JudgeRun, call: JudgeCall, parsed: Parsed, *, from_cache: bool)
         with transaction.atomic():
             verdict.save(force_insert=True)
             if not from_cache and v is not None:
-                CachedReply.objects.get_or_create(
-                    key=call.key,
-                    defaults={
-                        "content": parsed.raw,
-                        "tokens_in": parsed.tokens_in,
-                        "tokens_out": parsed.tokens_out,
-                        "confidence": parsed.confidence,
-                    },  # fmt: skip
-                )
+                cache_store(call.key, parsed.raw, tokens_in=parsed.tokens_in, tokens_out=parsed.tokens_out,
+                            confidence=parsed.confidence)  # fmt: skip
             ledger_add(run, calls=parsed.calls, from_cache=from_cache, tokens_in=parsed.tokens_in,
                        tokens_out=parsed.tokens_out, cost=cost, verdicts_done=1,
                        unparseable=0 if v else 1)  # fmt: skip

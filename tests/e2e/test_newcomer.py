@@ -1,8 +1,9 @@
 """The newcomer's first hour, in a real browser: the demo `make run` sets up, a real worker for every queue and the
 real local model server (llama.cpp with SmolLM2). An annotator labels 10 pairs from the keyboard; the lead sees a κ
 heatmap of several annotators and a paused one, runs the local judge on a few pairs and reads its report, and
-exports; samples candidates from the local model at two temperatures and builds pairs from them; another annotator rates candidates by thumbs from the keyboard; the admin launches the smoke job from the
-export and sees it succeed with an evaluation."""
+exports; imports prompts, samples candidates from the local model at two temperatures and builds pairs from them;
+another annotator rates candidates by thumbs from the keyboard; the admin launches the smoke job from the export and
+sees it succeed with an evaluation."""
 
 import pytest
 from django.core.management import call_command
@@ -83,11 +84,17 @@ def test_a_newcomer_walks_the_loop_as_annotator_lead_and_admin(live_server, brow
         # candidates from the local model at two temperatures, then every two of a prompt as a pair for people and
         # judges to label (the seeds' "all pairwise comparisons"; rated runs are tests/generation/test_worker_runs.py)
         lead.goto(f"{live_server.url}/p/demo/generation/")
-        lead.select_option("#id_run-prompt_set", label="demo prompts")
+        prompts_file = tmp_path / "my-prompts.jsonl"
+        prompts_file.write_text('{"prompt": "Name a fruit that is yellow."}\n{"prompt": "What is 3 + 4?"}\n')
+        lead.fill("#id_prompts-name", "my prompts")
+        lead.set_input_files("#id_prompts-file", str(prompts_file))
+        lead.click("#prompt-upload button")
+        lead.wait_for_selector("text=2 prompts imported into my prompts")
+        lead.goto(f"{live_server.url}/p/demo/generation/")
+        lead.select_option("#id_run-prompt_set", label="my prompts")
         lead.select_option("#id_run-generator", label="local SmolLM2-135M")
         lead.fill("#id_run-temperatures", "0.7, 1.0")
         lead.fill("#id_run-max_tokens", "24")
-        lead.fill("#id_run-limit", "2")
         lead.click("#generation-start button.primary")
         lead.wait_for_selector("#run-status.run-succeeded", timeout=240_000)
         assert "4 of 4 candidates" in lead.inner_text("#run-status")
@@ -101,6 +108,9 @@ def test_a_newcomer_walks_the_loop_as_annotator_lead_and_admin(live_server, brow
         lead.click("#pairs-form button.primary")
         lead.wait_for_selector("text=pairs added to the project's pool")
         assert PairOrigin.objects.count() == previewed
+        lead.fill("#id_rating-k", "2")  # open the candidates to people: two ratings each
+        lead.click("#rating-open button")
+        lead.wait_for_selector("text=Open for rating, 2 people a candidate.")
         lead.context.close()
 
         rater = logged_in(browser, live_server, "demo-annotator-2", "/p/demo/rate/")

@@ -63,13 +63,17 @@ def test_a_chunk_run_twice_writes_nothing_twice_and_cached_replies_cost_nothing(
     run = new_run(project, prompts, generator, lead)
     sample_chunk(run, run.prompt_ids)
     assert sample_chunk(run, run.prompt_ids).written == 0 and len(server.requests) == 8  # every slot filled
-    # the candidates gone (another project's cleanup, say), the same plan is answered from the cache
+    # the candidates gone (another project's cleanup, say), the same plan is answered from the cache, each slot
+    # with its own reply (the seed is part of the key: two samples at one temperature are two replies)
+    by_slot = {(c.prompt_id, c.slot_key): c.text for c in Candidate.objects.all()}
+    assert len(set(by_slot.values())) == 8
     Candidate.objects.all().delete()
     again = new_run(project, prompts, generator, lead)
     assert sample_chunk(again, again.prompt_ids).written == 8 and len(server.requests) == 8
     again.refresh_from_db()
     assert (again.api_calls, again.cache_hits, again.cost_usd) == (0, 8, 0)
     assert Candidate.objects.filter(from_cache=True).count() == 8
+    assert {(c.prompt_id, c.slot_key): c.text for c in Candidate.objects.all()} == by_slot
 
 
 def test_flags_empty_truncated_duplicates_and_identity_leaks(project, lead, server, tmp_path):

@@ -2,7 +2,7 @@
 written: the counts the lead sees are the pairs the build writes."""
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from annotation.models import Pair
@@ -26,13 +26,14 @@ items_st = st.lists(
     unique_by=lambda item: item.id,
 )
 options_st = st.builds(
-    Options, strategy=st.sampled_from(STRATEGIES), per_prompt=st.integers(1, 5), min_margin=st.sampled_from([0, 1, 3]),
+    Options, strategy=st.sampled_from(STRATEGIES), per_prompt=st.integers(1, 20), min_margin=st.sampled_from([0, 1, 3]),
     different_generators=st.booleans(), include_flagged=st.booleans(), seed=st.integers(0, 3),
 )  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None)
 @given(items_st, options_st)
+@example([Item(1, 0, 0, "a", 5.0), Item(2, 0, 0, "b", 5.0)], Options(strategy="all", min_margin=0))  # a tie
 def test_pair_rules_hold_for_any_candidates(items, options):
     by_id = {i.id: i for i in items}
     preview = plan_pairs(items, options)

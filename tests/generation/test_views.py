@@ -165,3 +165,20 @@ def test_members_rate_blinded_once_each_with_calibration_first(project, lead, an
     assert report["percent_agreement"]["value"] == 0.5
     Membership.objects.filter(project=project, user=second).update(paused_at="2026-01-01T00:00Z")
     assert b"paused" in other.get(url).content
+
+
+def test_a_lead_opens_a_set_for_rating_and_marks_calibration_on_the_page(project, lead, as_lead, tmp_path):
+    prompts, made = rated_candidates(project, lead, tmp_path, [[("One.", None), ("Two.", None)]])
+    url = reverse("generation:prompt_set", args=[project.slug, prompts.public_id])
+    token = csrf(as_lead, url)
+    as_lead.post(reverse("generation:rating_open", args=[project.slug, prompts.public_id]), {"rating-k": 3},
+                 HTTP_X_CSRFTOKEN=token)  # fmt: skip
+    prompts.refresh_from_db()
+    assert prompts.rating_k == 3 and not prompts.hide_identity_leaks  # the box was left unticked
+    as_lead.post(reverse("generation:candidate_gold", args=[project.slug, made[1].pk]), {"gold": "down"},
+                 HTTP_X_CSRFTOKEN=token)  # fmt: skip
+    bad = as_lead.post(reverse("generation:candidate_gold", args=[project.slug, made[0].pk]), {"gold": "maybe"},
+                       HTTP_X_CSRFTOKEN=token, follow=True)  # fmt: skip
+    assert b"must be" in bad.content
+    assert list(Candidate.objects.order_by("pk").values_list("gold", flat=True)) == ["", "down"]
+    assert b"Open now: 3 people a candidate." in as_lead.get(url).content
