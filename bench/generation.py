@@ -23,8 +23,8 @@ import sys
 import time
 import uuid
 
-from _env import ROOT, database_prepare, django_setup, machine_info
-from judge import MODEL, REQUEST_LINE, start_server, start_worker
+from _env import machine_info
+from judge import REQUEST_LINE, bench_setup, start_server, start_worker
 
 DB = "arbiter_bench_generation"
 BROKER = "redis://127.0.0.1:6379/12"
@@ -71,15 +71,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=32)
     args = parser.parse_args()
-    if not MODEL.exists():
-        raise SystemExit("run `make judge-server` first")
-
-    database_prepare(DB, fresh=True)
-    os.environ["CELERY_BROKER_URL"] = BROKER
-    django_setup(DB)
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    out = bench_setup(DB, BROKER)
     from django.contrib.auth import get_user_model
     from django.db import connection
 
@@ -89,8 +81,6 @@ def main() -> None:
     from generation.plan import messages_for, plan_clean, slots
     from generation.services import generation_run_start, generator_create
 
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
     server, url = start_server(out / "generation-llama.log")
     worker = start_worker({**os.environ, "PYTHONUNBUFFERED": "1"}, out / "generation-worker.log")
     try:

@@ -73,6 +73,21 @@ def start_worker(env: dict, log: Path) -> subprocess.Popen:
     raise SystemExit("worker did not start")
 
 
+def bench_setup(db: str, broker: str) -> Path:
+    """A fresh benchmark database (migrated) and broker for this process and its worker; the output folder."""
+    if not MODEL.exists():
+        raise SystemExit("run `make judge-server` first")
+    database_prepare(db, fresh=True)
+    os.environ["CELERY_BROKER_URL"] = broker
+    django_setup(db)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def bare_loop(url: str, jobs: list[list[dict]], *, concurrency: int, max_tokens: int) -> tuple[float, int]:
     """The same work as the pipeline without Celery, the database or the cache: per verdict one call with the
     same parameters, validation, and one repair call when the reply is invalid. Returns (seconds, requests)."""
@@ -119,15 +134,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=48)
     args = parser.parse_args()
-    if not MODEL.exists():
-        raise SystemExit("run `make judge-server` first")
-
-    database_prepare(DB, fresh=True)
-    os.environ["CELERY_BROKER_URL"] = BROKER
-    django_setup(DB)
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    out = bench_setup(DB, BROKER)
     from django.contrib.auth import get_user_model
     from django.db import connection
 
@@ -138,8 +145,6 @@ def main() -> None:
     from judging.prompts import DEFAULT_SYSTEM, DEFAULT_TEMPLATE
     from judging.services import judge_create, run_start
 
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
     server, url = start_server(out / "judge-llama.log")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     worker = start_worker(env, out / "judge-worker.log")

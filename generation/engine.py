@@ -19,6 +19,7 @@ from annotation.selectors import guidelines_current
 from judging.client import RATING, Generated, ItemRejected, JudgeError, Parsed, ask, generate, parse_reply
 from judging.endpoint import (
     ChunkOutcome,
+    answer_from_cache,
     cache_store,
     chunk_trouble,
     client_for,
@@ -153,24 +154,16 @@ def record_rating(run: GenerationRun, call: RateCall, parsed: Parsed, *, from_ca
     return True
 
 
-def _cached(keys: list[str]) -> dict[str, CachedReply]:
-    return {c.key: c for c in CachedReply.objects.filter(key__in=keys)}
-
-
 def sample_chunk(run: GenerationRun, prompt_ids: list[int]) -> ChunkOutcome:
     """Sample the missing slots of these prompts from the run's endpoint generator."""
     outcome = ChunkOutcome()
     generator = run.generator
-    calls = _sample_calls(run, prompt_ids)
-    cached = _cached([c.key for c in calls])
-    remote = []
-    for call in calls:
-        hit = cached.get(call.key)
-        if hit is None:
-            remote.append(call)
-            continue
+
+    def record_cached(call: SampleCall, hit: CachedReply) -> bool:
         generated = Generated(hit.content, hit.tokens_in, hit.tokens_out, hit.finish_reason)
-        outcome.written += record_candidate(run, call, generated, from_cache=True)
+        return record_candidate(run, call, generated, from_cache=True)
+
+    outcome.written, remote = answer_from_cache(_sample_calls(run, prompt_ids), record_cached)
     if remote:
         try:
             client = client_for(generator)
@@ -200,17 +193,13 @@ def rate_chunk(run: GenerationRun, prompt_ids: list[int]) -> ChunkOutcome:
     """Rate, with the run's rater, every candidate of these prompts that it has not rated yet."""
     outcome = ChunkOutcome()
     judge = run.rater
-    calls = _rate_calls(run, prompt_ids)
-    cached = _cached([c.key for c in calls])
-    remote = []
-    for call in calls:
-        hit = cached.get(call.key)
-        if hit is None:
-            remote.append(call)
-            continue
+
+    def record_cached(call: RateCall, hit: CachedReply) -> bool:
         value, problem = parse_reply(hit.content, RATING)
         parsed = Parsed(value, hit.content, hit.tokens_in, hit.tokens_out, None, error=problem)
-        outcome.written += record_rating(run, call, parsed, from_cache=True)
+        return record_rating(run, call, parsed, from_cache=True)
+
+    outcome.written, remote = answer_from_cache(_rate_calls(run, prompt_ids), record_cached)
     if not remote:
         return outcome
     try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import orjson
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from annotation.imports.fields import content_hash
 from annotation.models import Pair, Project
@@ -117,7 +118,7 @@ def _dispatch(run: GenerationRun) -> None:
         (generation_local_task if local else generation_run_dispatch_task).delay(run.pk)
     except Exception as exc:  # noqa: BLE001 - any broker failure: fail loudly, never run inline
         GenerationRun.objects.filter(pk=run.pk).update(
-            state=GenerationRun.State.FAILED, error=f"The task queue is unreachable: {exc}"
+            state=GenerationRun.State.FAILED, error=f"The task queue is unreachable: {exc}", finished_at=timezone.now()
         )
         raise QueueUnavailable(f"The task queue is unreachable, so the run was not started: {exc}") from exc
 

@@ -71,6 +71,20 @@ def cache_store(key: str, content: str, *, tokens_in: int, tokens_out: int, conf
     CachedReply.objects.bulk_create([reply], ignore_conflicts=True)
 
 
+def answer_from_cache(calls: list, record_cached: Callable[[object, CachedReply], bool]) -> tuple[int, list]:
+    """Record every call (anything with a ``key``) whose reply is cached, with ``record_cached(call, reply)``.
+    Returns (results written, the calls still to send)."""
+    cached = {c.key: c for c in CachedReply.objects.filter(key__in=[call.key for call in calls])}
+    written, remote = 0, []
+    for call in calls:
+        hit = cached.get(call.key)
+        if hit is None:
+            remote.append(call)
+        else:
+            written += record_cached(call, hit)
+    return written, remote
+
+
 def is_live(run: EndpointRun) -> bool:
     state = type(run).objects.filter(pk=run.pk).values_list("state", flat=True).first()
     return state in run.LIVE

@@ -24,7 +24,16 @@ from annotation.models import Pair
 from annotation.selectors import guidelines_current
 
 from .client import ItemRejected, JudgeError, Parsed, detect_logprobs, detect_mode, judge_messages, parse_verdict
-from .endpoint import ChunkOutcome, cache_store, chunk_trouble, client_for, cost_of, ledger_add, send_all
+from .endpoint import (
+    ChunkOutcome,
+    answer_from_cache,
+    cache_store,
+    chunk_trouble,
+    client_for,
+    cost_of,
+    ledger_add,
+    send_all,
+)
 from .models import CachedReply, JudgeConfig, JudgeRun, PairJudgement, Verdict
 from .prompts import render_messages
 
@@ -154,17 +163,13 @@ def judge_chunk(run: JudgeRun, pair_ids: list[int]) -> ChunkOutcome:
     """Judge the given pairs of a live run (skipping orders already judged). See the module docstring."""
     outcome = ChunkOutcome()
     judge = run.judge
-    calls = _calls(run, pair_ids)
-    cached = {c.key: c for c in CachedReply.objects.filter(key__in=[c.key for c in calls])}
-    remote = []
-    for call in calls:
-        hit = cached.get(call.key)
-        if hit is None:
-            remote.append(call)
-            continue
+
+    def record_cached(call: JudgeCall, hit: CachedReply) -> bool:
         verdict, problem = parse_verdict(hit.content)
         parsed = Parsed(verdict, hit.content, hit.tokens_in, hit.tokens_out, hit.confidence, error=problem)
-        outcome.written += _record(run, call, parsed, from_cache=True)
+        return _record(run, call, parsed, from_cache=True)
+
+    outcome.written, remote = answer_from_cache(_calls(run, pair_ids), record_cached)
     if not remote:
         return outcome
     try:
