@@ -280,6 +280,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Preference-data curation: projects, pair import, blinded annotation.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Judge runs and generation runs share their states (judging.models.EndpointRun): one enum in the schema.
+    "ENUM_NAME_OVERRIDES": {"RunStateEnum": "judging.models.EndpointRun.State"},
 }
 
 # One JSON object per line in production (LOG_FORMAT=json|plain to choose), plain lines otherwise.

@@ -17,13 +17,13 @@ from .models import Candidate
 from .selectors import generators_of, prompt_sets_of, run_progress, run_summary, runs_of
 from .serializers import (
     CandidateSerializer,
+    GenerationRunRequestSerializer,
+    GenerationRunSerializer,
     GeneratorSerializer,
     KtoRequestSerializer,
     PairsRequestSerializer,
     PromptSetSerializer,
     PromptSetUploadSerializer,
-    RunRequestSerializer,
-    RunSerializer,
 )
 from .services import (
     GENERATION_RUN_ACTIONS,
@@ -155,17 +155,19 @@ class GeneratorListView(APIView):
 
 
 class RunListView(APIView):
-    @extend_schema(responses={200: RunSerializer(many=True)})
+    @extend_schema(responses={200: GenerationRunSerializer(many=True)})
     def get(self, request, slug):
         project = project_for_user(request.user, slug, role=LEAD)
-        return Response(RunSerializer(runs_of(project), many=True).data)
+        return Response(GenerationRunSerializer(runs_of(project), many=True).data)
 
-    @extend_schema(request=RunRequestSerializer, responses={202: RunSerializer, 503: OpenApiResponse()})
+    @extend_schema(
+        request=GenerationRunRequestSerializer, responses={202: GenerationRunSerializer, 503: OpenApiResponse()}
+    )
     def post(self, request, slug):
         """Start a run: the prompts are fixed now and sampled by workers (``judge`` queue for endpoints, ``gpu``
         for local checkpoints)."""
         project = project_for_user(request.user, slug, role=LEAD)
-        serializer = RunRequestSerializer(data=request.data)
+        serializer = GenerationRunRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         prompt_set = prompt_set_for_user(request.user, project, data["prompt_set"])
@@ -178,7 +180,7 @@ class RunListView(APIView):
             )  # fmt: skip
         except QueueUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return Response(GenerationRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
 class RunDetailView(APIView):
@@ -186,12 +188,14 @@ class RunDetailView(APIView):
     def get(self, request, slug, generation_run_id):
         project = project_for_user(request.user, slug, role=LEAD)
         run = generation_run_for_user(request.user, project, generation_run_id)
-        return Response({**RunSerializer(run).data, "progress": run_progress(run), "summary": run_summary(run)})
+        return Response(
+            {**GenerationRunSerializer(run).data, "progress": run_progress(run), "summary": run_summary(run)}
+        )
 
 
 class RunActionView(APIView):
     @extend_schema(operation_id="projects_generation_runs_action", request=None,
-                   responses={200: RunSerializer, 404: OpenApiResponse()})  # fmt: skip
+                   responses={200: GenerationRunSerializer, 404: OpenApiResponse()})  # fmt: skip
     def post(self, request, slug, generation_run_id, action):
         project = project_for_user(request.user, slug, role=LEAD)
         run = generation_run_for_user(request.user, project, generation_run_id)
@@ -201,4 +205,4 @@ class RunActionView(APIView):
             run = GENERATION_RUN_ACTIONS[action](run=run)
         except QueueUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        return Response(RunSerializer(run).data)
+        return Response(GenerationRunSerializer(run).data)

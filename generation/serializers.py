@@ -42,7 +42,7 @@ class PlanSerializer(serializers.Serializer):
     system = serializers.CharField(allow_blank=True, required=False)
 
 
-class RunRequestSerializer(serializers.Serializer):
+class GenerationRunRequestSerializer(serializers.Serializer):
     prompt_set = serializers.UUIDField(help_text="The prompt set's id.")
     generator = serializers.UUIDField(help_text="The generator's id.")
     plan = PlanSerializer(required=False, help_text="The sampling plan (defaults: temperatures 0.3/0.5/0.7/1.0).")
@@ -50,7 +50,7 @@ class RunRequestSerializer(serializers.Serializer):
     limit = serializers.IntegerField(required=False, allow_null=True, min_value=1)
 
 
-class RunSerializer(serializers.ModelSerializer):
+class GenerationRunSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     prompt_set = serializers.UUIDField(source="prompt_set.public_id")
     generator = serializers.CharField(source="generator.name")
