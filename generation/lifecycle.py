@@ -5,7 +5,6 @@ nothing the second time. Stops (budget, fatal errors) are judging.lifecycle.run_
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from .models import Candidate, GenerationRun, Rating
@@ -20,7 +19,7 @@ def _slot_candidates(run: GenerationRun):
 def run_counts(run: GenerationRun) -> tuple[int, int]:
     """(candidates, ratings by the run's rater) in the table for the run's prompts and slots, whoever wrote them."""
     candidates = _slot_candidates(run)
-    ratings = Rating.objects.filter(Q(candidate__in=candidates), judge=run.rater_id) if run.rater_id else None
+    ratings = Rating.objects.filter(candidate__in=candidates, judge=run.rater_id) if run.rater_id else None
     return candidates.count(), ratings.count() if ratings is not None else 0
 
 
@@ -28,12 +27,11 @@ def run_finish_if_done(run: GenerationRun) -> bool:
     candidates, ratings = run_counts(run)
     if candidates < run.requests_planned or (run.rater_id and ratings < candidates):
         return False
-    return bool(
-        GenerationRun.objects.filter(pk=run.pk, state__in=GenerationRun.LIVE).update(
-            state=GenerationRun.State.SUCCEEDED, candidates_done=candidates, ratings_planned=candidates if run.rater_id
-            else 0, ratings_done=ratings, finished_at=timezone.now(),
-        )
+    finished = GenerationRun.objects.filter(pk=run.pk, state__in=GenerationRun.LIVE).update(
+        state=GenerationRun.State.SUCCEEDED, candidates_done=candidates, ratings_done=ratings,
+        ratings_planned=candidates if run.rater_id else 0, finished_at=timezone.now(),
     )  # fmt: skip
+    return bool(finished)
 
 
 def run_begin(run: GenerationRun) -> list[list[int]]:

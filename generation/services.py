@@ -143,16 +143,22 @@ def pairs_options(data: dict) -> Options:
 def pairs_preview(*, prompt_set: PromptSet, options: Options, generator_ids: list[int] | None = None) -> Preview:
     """What pairs_build would write, computed the same way, writing nothing."""
     preview = plan_pairs(pairing_items(prompt_set, generator_ids), options)
-    existing = _existing_hashes(prompt_set.project, _hashes(preview))
-    preview.already_in_project = sum(1 for h in _hashes(preview).values() if h in existing)
+    hashes = _hashes(preview, *_planned_rows(preview))
+    existing = _existing_hashes(prompt_set.project, hashes)
+    preview.already_in_project = sum(1 for h in hashes.values() if h in existing)
     return preview
 
 
-def _hashes(preview: Preview) -> dict:
+def _planned_rows(preview: Preview) -> tuple[dict[int, Candidate], dict[int, Prompt]]:
+    """The candidates and prompts the planned pairs are made of, by id (one query each)."""
     ids = {i for p in preview.pairs for i in (p.a, p.b)}
-    texts = dict(Candidate.objects.filter(pk__in=ids).values_list("pk", "text"))
-    prompts = dict(Prompt.objects.filter(pk__in={p.prompt_id for p in preview.pairs}).values_list("pk", "messages"))
-    return {p: content_hash(prompts[p.prompt_id], texts[p.a], texts[p.b]) for p in preview.pairs}
+    return Candidate.objects.in_bulk(ids), Prompt.objects.in_bulk({p.prompt_id for p in preview.pairs})
+
+
+def _hashes(preview: Preview, candidates: dict[int, Candidate], prompts: dict[int, Prompt]) -> dict:
+    """Each planned pair's content hash, as the pair import computes it (A/B order does not matter)."""
+    return {p: content_hash(prompts[p.prompt_id].messages, candidates[p.a].text, candidates[p.b].text)
+            for p in preview.pairs}  # fmt: skip
 
 
 def _existing_hashes(project: Project, hashes: dict) -> set[str]:
@@ -180,11 +186,9 @@ def pairs_build(
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).get()  # one build at a time per project
         preview = plan_pairs(pairing_items(prompt_set, generator_ids), options)
-        hashes = _hashes(preview)
+        candidates, prompts = _planned_rows(preview)
+        hashes = _hashes(preview, candidates, prompts)
         existing = _existing_hashes(project, hashes)
-        ids = {i for p in preview.pairs for i in (p.a, p.b)}
-        candidates = Candidate.objects.in_bulk(ids)
-        prompts = Prompt.objects.in_bulk({p.prompt_id for p in preview.pairs})
         created = 0
         for planned in preview.pairs:
             digest = hashes[planned]

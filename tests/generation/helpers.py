@@ -46,7 +46,9 @@ def new_run(project, prompts, generator, lead, plan=None, rater=None):
 def rated_candidates(project, lead, tmp_path, texts_scores, generator=None):
     """A prompt set of one prompt per entry, each with the given (text, score) candidates, rated by one judge."""
     prompts = prompt_set(project, lead, tmp_path, n=len(texts_scores))
-    generator = generator or endpoint_generator(project, lead, "http://127.0.0.1:9/v1", model="secret-model-x")
+    generator = generator or endpoint_generator(
+        project, lead, "http://127.0.0.1:9/v1", name="secret-generator-x", model="secret-model-x"
+    )
     judge = judge_create(project=project, user=lead, name="r", base_url="http://127.0.0.1:9/v1", model="j")
     run = GenerationRun.objects.create(
         project=project, prompt_set=prompts, generator=generator, plan={}, created_by=lead

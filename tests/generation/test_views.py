@@ -136,7 +136,7 @@ def test_members_rate_blinded_once_each_with_calibration_first(project, lead, an
     rating_open(prompt_set=prompts, k=2)
     page = client.get(url).content.decode()
     assert "Gold answer." in page  # calibration first
-    assert "secret-model-x" not in page and "gen" not in page.split("<main")[-1].split("Response")[0]
+    assert "secret-model-x" not in page and "secret-generator-x" not in page  # blinded: no model, no generator
     token = csrf(client, url)
     submit = reverse("generation:rate_submit", args=[project.slug, gold.pk])
     client.post(submit, {"choice": "up", "stars": 4, "time_ms": 1200}, HTTP_X_CSRFTOKEN=token)
