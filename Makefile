@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export PYTHONUNBUFFERED := 1
 
-.PHONY: run test test-sqlite install train-deps judge-server local-model migrate demo lint bench-assignment bench-quality bench-judge bench-generation clean
+.PHONY: run test test-sqlite install train-deps judge-server local-model migrate demo lint bench-assignment bench-quality bench-judge bench-generation bench-alignment clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -96,6 +96,11 @@ bench-judge: install judge-server
 
 bench-generation: install judge-server
 	$(PY) bench/generation.py
+
+## Alignment quality on real data (docs/QUALITY.md): AlpacaEval pairs -> curated export -> DPO job on SmolLM2-135M
+## -> held-out accuracy and the judged win rate against the base (about 40 minutes on 2 CPU cores).
+bench-alignment: install train-deps judge-server
+	$(PY) bench/alignment.py
 
 clean:
 	rm -rf $(VENV) node_modules var

@@ -248,6 +248,7 @@ CELERY_TASK_ROUTES = {
 # Training jobs go to GPU workers (`celery -A config worker -Q gpu --concurrency 1`); beat reaps dead jobs.
 CELERY_BEAT_SCHEDULE = {
     "training-reap-dead-jobs": {"task": "training.tasks.jobs_reap_task", "schedule": 60.0},
+    "training-advance-evaluations": {"task": "training.tasks.evaluations_advance_task", "schedule": 60.0},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

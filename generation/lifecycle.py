@@ -7,6 +7,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils import timezone
 
+from judging.signals import run_ended
+
 from .models import Candidate, GenerationRun, Rating
 from .plan import slots
 
@@ -31,6 +33,8 @@ def run_finish_if_done(run: GenerationRun) -> bool:
         state=GenerationRun.State.SUCCEEDED, candidates_done=candidates, ratings_done=ratings,
         ratings_planned=candidates if run.rater_id else 0, finished_at=timezone.now(),
     )  # fmt: skip
+    if finished:
+        run_ended.send(sender=GenerationRun, run=run)
     return bool(finished)
 
 

@@ -169,6 +169,23 @@ def _existing_hashes(project: Project, hashes: dict) -> set[str]:
     )
 
 
+def pair_from_candidates(*, project: Project, prompt: Prompt, a: Candidate, b: Candidate, digest: str, strategy: str,
+                         margin: float | None, user, open_slots: int, model_names: tuple[str, str] | None = None,
+                         ) -> Pair:  # fmt: skip
+    """One pair of the project made of two candidates (A first), with its origin kept server-side. ``open_slots``
+    0 keeps it away from annotators until it is opened."""
+    model_a, model_b = model_names or (a.model, b.model)
+    pair = Pair.objects.create(
+        project=project, external_id=prompt.external_id, prompt=prompt.messages, prompt_is_chat=prompt.is_chat,
+        response_a=a.text, response_b=b.text, model_a=model_a[:200], model_b=model_b[:200], metadata=prompt.metadata,
+        source_preference="A" if margin is not None else "", content_hash=digest,
+        shuffle_key=int(digest[:8], 16) & 0x7FFFFFFF, open_slots=open_slots,
+    )  # fmt: skip
+    PairOrigin.objects.create(pair=pair, candidate_a=a, candidate_b=b, strategy=strategy, margin=margin,
+                              created_by=user)  # fmt: skip
+    return pair
+
+
 @dataclass
 class BuildResult:
     created: int
@@ -195,15 +212,9 @@ def pairs_build(
             if digest in existing:
                 continue
             existing.add(digest)
-            a, b, prompt = candidates[planned.a], candidates[planned.b], prompts[planned.prompt_id]
-            pair = Pair.objects.create(
-                project=project, external_id=prompt.external_id, prompt=prompt.messages, prompt_is_chat=prompt.is_chat,
-                response_a=a.text, response_b=b.text, model_a=a.model, model_b=b.model, metadata=prompt.metadata,
-                source_preference="A" if planned.margin is not None else "", content_hash=digest,
-                shuffle_key=int(digest[:8], 16) & 0x7FFFFFFF, open_slots=project.overlap_k,
-            )  # fmt: skip
-            PairOrigin.objects.create(pair=pair, candidate_a=a, candidate_b=b, strategy=options.strategy,
-                                      margin=planned.margin, created_by=user)  # fmt: skip
+            pair_from_candidates(project=project, prompt=prompts[planned.prompt_id], a=candidates[planned.a],
+                                 b=candidates[planned.b], digest=digest, strategy=options.strategy,
+                                 margin=planned.margin, user=user, open_slots=project.overlap_k)  # fmt: skip
             created += 1
     return BuildResult(created=created, already_in_project=len(preview.pairs) - created, preview=preview)
 

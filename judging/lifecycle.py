@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from .models import EndpointRun, JudgeRun, Verdict
+from .signals import run_ended
 
 MAX_TRANSIENT_RETRIES = 12
 BACKOFF_BASE_SECONDS = 5.0
@@ -19,9 +20,12 @@ BACKOFF_MAX_SECONDS = 600.0
 def run_stop(run: EndpointRun, state: str, reason: str = "") -> None:
     """End a live run (a judge run or a generation run) in ``state`` (conditional: a run already ended keeps its
     state)."""
-    type(run).objects.filter(pk=run.pk, state__in=run.LIVE).update(
-        state=state, error=reason[:2000], finished_at=timezone.now()
-    )
+    if (
+        type(run)
+        .objects.filter(pk=run.pk, state__in=run.LIVE)
+        .update(state=state, error=reason[:2000], finished_at=timezone.now())
+    ):
+        run_ended.send(sender=type(run), run=run)
 
 
 def retry_delay(run: EndpointRun, retries: int, retry_in: float, reason: str) -> float | None:
@@ -45,11 +49,12 @@ def run_finish_if_done(run: JudgeRun) -> bool:
     ).count()
     if n < run.requests_planned:
         return False
-    return bool(
-        JudgeRun.objects.filter(pk=run.pk, state__in=JudgeRun.LIVE).update(
-            state=JudgeRun.State.SUCCEEDED, verdicts_done=n, finished_at=timezone.now()
-        )
+    finished = JudgeRun.objects.filter(pk=run.pk, state__in=JudgeRun.LIVE).update(
+        state=JudgeRun.State.SUCCEEDED, verdicts_done=n, finished_at=timezone.now()
     )
+    if finished:
+        run_ended.send(sender=JudgeRun, run=run)
+    return bool(finished)
 
 
 def run_begin(run: JudgeRun) -> list[list[int]]:

@@ -55,8 +55,7 @@ def run_report(run: JudgeRun, *, n_boot: int = 500) -> dict:
             judge=run.judge_id, prompt_version=run.prompt_version_id, pair_id__in=run.pair_ids
         ).values_list("pair_id", "winner")
     )
-    humans = {c["pair_id"]: c["majority"] for c in pair_consensus(run.project) if c["pair_id"] in judged}
-    human_pairs = [(judged[p], "tie" if m == "no_preference" else m) for p, m in humans.items() if m != "none"]
+    human_pairs = _with_humans(judged, run.project)
     gold = dict(
         Pair.objects.filter(pk__in=list(judged), project=run.project).exclude(gold="").values_list("pk", "gold")
     )
@@ -84,6 +83,23 @@ def run_report(run: JudgeRun, *, n_boot: int = 500) -> dict:
         "cost_usd": float(run.cost_usd),
         "cost_per_1000_pairs": float(run.cost_usd) * 1000 / pairs_done if pairs_done else None,
     }
+
+
+def _with_humans(judged: dict[int, str], project: Project) -> list[tuple[str, str]]:
+    """(judge's winner, human majority) for every judged pair people have a majority on."""
+    humans = {c["pair_id"]: c["majority"] for c in pair_consensus(project) if c["pair_id"] in judged}
+    return [(judged[p], "tie" if m == "no_preference" else m) for p, m in humans.items() if m != "none"]
+
+
+def judge_audit(judge: JudgeConfig, project: Project, *, n_boot: int = 500) -> dict:
+    """How far this judge (its current prompt) agrees with the project's people on the pairs both judged: Cohen's
+    kappa with n and a 95% interval (n 0 when the judge has not judged labelled pairs of the project)."""
+    judged = dict(
+        PairJudgement.objects.filter(judge=judge, prompt_version=prompt_current(judge), pair__project=project)
+        .values_list("pair_id", "winner")
+    )  # fmt: skip
+    pairs = _with_humans(judged, project)
+    return kappa_with_ci([j for j, _ in pairs], [h for _, h in pairs], labels=JUDGE_LABELS, n_boot=n_boot)
 
 
 def pair_judge_aggregate(project: Project) -> dict[int, dict]:

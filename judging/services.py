@@ -12,6 +12,7 @@ from annotation.models import Label, Pair, Project
 from .engine import orders_for
 from .models import EndpointRun, JudgeConfig, JudgeRun, PromptVersion, Verdict
 from .prompts import DEFAULT_SYSTEM, DEFAULT_TEMPLATE, template_problems
+from .signals import run_ended
 from .tasks import judge_run_dispatch_task
 
 JUDGE_SETTINGS = (
@@ -85,16 +86,22 @@ def _pairs_for_run(project: Project, *, only_unlabelled: bool, limit: int | None
 
 
 def run_start(*, project: Project, judge: JudgeConfig, user, only_unlabelled: bool = False,
-              limit: int | None = None) -> JudgeRun:  # fmt: skip
-    """Create a run over the project's pairs (fixed now) with the judge's current prompt and queue it on the
-    ``judge`` queue. Raises QueueUnavailable (the run is then recorded as failed) if the broker is down."""
-    if judge.project_id not in (None, project.pk):
+              limit: int | None = None, pair_ids: list[int] | None = None,
+              judge_project: Project | None = None) -> JudgeRun:  # fmt: skip
+    """Create a run over the project's pairs (fixed now; or the given ``pair_ids`` of the project) with the judge's
+    current prompt and queue it on the ``judge`` queue. The judge must be shared or belong to ``judge_project``
+    (the project itself unless told: an evaluation judges its project's evaluation pairs with the project's judge).
+    Raises QueueUnavailable (the run is then recorded as failed) if the broker is down."""
+    if judge.project_id not in (None, (judge_project or project).pk):
         raise ValidationError({"judge": "This judge belongs to another project."})
     if limit is not None and limit < 1:
         raise ValidationError({"limit": "The limit must be at least 1."})
     version = PromptVersion.objects.filter(judge=judge).order_by("-version").first()
     with transaction.atomic():
-        pair_ids = _pairs_for_run(project, only_unlabelled=only_unlabelled, limit=limit)
+        if pair_ids is not None:
+            pair_ids = sorted(Pair.objects.filter(project=project, pk__in=pair_ids).values_list("pk", flat=True))
+        else:
+            pair_ids = _pairs_for_run(project, only_unlabelled=only_unlabelled, limit=limit)
         if not pair_ids:
             raise ValidationError("There are no pairs to judge.")
         already = Verdict.objects.filter(judge=judge, prompt_version=version, pair_id__in=pair_ids).count()
@@ -137,8 +144,11 @@ def run_resume(*, run: EndpointRun, dispatch=None) -> EndpointRun:
 
 
 def run_cancel(*, run: EndpointRun) -> EndpointRun:
-    type(run).objects.filter(pk=run.pk, state__in=[*run.LIVE, run.State.PAUSED]).update(
-        state=run.State.CANCELLED, finished_at=timezone.now()
-    )
+    if (
+        type(run)
+        .objects.filter(pk=run.pk, state__in=[*run.LIVE, run.State.PAUSED])
+        .update(state=run.State.CANCELLED, finished_at=timezone.now())
+    ):
+        run_ended.send(sender=type(run), run=run)
     run.refresh_from_db()
     return run

@@ -1,5 +1,5 @@
-"""One access helper per model: recipes and exports are for a project's leads (and admins), training jobs for admins;
-404 for anyone else."""
+"""One access helper per model: recipes and exports are for a project's leads (and admins), training jobs and their
+evaluations for admins; 404 for anyone else."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.http import Http404
 from annotation.access import lead_object_or_404
 from annotation.models import Project
 
-from .models import CurationRecipe, DatasetExport, TrainingJob
+from .models import CurationRecipe, DatasetExport, Evaluation, TrainingJob
 
 
 def recipe_for_user(user, project: Project, recipe_id) -> CurationRecipe:
@@ -46,3 +46,15 @@ def job_for_user(user, public_id) -> TrainingJob:
         )
     except (TrainingJob.DoesNotExist, ValueError, ValidationError):
         raise Http404("No such training job.") from None
+
+
+def evaluation_for_user(user, public_id) -> Evaluation:
+    """Evaluations are a training job's: admins only, 404 for anyone else, a missing one or a malformed id."""
+    admin_or_404(user, "evaluation")
+    try:
+        return Evaluation.objects.select_related(
+            "job", "baseline_job", "project", "judge", "prompt_set", "ab_project", "tuned_run", "baseline_run",
+            "judge_run", "tuned_generator", "baseline_generator",
+        ).get(public_id=public_id)  # fmt: skip
+    except (Evaluation.DoesNotExist, ValueError, ValidationError):
+        raise Http404("No such evaluation.") from None

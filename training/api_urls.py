@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .api import curation, jobs
+from .api import curation, evaluations, jobs
 
 urlpatterns = [
     path("projects/<slug:slug>/recipes/", curation.RecipeListView.as_view(), name="api-recipes"),
@@ -12,4 +12,19 @@ urlpatterns = [
     path("training/jobs/<uuid:job_id>/progress/", jobs.JobProgressView.as_view(), name="api-training-progress"),
     path("training/jobs/<uuid:job_id>/cancel/", jobs.JobCancelView.as_view(), name="api-training-cancel"),
     path("training/jobs/<uuid:job_id>/generator/", jobs.JobGeneratorView.as_view(), name="api-training-generator"),
+    path(
+        "training/jobs/<uuid:job_id>/evaluations/",
+        evaluations.JobEvaluationsView.as_view(),
+        name="api-training-evaluations",
+    ),
+    path(
+        "training/evaluations/<uuid:evaluation_id>/",
+        evaluations.EvaluationDetailView.as_view(),
+        name="api-training-evaluation",
+    ),
+    path(
+        "training/evaluations/<uuid:evaluation_id>/<str:action>/",
+        evaluations.EvaluationActionView.as_view(),
+        name="api-training-evaluation-action",
+    ),
 ]

@@ -126,3 +126,29 @@ class TrainingJobForm(forms.Form):
         if data.get("lora"):
             out["lora"] = data["lora"] == "yes"
         return out
+
+
+class EvaluationForm(forms.Form):
+    """Evaluate a finished job: against its base model or another job, on its export's held-out prompts or a
+    prompt set, judged by one of the project's judges (both orders)."""
+
+    judge = forms.ModelChoiceField(queryset=None, help_text="Compares the two answers of every prompt, in both orders.")
+    baseline_job = forms.ModelChoiceField(queryset=None, required=False, empty_label="its base model",
+                                          help_text="Compare with this job's model, not the base.")  # fmt: skip
+    prompt_set = forms.ModelChoiceField(queryset=None, required=False, empty_label="the export's held-out prompts",
+                                        help_text="Prompts both models answer.")  # fmt: skip
+    limit = forms.IntegerField(min_value=1, max_value=10000, initial=50, help_text="How many prompts.")
+    temperature = forms.FloatField(min_value=0, max_value=2, initial=0.7, help_text="The same for both models.")
+    max_tokens = forms.IntegerField(min_value=1, max_value=32768, initial=256, help_text="Answer length, in tokens.")
+
+    def __init__(self, *args, job=None, judges=None, prompt_sets=None, jobs=None, **kwargs):
+        super().__init__(*args, prefix="evaluation", **kwargs)
+        self.fields["judge"].queryset = judges
+        self.fields["prompt_set"].queryset = prompt_sets
+        self.fields["baseline_job"].queryset = jobs
+        last = judges.first() if judges is not None else None
+        if last is not None:
+            self.fields["judge"].initial = last.pk
+
+    def plan(self) -> dict:
+        return {"temperatures": [self.cleaned_data["temperature"]], "max_tokens": self.cleaned_data["max_tokens"]}

@@ -112,3 +112,55 @@ class TrainingMetric(models.Model):
     class Meta:
         ordering = ["job", "step"]
         constraints = [models.UniqueConstraint(fields=["job", "step"], name="training_metric_step_unique")]
+
+
+class Evaluation(BackgroundWork):
+    """Did training help? The job's tuned model against a baseline (its base model, or another job's model) on
+    held-out prompts: both answer with the same decoding plan (local generation runs on the ``gpu`` queue), the
+    answers become A/B pairs of the project's evaluation project (tuned is A, never shown to people as such), a judge
+    run compares them in both orders, and ``report`` holds the result (training.evaluations.report)."""
+
+    class State(models.TextChoices):
+        GENERATING = "generating", "Both models answering"
+        JUDGING = "judging", "Judging"
+        SUCCEEDED = "succeeded", "Finished"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    LIVE = (State.GENERATING, State.JUDGING)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="evaluations")
+    job = models.ForeignKey(TrainingJob, on_delete=models.CASCADE, related_name="evaluations")
+    baseline_job = models.ForeignKey(
+        TrainingJob, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="Compare with this job's model; empty: with the job's base model.",
+    )  # fmt: skip
+    prompt_set = models.ForeignKey("generation.PromptSet", on_delete=models.PROTECT, related_name="+")
+    judge = models.ForeignKey("judging.JudgeConfig", null=True, on_delete=models.SET_NULL, related_name="+")
+    plan = models.JSONField(help_text="The decoding plan both models answer with (generation.plan).")
+    limit = models.PositiveIntegerField(help_text="How many of the prompt set's prompts.")
+    automatic = models.BooleanField(default=False, help_text="Started by the job's end, not by a person.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.GENERATING)
+    stage = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    tuned_generator = models.ForeignKey("generation.Generator", null=True, on_delete=models.SET_NULL, related_name="+")
+    baseline_generator = models.ForeignKey(
+        "generation.Generator", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    tuned_run = models.ForeignKey("generation.GenerationRun", null=True, on_delete=models.SET_NULL, related_name="+")
+    baseline_run = models.ForeignKey("generation.GenerationRun", null=True, on_delete=models.SET_NULL, related_name="+")
+    judge_run = models.ForeignKey("judging.JudgeRun", null=True, on_delete=models.SET_NULL, related_name="+")
+    ab_project = models.ForeignKey(
+        Project, null=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Where the A/B pairs live: the project's evaluation project, apart from its training pool.",
+    )  # fmt: skip
+    pair_ids = models.JSONField(default=list, blank=True, help_text="prompt id -> pair id, as [[prompt, pair], ...]")
+    identical = models.JSONField(default=list, blank=True, help_text="Prompts both models answered word for word.")
+    report = models.JSONField(default=dict, blank=True)
+    sent_to_people_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(BackgroundWork.Meta):
+        indexes = [models.Index(fields=["state"], name="evaluation_state")]
+
+    def __str__(self) -> str:
+        return f"evaluation of {self.job}"

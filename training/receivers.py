@@ -1,16 +1,20 @@
-"""Files a project leaves behind: its exports and its training jobs' artifacts go when the project does."""
+"""Files a project leaves behind (its exports and its training jobs' artifacts go when the project does), and
+evaluations moving on as soon as a run they wait for ends."""
 
 from __future__ import annotations
 
 import shutil
 
 from django.db import transaction
+from django.db.models import Q
 from django.dispatch import receiver
 
 from annotation.services.project_delete import project_deleting
+from judging.signals import run_ended
 
-from .models import TrainingJob
+from .models import Evaluation, TrainingJob
 from .storage import export_root, job_dir
+from .tasks import evaluation_advance_task
 
 
 @receiver(project_deleting)
@@ -22,3 +26,11 @@ def remove_project_files(sender, project, **kwargs) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
     transaction.on_commit(remove)
+
+
+@receiver(run_ended)
+def evaluations_move_on(sender, run, **kwargs) -> None:
+    field = "judge_run" if sender.__name__ == "JudgeRun" else None
+    match = Q(judge_run=run.pk) if field else Q(tuned_run=run.pk) | Q(baseline_run=run.pk)
+    for evaluation_id in Evaluation.objects.filter(match, state__in=Evaluation.LIVE).values_list("pk", flat=True):
+        transaction.on_commit(lambda pk=evaluation_id: evaluation_advance_task.delay(pk))

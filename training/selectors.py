@@ -12,7 +12,7 @@ from django.utils import timezone
 from annotation.models import ImportBatch, Label, Membership, Pair, Project
 from judging.models import JudgeConfig, JudgeRun, Verdict
 
-from .models import CurationRecipe, DatasetExport, TrainingJob, TrainingMetric
+from .models import CurationRecipe, DatasetExport, Evaluation, TrainingJob, TrainingMetric
 
 
 def recipes_latest(project: Project) -> list[CurationRecipe]:
@@ -138,3 +138,21 @@ def pipeline_stages(project: Project, user) -> list[Stage]:
               reverse("training:job_detail", args=[evaluated.public_id]) if evaluated and admin else None,
               "Compare the tuned model with its base on the held-out split", evaluated is not None),
     ]  # fmt: skip
+
+
+def evaluations_of(job: TrainingJob):
+    return Evaluation.objects.filter(job=job).select_related("judge", "baseline_job", "prompt_set").order_by("-pk")
+
+
+def evaluation_progress(evaluation: Evaluation) -> dict:
+    """Where an evaluation is: its state and each of its runs' counts."""
+
+    def run(r, done_field):
+        return None if r is None else {"state": r.state, "done": getattr(r, done_field), "planned": r.requests_planned}
+
+    return {
+        "state": evaluation.state, "stage": evaluation.stage, "error": evaluation.error,
+        "tuned_run": run(evaluation.tuned_run, "candidates_done"),
+        "baseline_run": run(evaluation.baseline_run, "candidates_done"),
+        "judge_run": run(evaluation.judge_run, "verdicts_done"),
+    }  # fmt: skip

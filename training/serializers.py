@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from .jobs.spec import PRESETS
-from .models import CurationRecipe, DatasetExport, TrainingJob
+from .models import CurationRecipe, DatasetExport, Evaluation, TrainingJob
 
 
 class RecipeSerializer(serializers.ModelSerializer):
@@ -67,3 +67,28 @@ class JobSerializer(serializers.ModelSerializer):
         model = TrainingJob
         fields = ["id", "name", "project", "export", "spec", "state", "stage", "step", "max_steps", "hardware",
                   "summary", "evaluation", "artifacts", "error", "created_at", "started_at", "finished_at"]  # fmt: skip
+
+
+class EvaluationRequestSerializer(serializers.Serializer):
+    judge = serializers.IntegerField(required=False, help_text="A judge's id; the project's last used by default.")
+    baseline_job = serializers.UUIDField(required=False, help_text="Another finished job of the project; default: "
+                                                                   "the job's base model.")  # fmt: skip
+    prompt_set = serializers.IntegerField(required=False, help_text="A prompt set's id; default: the export's "
+                                                                    "held-out prompts.")  # fmt: skip
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=10000)
+    plan = serializers.DictField(required=False, help_text="Decoding for both models: one temperature, max_tokens, "
+                                                           "top_p, seed, system (generation.plan).")  # fmt: skip
+
+
+class EvaluationSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    job = serializers.UUIDField(source="job.public_id", read_only=True)
+    baseline_job = serializers.UUIDField(source="baseline_job.public_id", read_only=True, allow_null=True)
+    judge = serializers.CharField(source="judge.name", read_only=True, allow_null=True)
+    prompt_set = serializers.CharField(source="prompt_set.name", read_only=True)
+    ab_project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Evaluation
+        fields = ["id", "job", "baseline_job", "judge", "prompt_set", "plan", "limit", "automatic", "state", "stage",
+                  "error", "ab_project", "report", "sent_to_people_at", "created_at", "finished_at"]  # fmt: skip

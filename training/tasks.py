@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from .evaluations.flow import evaluation_advance, evaluation_after_job, evaluations_stuck
 from .export.build import export_build
 from .jobs.lifecycle import jobs_reap
 from .jobs.supervisor import job_supervise
@@ -20,8 +21,25 @@ def export_build_task(export_id: int) -> None:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def job_run_task(job_id: int) -> None:
-    """On the ``gpu`` queue: the job's child process, watched until it ends (training.jobs.supervisor)."""
+    """On the ``gpu`` queue: the job's child process, watched until it ends (training.jobs.supervisor); then the
+    job's automatic evaluation against its base model, when it succeeded."""
     job_supervise(job_id)
+    evaluation_after_job(job_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def evaluation_advance_task(evaluation_id: int) -> None:
+    """An evaluation moves on after one of its runs ended (training.receivers)."""
+    evaluation_advance(evaluation_id)
+
+
+@shared_task
+def evaluations_advance_task() -> int:
+    """Beat, every minute: live evaluations whose runs have all ended move on (in case a run_ended task was lost)."""
+    stuck = evaluations_stuck()
+    for evaluation_id in stuck:
+        evaluation_advance(evaluation_id)
+    return len(stuck)
 
 
 @shared_task

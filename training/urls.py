@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import curation, jobs, pipeline
+from .views import curation, evaluations, jobs, pipeline
 
 app_name = "training"
 
@@ -16,4 +16,16 @@ urlpatterns = [
     path("training/jobs/<uuid:job_id>/cancel/", jobs.job_cancel_view, name="job_cancel"),
     path("training/jobs/<uuid:job_id>/generator/", jobs.job_generator_view, name="job_generator"),
     path("training/jobs/<uuid:job_id>/files/<str:name>", jobs.job_download, name="job_download"),
+    path("training/jobs/<uuid:job_id>/evaluations/", evaluations.evaluation_new, name="evaluation_new"),
+    path("training/evaluations/<uuid:evaluation_id>/", evaluations.evaluation_detail, name="evaluation_detail"),
+    path(
+        "training/evaluations/<uuid:evaluation_id>/progress.json",
+        evaluations.evaluation_progress_json,
+        name="evaluation_progress",
+    ),
+    path(
+        "training/evaluations/<uuid:evaluation_id>/<str:action>/",
+        evaluations.evaluation_action,
+        name="evaluation_action",
+    ),
 ]

@@ -2,8 +2,9 @@
 real local model server (llama.cpp with SmolLM2). An annotator labels 10 pairs from the keyboard; the lead sees a κ
 heatmap of several annotators and a paused one, runs the local judge on a few pairs and reads its report, and
 exports; imports prompts, samples candidates from the local model at two temperatures and builds pairs from them;
-another annotator rates candidates by thumbs from the keyboard; the admin launches the smoke job from the export and
-sees it succeed with an evaluation."""
+another annotator rates candidates by thumbs from the keyboard; the admin launches the smoke job from the export,
+sees it succeed with an evaluation, then its automatic win rate against the base model judged by the local judge,
+and sends the A/B pairs to people; an annotator labels one, blinded."""
 
 import pytest
 from django.core.management import call_command
@@ -12,8 +13,8 @@ from annotation.models import Label
 from generation.models import HumanRating, PairOrigin
 from judging.models import JudgeRun
 from tests.training.conftest import smollm2_gguf
-from tests.worker import celery_worker
-from training.models import DatasetExport, TrainingJob
+from tests.worker import celery_worker, wait_for
+from training.models import DatasetExport, Evaluation, TrainingJob
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -144,4 +145,32 @@ def test_a_newcomer_walks_the_loop_as_annotator_lead_and_admin(live_server, brow
         admin.wait_for_selector("#evaluation")  # the page reloads itself when the job ends
         assert "Held-out evaluation" in admin.inner_text("#evaluation")
         assert admin.query_selector("#artifacts a:text('adapter.zip')")
+        # The job evaluates itself against its base model: both answer the held-out prompts, the demo's judge
+        # compares them in both orders; its page follows the runs and shows the win rate and every prompt.
+        assert wait_for(lambda: Evaluation.objects.filter(job=job).exists(), timeout=60)
+        evaluation = Evaluation.objects.get(job=job)
+        admin.goto(f"{live_server.url}/training/evaluations/{evaluation.public_id}/")
+        admin.wait_for_selector("#win-rate-panel", timeout=420_000)
+        evaluation.refresh_from_db()
+        assert evaluation.state == "succeeded" and evaluation.automatic, evaluation.error
+        assert "Win rate against" in admin.inner_text("#win-rate") and admin.inner_text("#judge-audit")
+        assert len(admin.query_selector_all("#per-prompt-table tbody tr")) == evaluation.report["prompts"] >= 1
+        assert evaluation.pair_ids, "the tuned model answered every prompt as its base did"
+        admin.click("#send-form button")
+        admin.wait_for_selector("#send-form button[disabled]")
+        admin.goto(f"{live_server.url}/training/jobs/{job.public_id}/")
+        assert admin.query_selector("#evaluations #win-rate") and "Win rate against" in admin.inner_text("#model-card")
         admin.context.close()
+
+        # An annotator gets the A/B pairs blinded: no model, no generator, no side that says which is tuned.
+        ab = evaluation.ab_project
+        voter = logged_in(browser, live_server, "demo-annotator-2", f"/p/{ab.slug}/annotate/")
+        voter.wait_for_selector("#item-slot form.item")
+        shown = voter.inner_text("main")
+        for secret in (evaluation.tuned_generator.name, evaluation.baseline_generator.name, "tuned", "baseline",
+                       "SmolLM2"):  # fmt: skip
+            assert secret not in shown
+        voter.keyboard.press("1")
+        voter.keyboard.press("Enter")
+        assert wait_for(lambda: Label.objects.filter(project=ab, annotator__username="demo-annotator-2").exists())
+        voter.context.close()

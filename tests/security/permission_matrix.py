@@ -43,7 +43,8 @@ class Route:
     allowed: frozenset[str]
     methods: tuple[str, ...] = ("GET",)
     # URL kwargs taken from the world by name (slug, batch_id, pair_id, assignment_id, user_id, judge_id, run_id,
-    # recipe_id, export_id, job_id, prompt_set_id, generator_id, generation_run_id, candidate_id), plus literal ones.
+    # recipe_id, export_id, job_id, prompt_set_id, generator_id, generation_run_id, candidate_id, evaluation_id),
+    # plus literal ones.
     kwargs: tuple[str, ...] = ()
     fixed: dict = field(default_factory=dict)
     # POST body: form fields for pages; JSON for the API and for the annotation page's submit/skip endpoints.
@@ -143,6 +144,10 @@ ROUTES: tuple[Route, ...] = (
     Route("training:job_cancel", ADMINS, ("POST",), ("job_id",)),
     Route("training:job_generator", ADMINS, ("POST",), ("job_id",)),
     Route("training:job_download", ADMINS, kwargs=("job_id",), fixed={"name": "README.md"}),
+    Route("training:evaluation_new", ADMINS, ("POST",), ("job_id",)),
+    Route("training:evaluation_detail", ADMINS, kwargs=("evaluation_id",)),
+    Route("training:evaluation_progress", ADMINS, kwargs=("evaluation_id",)),
+    Route("training:evaluation_action", ADMINS, ("POST",), ("evaluation_id",), fixed={"action": "refresh"}),
     # training: API
     Route("api-recipes", LEADS, ("GET", "POST"), P),
     Route("api-recipe-preview", LEADS, ("POST",), P),
@@ -153,6 +158,9 @@ ROUTES: tuple[Route, ...] = (
     Route("api-training-progress", ADMINS, kwargs=("job_id",)),
     Route("api-training-cancel", ADMINS, ("POST",), ("job_id",)),
     Route("api-training-generator", ADMINS, ("POST",), ("job_id",)),
+    Route("api-training-evaluations", ADMINS, ("GET", "POST"), ("job_id",)),
+    Route("api-training-evaluation", ADMINS, kwargs=("evaluation_id",)),
+    Route("api-training-evaluation-action", ADMINS, ("POST",), ("evaluation_id",), fixed={"action": "refresh"}),
 )
 
 # Routes outside the matrix, each with the reason. Anything else without a Route fails the completeness test.

@@ -47,7 +47,7 @@ from tests.security.permission_matrix import (
     Route,
 )
 from tests.training.conftest import labelled_export
-from training.models import DatasetExport, TrainingJob
+from training.models import DatasetExport, Evaluation, TrainingJob
 from training.services.jobs import job_create
 from training.services.recipes import recipe_save
 
@@ -163,6 +163,12 @@ def _build_world(root: Path) -> World:
                                          text="Hi!")  # fmt: skip
     rating_open(prompt_set=prompt_set, k=2)  # members may rate it (blinded)
 
+    # An evaluation of the job (created directly: its runs have their own tests), with a report.
+    evaluation = Evaluation.objects.create(
+        project=project, job=job, prompt_set=prompt_set, judge=judge, plan=plan_clean({}), limit=1,
+        state=Evaluation.State.SUCCEEDED, created_by=users[ADMIN], report={},
+    )  # fmt: skip
+
     # Objects of the other project, for ids sent in request bodies.
     other_judge = judge_create(project=other, user=users[OTHER_LEAD], name="rival-judge", base_url=JUDGE_URL,
                                model="rival-model", api_key_env="ARBITER_TEST_JUDGE_KEY")  # fmt: skip
@@ -186,13 +192,15 @@ def _build_world(root: Path) -> World:
         "generator_id": generator.public_id,
         "generation_run_id": generation_run.public_id,
         "candidate_id": candidate.pk,
+        "evaluation_id": evaluation.public_id,
     }
     secrets = ["model-alpha", "model-beta", GOLD_EXPLANATION, SECOND_ANNOTATOR, SECOND_RATIONALE, EXTERNAL_RATER,
                JUDGE_NAME, JUDGE_MODEL, JUDGE_URL, SHARED_JUDGE, VERDICT_RATIONALE, export.recipe.name,
                GENERATOR_NAME, GENERATOR_MODEL,
                *FORBIDDEN_PATHS,
                *(str(url_kwargs[k]) for k in ("batch_id", "judge_id", "run_id", "export_id", "job_id",
-                                              "prompt_set_id", "generator_id", "generation_run_id"))]  # fmt: skip
+                                              "prompt_set_id", "generator_id", "generation_run_id",
+                                              "evaluation_id"))]  # fmt: skip
     return World(users=users, project=project, other_project=other, url_kwargs=url_kwargs, gold_pair=gold,
                  other_judge=other_judge, other_recipe=other_recipe, shared_judge=shared, secrets=secrets)  # fmt: skip
 

@@ -47,6 +47,8 @@ HELP = {
     "eval_pairs": "Held-out pairs scored by the base and tuned models after training.",
     "eval_generations": "Held-out prompts answered by both models for the side-by-side table.",
     "eval_max_new_tokens": "Length of those answers, in tokens.",
+    "eval_prompts": "Held-out prompts both models answer after training for the judged win rate against the base "
+    "(the project's judge; 0: no automatic evaluation).",
 }
 
 
@@ -89,6 +91,7 @@ class JobSpec:
     eval_pairs: int = 200
     eval_generations: int = 4
     eval_max_new_tokens: int = 64
+    eval_prompts: int = 50
 
     @classmethod
     def from_dict(cls, data: dict) -> JobSpec:
@@ -128,6 +131,7 @@ class JobSpec:
             value = getattr(self, name)
             need(value is None or 0 < value <= 100, name, "must be in (0, 100]")
         need(self.eval_pairs >= 0 and self.eval_generations >= 0, "eval_pairs", "must not be negative")
+        need(0 <= self.eval_prompts <= 10000, "eval_prompts", "must be between 0 and 10000")
         need(1 <= self.eval_max_new_tokens <= 4096, "eval_max_new_tokens", "must be between 1 and 4096")
 
     def as_dict(self) -> dict:
@@ -198,6 +202,8 @@ PRESETS: dict[str, dict] = {
             "eval_pairs": 8,
             "eval_generations": 2,
             "eval_max_new_tokens": 16,
+            "eval_prompts": 4,
+            "learning_rate": 1e-3,  # so two steps move the model enough for its answers to differ from the base's
         },
     },  # fmt: skip
 }

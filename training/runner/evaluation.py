@@ -9,8 +9,9 @@ Reported, each with n and a 95% interval:
   β·[(log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))]: accuracy (share > 0) and mean.
 Accuracies use Wilson intervals, means a normal interval (1.96 standard errors). Texts are built as TRL builds them
 (trl.data_utils.maybe_apply_chat_template; an EOS token ends a plain-text response).
-Also a side-by-side table of greedy answers from both models for the first few test prompts (a plain-text prompt is
-sent as one user turn when the tokenizer has a chat template).
+Coherence: the perplexity of each model on the held-out chosen responses; drift: a sampled estimate of KL(tuned ‖
+base) on held-out prompts (sampled_kl). Also a side-by-side table of greedy answers from both models for the first
+few test prompts (a plain-text prompt is sent as one user turn when the tokenizer has a chat template).
 """
 
 from __future__ import annotations
@@ -76,9 +77,14 @@ def _texts(pair: dict, tokenizer) -> tuple[str, str, str]:
     return texts["prompt"], chosen, rejected
 
 
-@torch.no_grad()
 def sequence_logps(model, tokenizer, prompt: str, completions: list[str], max_length: int) -> list[float]:
     """Summed log-probability of each completion's tokens after the prompt (truncated to max_length tokens)."""
+    return [logp for logp, _ in sequence_scores(model, tokenizer, prompt, completions, max_length)]
+
+
+@torch.no_grad()
+def sequence_scores(model, tokenizer, prompt: str, completions: list[str], max_length: int) -> list[tuple[float, int]]:
+    """(summed log-probability, number of tokens) of each completion after the prompt (truncated to max_length)."""
     device = next(model.parameters()).device
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     sequences, starts = [], []
@@ -95,17 +101,59 @@ def sequence_logps(model, tokenizer, prompt: str, completions: list[str], max_le
     out = []
     for i, s in enumerate(sequences):
         # token t is predicted at position t-1; completion tokens are positions starts[i] .. len(s)-1
-        out.append(float(logps[i, max(starts[i] - 1, 0) : len(s) - 1].sum()))
+        scored = logps[i, max(starts[i] - 1, 0) : len(s) - 1]
+        out.append((float(scored.sum()), int(scored.numel())))
     return out
 
 
-@torch.no_grad()
-def generate(model, tokenizer, prompt, max_new_tokens: int) -> str:
+def _prompt_text(tokenizer, prompt) -> str:
     from trl.data_utils import maybe_apply_chat_template
 
     if isinstance(prompt, str) and getattr(tokenizer, "chat_template", None):
         prompt = [{"role": "user", "content": prompt}]  # a chat model answers a plain prompt best as a user turn
-    text = maybe_apply_chat_template({"prompt": prompt}, tokenizer)["prompt"]
+    return maybe_apply_chat_template({"prompt": prompt}, tokenizer)["prompt"]
+
+
+@torch.no_grad()
+def _completion_logp(model, ids, prompt_len: int) -> float:
+    logits = model(input_ids=ids).logits[:, :-1].float()
+    logps = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    return float(logps[0, prompt_len - 1 :].sum())
+
+
+@torch.no_grad()
+def sampled_kl(policy, base_model, base_scope, tokenizer, prompts: list, max_new_tokens: int, seed: int) -> dict:
+    """A sampled estimate of KL(tuned ‖ reference) on held-out prompts: answers sampled from the tuned model (full
+    distribution: temperature 1, no top-k/top-p), KL ≈ mean of log π(y|x) − log π_ref(y|x) (the unbiased k1
+    estimator), per answer and per token."""
+    device = next(policy.parameters()).device
+    per_answer, tokens = [], 0
+    for i, prompt in enumerate(prompts):
+        ids = tokenizer(_prompt_text(tokenizer, prompt), add_special_tokens=False, return_tensors="pt").to(device)
+        prompt_len = ids["input_ids"].shape[1]
+        torch.manual_seed(seed + i)
+        out = policy.generate(**ids, max_new_tokens=max_new_tokens, do_sample=True, temperature=1.0, top_k=0,
+                              top_p=1.0, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+        if out.shape[1] <= prompt_len:
+            continue
+        tuned = _completion_logp(policy, out, prompt_len)
+        with base_scope():
+            ref = _completion_logp(base_model, out, prompt_len)
+        per_answer.append(tuned - ref)
+        tokens += out.shape[1] - prompt_len
+    result = mean_interval(per_answer)
+    result["per_token"] = sum(per_answer) / tokens if tokens else None
+    result["tokens"] = tokens
+    return result
+
+
+def perplexity(logp_sum: float, tokens: int) -> float | None:
+    return math.exp(-logp_sum / tokens) if tokens else None
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompt, max_new_tokens: int) -> str:
+    text = _prompt_text(tokenizer, prompt)
     device = next(model.parameters()).device
     ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").to(device)
     out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
@@ -128,12 +176,16 @@ def evaluate(policy, tokenizer, test, spec, *, base_loader=None) -> dict:
     scored = pairs[: spec.eval_pairs]
     beta = spec.resolved_beta()
     rows = []
+    chosen_tokens, chosen_logp = 0, [0.0, 0.0]  # base, tuned
     for pair in scored:
         prompt, chosen, rejected = _texts(pair, tokenizer)
-        tuned = sequence_logps(policy, tokenizer, prompt, [chosen, rejected], spec.max_length)
+        tuned = sequence_scores(policy, tokenizer, prompt, [chosen, rejected], spec.max_length)
         with base_scope():
-            ref = sequence_logps(base_model, tokenizer, prompt, [chosen, rejected], spec.max_length)
-        rows.append((tuned, ref))
+            ref = sequence_scores(base_model, tokenizer, prompt, [chosen, rejected], spec.max_length)
+        chosen_tokens += tuned[0][1]
+        chosen_logp[0] += ref[0][0]
+        chosen_logp[1] += tuned[0][0]
+        rows.append(([v for v, _ in tuned], [v for v, _ in ref]))
     result = {
         "pairs": len(rows),
         "base": {**accuracy([r[0] > r[1] for _, r in rows]),
@@ -145,7 +197,13 @@ def evaluate(policy, tokenizer, test, spec, *, base_loader=None) -> dict:
             "margin": mean_interval([beta * ((t[0] - r[0]) - (t[1] - r[1])) for t, r in rows]),
             "beta": beta,
         },
+        "perplexity": {"base": perplexity(chosen_logp[0], chosen_tokens),
+                       "tuned": perplexity(chosen_logp[1], chosen_tokens), "tokens": chosen_tokens,
+                       "on": "the held-out pairs' chosen responses"},
     }  # fmt: skip
+    kl_prompts = [p["prompt"] for p in pairs[: spec.eval_generations]]
+    result["kl"] = sampled_kl(policy, base_model, base_scope, tokenizer, kl_prompts, spec.eval_max_new_tokens,
+                              spec.seed)  # fmt: skip
     generations = []
     for pair in pairs[: spec.eval_generations]:
         tuned_text = generate(policy, tokenizer, pair["prompt"], spec.eval_max_new_tokens)

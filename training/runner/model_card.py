@@ -71,5 +71,12 @@ def model_card(*, spec, context: dict, hardware: dict, summary: dict, evaluation
             f"Implicit-reward accuracy (tuned vs base as reference, β={implicit['beta']}): "
             f"{_interval(implicit, 'accuracy')}; mean implicit margin {_interval(implicit['margin'], 'mean')}.",
         ]
+        ppl, kl = evaluation.get("perplexity"), evaluation.get("kl")
+        if ppl and ppl.get("tokens"):
+            lines += ["", f"Perplexity on {ppl['on']} ({ppl['tokens']} tokens): base {_fmt(ppl['base'])}, "
+                          f"tuned {_fmt(ppl['tuned'])} (coherence: lower is better)."]  # fmt: skip
+        if kl and kl.get("n"):
+            lines += ["", f"KL(tuned ‖ base), sampled on {kl['n']} held-out prompts: {_interval(kl, 'mean')} nats "
+                          f"per answer, {_fmt(kl['per_token'])} per token."]  # fmt: skip
     lines += ["", "## Library versions", ""] + [f"- {k} {v}" for k, v in versions.items()]
     return "\n".join(front + lines) + "\n"

@@ -4,19 +4,18 @@ admin came in by (dashboard, API, command)."""
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from generation.checkpoints import describe_base_model
-from generation.models import Generator
-from generation.services import generator_create
 
+from ..evaluations.flow import job_generator
 from ..jobs.spec import spec_from_preset
 from ..models import DatasetExport, TrainingJob
-from ..storage import job_dir
 from ..tasks import job_run_task
 
 State = TrainingJob.State
+__all__ = ["job_cancel", "job_create", "job_generator"]
 
 
 def job_create(*, export: DatasetExport, user, settings_: dict | None = None, preset: str = "dpo-lora",
@@ -59,25 +58,3 @@ def job_cancel(*, job: TrainingJob) -> TrainingJob:
         )
     job.refresh_from_db()
     return job
-
-
-def job_generator(*, job: TrainingJob, user) -> Generator:
-    """A local generator (generation app) for a finished job's model, so the tuned model writes candidates on the
-    ``gpu`` queue: the base model with the job's LoRA adapter, or the job's full weights. Asking twice (a double
-    click) returns the same generator."""
-    if job.state != State.SUCCEEDED:
-        raise ValidationError("Only a finished job's model can generate.")
-    out = job_dir(job)
-    lora = job.spec.get("lora", True)
-    folder = out / ("adapter" if lora else "model")
-    if not folder.is_dir():
-        raise ValidationError(f"The job's {'adapter' if lora else 'model'} folder is missing ({folder}).")
-    name = f"job {str(job.public_id)[:8]}"
-    existing = Generator.objects.filter(project=job.project, name=name).first()
-    if existing is not None:
-        return existing
-    values = {"model": job.spec["base_model"], "adapter": str(folder)} if lora else {"model": str(folder)}
-    try:
-        return generator_create(project=job.project, user=user, name=name, kind=Generator.Kind.LOCAL, **values)
-    except IntegrityError:  # the other click of a double click created it first
-        return Generator.objects.get(project=job.project, name=name)

@@ -13,11 +13,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotation.rendering import markdown_to_html
 
 from ..access import admin_or_404, job_for_user
+from ..evaluations.card import evaluation_markdown
 from ..forms import TrainingJobForm
 from ..jobs.spec import PRESETS
-from ..selectors import CHARTED, after_step, exports_trainable, job_progress, jobs_recent
+from ..selectors import CHARTED, after_step, evaluations_of, exports_trainable, job_progress, jobs_recent
 from ..services.jobs import job_cancel, job_create, job_generator
 from ..storage import job_dir
+from .evaluations import evaluation_form
 
 
 @login_required
@@ -47,9 +49,13 @@ def jobs(request):
 @require_GET
 def job_detail(request, job_id):
     job = job_for_user(request.user, job_id)
+    evaluations = list(evaluations_of(job))
+    latest = next((e for e in evaluations if e.state == "succeeded"), None)
+    card = job.model_card + ("\n" + evaluation_markdown(latest) if latest and job.model_card else "")
     return render(request, "training/job_detail.html", {
         "job": job, "progress": job_progress(job), "charted": CHARTED,
-        "card_html": markdown_to_html(job.model_card) if job.model_card else "",
+        "card_html": markdown_to_html(card) if job.model_card else "", "evaluations": evaluations,
+        "latest": latest, "report": latest.report if latest else None, "evaluation_form": evaluation_form(job),
     })  # fmt: skip
 
 
