@@ -28,6 +28,12 @@ def remove_project_files(sender, project, **kwargs) -> None:
     transaction.on_commit(remove)
 
 
+@receiver(project_deleting)
+def forget_evaluation_pairs(sender, project, **kwargs) -> None:
+    """An evaluation project going: the evaluations keep their reports and lose their A/B pairs and judge run."""
+    Evaluation.objects.filter(ab_project=project).update(ab_project=None, judge_run=None, pair_ids=[])
+
+
 @receiver(run_ended)
 def evaluations_move_on(sender, run, **kwargs) -> None:
     field = "judge_run" if sender.__name__ == "JudgeRun" else None

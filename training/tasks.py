@@ -3,6 +3,8 @@ is left alone; a job is claimed by one conditional UPDATE)."""
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from .evaluations.flow import evaluation_advance, evaluation_after_job, evaluations_stuck
@@ -10,6 +12,8 @@ from .export.build import export_build
 from .jobs.lifecycle import jobs_reap
 from .jobs.supervisor import job_supervise
 from .models import DatasetExport
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=55 * 60, time_limit=60 * 60)
@@ -38,7 +42,10 @@ def evaluations_advance_task() -> int:
     """Beat, every minute: live evaluations whose runs have all ended move on (in case a run_ended task was lost)."""
     stuck = evaluations_stuck()
     for evaluation_id in stuck:
-        evaluation_advance(evaluation_id)
+        try:
+            evaluation_advance(evaluation_id)
+        except Exception:  # noqa: BLE001 - one broken evaluation must not hold up the others
+            logger.exception("evaluation %s could not move on", evaluation_id)
     return len(stuck)
 
 

@@ -55,7 +55,7 @@ def evaluation(project, lead, admin, tmp_path):
                                    tuned_generator=tuned, baseline_generator=base, tuned_run=runs[0],
                                    baseline_run=runs[1], created_by=admin)  # fmt: skip
     # An earlier evaluation made prompt 2's pair the other way round (baseline as A): it is found again.
-    ab = ab_project_for(project, admin)
+    ab = ab_project_for(ev, admin)
     p2 = Prompt.objects.get(pk=ids[2])
     digest = content_hash(p2.messages, texts[2][1], texts[2][0])
     Pair.objects.create(project=ab, prompt=p2.messages, response_a=texts[2][1], response_b=texts[2][0],
@@ -94,6 +94,7 @@ def test_verdicts_become_a_report_in_tuned_terms(evaluation, admin, annotator, p
     winners = [row["winner"] for row in r["rows"]]
     assert winners == ["tuned", "tie", "baseline", "tie"] and r["rows"][3]["identical"]
     assert r["rows"][2]["tuned_first"] == "baseline" and r["rows"][2]["baseline_first"] == "baseline"
+    assert r["rows"][1]["tuned_first"] == "tuned" and r["rows"][1]["baseline_first"] == "baseline"  # a flip
     groups = {g["group"]: g for g in r["by_group"]["groups"]}
     assert r["by_group"]["key"] == "task_type" and groups["maths"]["win_rate"] == 0.75 and groups["writing"]["n"] == 2
     # the A/B pairs stay out of the project's own pool
@@ -108,3 +109,12 @@ def test_verdicts_become_a_report_in_tuned_terms(evaluation, admin, annotator, p
     api = client.get(f"/api/v1/training/evaluations/{evaluation.public_id}/").json()
     assert api["report"]["win_rate"] == r["win_rate"] and api["state"] == "succeeded"
     assert login(annotator).get(f"/training/evaluations/{evaluation.public_id}/").status_code == 404
+
+    # Deleting the evaluation project keeps the report; deleting the project then takes the evaluation with it.
+    from annotation.services.project_delete import project_delete
+
+    project_delete(project=evaluation.ab_project)
+    evaluation.refresh_from_db()
+    assert evaluation.ab_project is None and evaluation.report["n"] == 4 and not evaluation.pair_ids
+    project_delete(project=project)
+    assert not Evaluation.objects.exists()

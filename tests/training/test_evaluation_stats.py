@@ -32,8 +32,8 @@ def test_lc_matches_a_statsmodels_glm_fit(seed):
     p, a, b = synthetic(400, strength=0.3, length_effect=1.5, seed=seed)
     ours = lc_fit(p, a, b)
     ref = reference_fit(p, a, b)
-    assert ours == pytest.approx(tuple(ref), abs=1e-3)
-    assert lc_win_rate(p, a, b) == pytest.approx(1 / (1 + np.exp(-ref[0])), abs=1e-4)
+    assert ours == pytest.approx(tuple(ref), rel=1e-2, abs=5e-3)  # the weak length penalty moves it a little
+    assert lc_win_rate(p, a, b) == pytest.approx(1 / (1 + np.exp(-ref[0])), abs=1e-3)
 
 
 def test_length_bias_is_removed_and_unbiased_data_is_left_alone():
@@ -53,8 +53,12 @@ def test_length_bias_is_removed_and_unbiased_data_is_left_alone():
 
 def test_intervals_and_the_verdict_line():
     assert bootstrap_mean([1.0, 0.0] * 50) == pytest.approx([0.4, 0.6], abs=0.03)
-    assert verdict_line(0.6, [0.52, 0.68])[0] == "working"
-    assert verdict_line(0.6, [0.45, 0.75])[0] == "unclear"  # a high point estimate is not enough
-    assert verdict_line(0.4, [0.3, 0.48])[0] == "worse"
+    assert verdict_line(0.6, [0.52, 0.68], 400)[0] == "working"
+    assert verdict_line(0.6, [0.45, 0.75], 400)[0] == "unclear"  # a high point estimate is not enough
+    assert verdict_line(0.4, [0.3, 0.48], 400)[0] == "worse"
+    assert verdict_line(1.0, [1.0, 1.0], 1)[0] == "too_few"  # one prompt proves nothing
+    # A few prompts where length separates wins from losses: the fit stays near the raw rate instead of running off
+    # (unpenalised, 4 shorter wins and 2 longer losses gave an LC of 22%).
+    assert abs(lc_win_rate([1, 1, 1, 1, 0, 0], [100, 110, 120, 130, 400, 420], [300] * 6) - 4 / 6) < 0.2
     # Same lengths everywhere: nothing to control for, LC is the raw rate.
     assert lc_win_rate([1, 0, 1, 1], [5, 5, 5, 5], [5, 5, 5, 5]) == 0.75

@@ -65,7 +65,7 @@ def test_a_finished_job_is_judged_against_its_base(project, lead, annotator, adm
         assert report["n"] == prompts - report["unjudged"] and report["n"] >= 1
         assert len(evaluation.pair_ids) + report["identical"] == prompts and evaluation.pair_ids, report
         assert 0 <= report["win_rate"] <= 1 and report["win_rate_ci95"][0] <= report["win_rate"]
-        assert report["lc_win_rate"] is not None and report["verdict"] in ("working", "unclear", "worse",
+        assert report["lc_win_rate"] is not None and report["verdict"] in ("working", "unclear", "worse", "too_few",
                                                                             "judge_at_chance")  # fmt: skip
         # SmolLM2 reads the order, not the answers; with no human labels judged, it is at best unaudited
         assert report["audit"]["status"] in ("chance", "unaudited")

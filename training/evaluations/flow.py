@@ -21,7 +21,7 @@ from annotation.imports.fields import content_hash
 from annotation.models import Membership, Pair, Project
 from annotation.selectors import guidelines_current
 from annotation.services.projects import guidelines_update, project_create
-from generation.imports import prompts_import
+from generation.imports import PromptsRejected, prompts_import
 from generation.models import GenerationRun, Generator, Prompt, PromptSet
 from generation.plan import plan_clean, slots
 from generation.services import generation_run_start, generator_create, pair_from_candidates
@@ -90,8 +90,11 @@ def held_out_prompts(*, export: DatasetExport, user) -> PromptSet:
             tmp.write(orjson.dumps({"prompt": prompt, "id": str(row.get("pair_id", "")), **extra}) + b"\n")
     try:
         return prompts_import(project=export.project, path=tmp.name, name=name, filename="test.jsonl", user=user)
-    except IntegrityError:  # the other click of a double click made it first
-        return PromptSet.objects.get(project=export.project, name=name)
+    except (PromptsRejected, ValidationError) as exc:
+        existing = PromptSet.objects.filter(project=export.project, name=name).first()
+        if existing is not None:  # the other click of a double click made it first
+            return existing
+        raise ValidationError({"prompt_set": f"The export's held-out prompts cannot be read: {exc}"[:2000]}) from None
     finally:
         os.unlink(tmp.name)
 
@@ -112,36 +115,40 @@ def base_generator(*, job: TrainingJob, user) -> Generator:
         return found
 
 
-def ab_project_for(project: Project, user) -> Project:
+def ab_project_for(evaluation: Evaluation, user) -> Project:
     """The project's evaluation project: where A/B pairs of its evaluations live, apart from its training pool (so
     they are never curated into an export), with its guidelines and criteria and its people."""
-    previous = Evaluation.objects.filter(project=project, ab_project__isnull=False).order_by("-pk").first()
-    if previous is not None:
-        ab = previous.ab_project
-    else:
-        slug = f"{project.slug[:60]}-evaluations"
-        ab = Project.objects.filter(slug=slug).first()
-        if ab is None:
+    project = evaluation.project
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).get()  # one evaluation project per project
+        previous = Evaluation.objects.filter(project=project, ab_project__isnull=False).order_by("-pk").first()
+        if previous is not None:
+            ab = previous.ab_project
+        else:  # a new project, never one found by its name: a slug anyone could have taken
+            base = f"{project.slug[:60]}-evaluations"
+            slug = next(s for s in (base, *(f"{base}-{i}" for i in range(2, 1000)))
+                        if not Project.objects.filter(slug=s).exists())  # fmt: skip
+            ab = project_create(name=f"{project.name} · A/B evaluations"[:200], slug=slug, created_by=user,
+                                criteria=project.criteria, allow_both_bad=project.allow_both_bad,
+                                overlap_k=project.overlap_k, repeat_rate=0.0, calibration_rate=0.0,
+                                description=f"Blinded A/B pairs of {project.name}'s model evaluations: each pair "
+                                "is two models' answers to a held-out prompt.")  # fmt: skip
             guidelines = guidelines_current(project)
-            try:
-                ab = project_create(name=f"{project.name} · A/B evaluations"[:200], slug=slug, created_by=user,
-                                    criteria=project.criteria, allow_both_bad=project.allow_both_bad,
-                                    overlap_k=project.overlap_k, description=f"Blinded A/B pairs of {project.name}'s "
-                                    "model evaluations: each pair is two models' answers to a held-out "
-                                    "prompt.")  # fmt: skip
-            except (IntegrityError, ValidationError):
-                ab = Project.objects.get(slug=slug)
-            else:
-                if guidelines is not None:
-                    guidelines_update(project=ab, body=guidelines.body, user=user)
-    members_sync(project, ab)
+            if guidelines is not None:
+                guidelines_update(project=ab, body=guidelines.body, user=user)
+            # it holds this project's evaluation pairs until the first evaluation records it
+            Evaluation.objects.filter(pk=evaluation.pk).update(ab_project=ab)
+        members_sync(project, ab)
     return ab
 
 
 def members_sync(project: Project, ab: Project) -> None:
-    """The evaluation project's people are the project's, with the same roles."""
-    for user_id, role in Membership.objects.filter(project=project).values_list("user_id", "role"):
-        Membership.objects.get_or_create(project=ab, user_id=user_id, defaults={"role": role})
+    """The evaluation project's people are exactly the project's, with the same roles (someone removed from the
+    project loses the evaluation pairs too)."""
+    people = dict(Membership.objects.filter(project=project).values_list("user_id", "role"))
+    Membership.objects.filter(project=ab).exclude(user_id__in=list(people)).delete()
+    for user_id, role in people.items():
+        Membership.objects.update_or_create(project=ab, user_id=user_id, defaults={"role": role})
 
 
 def _plan(plan: dict | None, job: TrainingJob) -> dict:
@@ -177,6 +184,8 @@ def evaluation_start(*, job: TrainingJob, user, judge: JudgeConfig | None = None
         raise ValidationError({"limit": "The limit must be at least 1."})
     plan = _plan(plan, job)
     prompt_set = prompt_set or held_out_prompts(export=job.export, user=user)
+    tuned = job_generator(job=job, user=user)
+    baseline = job_generator(job=baseline_job, user=user) if baseline_job else base_generator(job=job, user=user)
     with transaction.atomic():
         TrainingJob.objects.select_for_update().filter(pk=job.pk).get()  # one start at a time per job
         same = Evaluation.objects.filter(job=job, baseline_job=baseline_job, prompt_set=prompt_set, judge=judge,
@@ -186,31 +195,48 @@ def evaluation_start(*, job: TrainingJob, user, judge: JudgeConfig | None = None
         evaluation = Evaluation.objects.create(
             project=project, job=job, baseline_job=baseline_job, prompt_set=prompt_set, judge=judge, plan=plan,
             limit=limit, automatic=automatic, created_by=user, started_at=timezone.now(),
-            stage="both models answer the prompts",
+            stage="both models answer the prompts", tuned_generator=tuned, baseline_generator=baseline,
         )  # fmt: skip
-    tuned = job_generator(job=job, user=user)
-    baseline = job_generator(job=baseline_job, user=user) if baseline_job else base_generator(job=job, user=user)
-    Evaluation.objects.filter(pk=evaluation.pk).update(tuned_generator=tuned, baseline_generator=baseline)
-    _generate(evaluation, tuned, baseline, user)
+    _generate(evaluation, user)
     evaluation.refresh_from_db()
     return evaluation
 
 
-def _generate(evaluation: Evaluation, tuned: Generator, baseline: Generator, user) -> None:
-    try:
-        runs = [generation_run_start(project=evaluation.project, prompt_set=evaluation.prompt_set, generator=g,
-                                     plan=evaluation.plan, user=user, limit=evaluation.limit)
-                for g in (tuned, baseline)]  # fmt: skip
-    except QueueUnavailable as exc:
-        _fail(evaluation, str(exc))
-        raise
-    Evaluation.objects.filter(pk=evaluation.pk).update(tuned_run=runs[0], baseline_run=runs[1])
+def _generate(evaluation: Evaluation, user) -> None:
+    """Both models' runs, each recorded as soon as it exists (so a failure or a cancel can stop it)."""
+    for field, generator in (("tuned_run", evaluation.tuned_generator),
+                             ("baseline_run", evaluation.baseline_generator)):  # fmt: skip
+        try:
+            run = generation_run_start(
+                project=evaluation.project,
+                prompt_set=evaluation.prompt_set,
+                generator=generator,
+                plan=evaluation.plan,
+                user=user,
+                limit=evaluation.limit,
+            )
+        except (QueueUnavailable, ValidationError) as exc:
+            _fail(evaluation, " ".join(getattr(exc, "messages", [str(exc)])))
+            raise
+        Evaluation.objects.filter(pk=evaluation.pk).update(**{field: run})
+        setattr(evaluation, field, run)
+    if not Evaluation.objects.filter(pk=evaluation.pk, state__in=Evaluation.LIVE).exists():
+        _stop_runs(evaluation)  # cancelled while its runs were being started
+
+
+def _stop_runs(evaluation: Evaluation) -> None:
+    """Cancel whatever of the evaluation's runs is still going (nothing more is paid for a stopped evaluation)."""
+    evaluation.refresh_from_db(fields=["tuned_run", "baseline_run", "judge_run"])
+    for run in (evaluation.tuned_run, evaluation.baseline_run, evaluation.judge_run):
+        if run is not None and run.state in (*run.LIVE, run.State.PAUSED):
+            run_cancel(run=run)
 
 
 def _fail(evaluation: Evaluation, reason: str) -> None:
-    Evaluation.objects.filter(pk=evaluation.pk, state__in=Evaluation.LIVE).update(
+    if Evaluation.objects.filter(pk=evaluation.pk, state__in=Evaluation.LIVE).update(
         state=State.FAILED, error=reason[:4000], finished_at=timezone.now(), stage="failed"
-    )
+    ):
+        _stop_runs(evaluation)
 
 
 def evaluation_advance(evaluation_id: int) -> None:
@@ -231,7 +257,11 @@ def evaluation_advance(evaluation_id: int) -> None:
             if Evaluation.objects.filter(pk=evaluation.pk, state=State.GENERATING).update(
                 state=State.JUDGING, stage="pairing the answers"
             ):
-                _judge(evaluation)
+                try:
+                    _judge(evaluation)
+                except Exception as exc:  # noqa: BLE001 - never left judging without a judge run: failed, resumable
+                    logger.exception("evaluation %s: pairing or starting the judge failed", evaluation.pk)
+                    _fail(evaluation, f"Pairing the answers or starting the judge failed: {exc}")
     elif evaluation.state == State.JUDGING and evaluation.judge_run is not None:
         run = evaluation.judge_run
         if run.state in RUN_FAILED:
@@ -249,7 +279,10 @@ def _judge(evaluation: Evaluation) -> None:
     """Pair the two answers of every prompt in the evaluation project (found again when an earlier evaluation
     made the same pair) and start the judge run over them; identical answers are ties nobody needs to judge."""
     user = evaluation.created_by
-    ab = ab_project_for(evaluation.project, user)
+    if evaluation.judge is None or evaluation.tuned_generator is None or evaluation.baseline_generator is None:
+        _fail(evaluation, "Its judge or one of its generators was deleted.")
+        return
+    ab = ab_project_for(evaluation, user)
     answers = evaluation_answers(evaluation)
     prompts = Prompt.objects.in_bulk(list(answers))
     links, identical = [], []
@@ -265,7 +298,7 @@ def _judge(evaluation: Evaluation) -> None:
                     pair = pair_from_candidates(
                         project=ab, prompt=prompts[prompt_id], a=tuned, b=baseline, digest=digest,
                         strategy="evaluation", margin=None, user=user, open_slots=0,
-                        model_names=(evaluation.tuned_generator.name, evaluation.baseline_generator.name),
+                        model_names=("", ""),  # which answer is whose stays with the evaluation (PairOrigin too)
                     )  # fmt: skip
             except IntegrityError:
                 pair = Pair.objects.get(project=ab, content_hash=digest)
@@ -282,6 +315,8 @@ def _judge(evaluation: Evaluation) -> None:
         _fail(evaluation, " ".join(getattr(exc, "messages", [str(exc)])))
         return
     Evaluation.objects.filter(pk=evaluation.pk).update(judge_run=run)
+    if not Evaluation.objects.filter(pk=evaluation.pk, state__in=Evaluation.LIVE).exists():
+        run_cancel(run=run)  # cancelled while the run was being started
 
 
 def _finish(evaluation: Evaluation) -> None:
@@ -305,10 +340,12 @@ def evaluation_resume(*, evaluation: Evaluation, user) -> Evaluation:
     kept), a new judge run over the same pairs asks only for the missing verdicts (cached replies reused)."""
     if evaluation.state != State.FAILED:
         return evaluation
-    judging = evaluation.judge_run_id is not None or evaluation.pair_ids
+    judging = bool(evaluation.pair_ids) and evaluation.judge_run_id is not None
     state = State.JUDGING if judging else State.GENERATING
+    # the claim drops the stopped runs, so nothing that reads the evaluation meanwhile fails it again
+    cleared = {"judge_run": None} if judging else {"tuned_run": None, "baseline_run": None, "judge_run": None}
     if not Evaluation.objects.filter(pk=evaluation.pk, state=State.FAILED).update(
-        state=state, error="", finished_at=None, stage="resuming"
+        state=state, error="", finished_at=None, stage="resuming", **cleared
     ):
         return evaluation
     evaluation.refresh_from_db()
@@ -323,18 +360,20 @@ def evaluation_resume(*, evaluation: Evaluation, user) -> Evaluation:
         else:
             Evaluation.objects.filter(pk=evaluation.pk).update(judge_run=run, stage="the judge compares the answers")
     else:
-        _generate(evaluation, evaluation.tuned_generator, evaluation.baseline_generator, user)
+        try:
+            _generate(evaluation, user)
+        except (QueueUnavailable, ValidationError):
+            pass  # recorded on the evaluation by _generate
     evaluation.refresh_from_db()
     return evaluation
 
 
 def evaluation_cancel(*, evaluation: Evaluation) -> Evaluation:
-    for run in (evaluation.tuned_run, evaluation.baseline_run, evaluation.judge_run):
-        if run is not None:
-            run_cancel(run=run)
-    Evaluation.objects.filter(pk=evaluation.pk, state__in=Evaluation.LIVE).update(
+    """Cancel first, then stop the runs (a run that ends reads a cancelled evaluation and leaves it alone)."""
+    if Evaluation.objects.filter(pk=evaluation.pk, state__in=Evaluation.LIVE).update(
         state=State.CANCELLED, finished_at=timezone.now(), stage="cancelled"
-    )
+    ):
+        _stop_runs(evaluation)
     evaluation.refresh_from_db()
     return evaluation
 

@@ -34,6 +34,13 @@ def _tuned_terms(winner: str, tuned_is_a: bool) -> float:
     return 1.0 if (winner == "A") == tuned_is_a else 0.0
 
 
+def _order_word(orders: dict[str, str], tuned_is_a: bool, *, tuned_first: bool) -> str:
+    """The winner, in tuned/baseline words, of the order that showed the tuned (or the baseline) answer first: the
+    pair's "ab" order shows its A first, and the tuned answer is A or B depending on how the pair was made."""
+    order = "ab" if tuned_first == bool(tuned_is_a) else "ba"
+    return _winner_word(_tuned_terms(orders[order], tuned_is_a)) if order in orders else ""
+
+
 def _winner_word(value: float | None) -> str:
     if value is None:
         return ""
@@ -83,7 +90,8 @@ def _human(evaluation: Evaluation, links: list, judge_winner: dict[int, str]) ->
     pair_ids = [p for _, p, _ in links]
     tuned_is_a = {p: a for _, p, a in links}
     by_pair: dict[int, list[str]] = defaultdict(list)
-    for pair_id, choice in Label.objects.filter(pair_id__in=pair_ids).values_list("pair_id", "choice"):
+    labels = Label.objects.filter(pair_id__in=pair_ids).exclude(assignment__kind__in=["repeat", "practice", "gold"])
+    for pair_id, choice in labels.values_list("pair_id", "choice"):
         by_pair[pair_id].append(choice)
     if not by_pair:
         return {"n": 0, "labels": 0, "sent": evaluation.sent_to_people_at is not None}
@@ -158,13 +166,11 @@ def evaluation_report(evaluation: Evaluation) -> dict:
         row = {
             "prompt": prompt.text[:SHOWN_CHARS], "tuned": tuned.text[:SHOWN_CHARS],
             "baseline": baseline.text[:SHOWN_CHARS], "group": _group_key(prompt.metadata, key),
-            "tuned_first": _winner_word(_tuned_terms(orders["ab"], tuned_is_a[pair_id])) if "ab" in orders else "",
-            "baseline_first": _winner_word(_tuned_terms(orders["ba"], tuned_is_a[pair_id])) if "ba" in orders else "",
+            "tuned_first": _order_word(orders, pair_id and tuned_is_a[pair_id], tuned_first=True),
+            "baseline_first": _order_word(orders, pair_id and tuned_is_a[pair_id], tuned_first=False),
             "identical": prompt_id in evaluation.identical, "preference": pref, "winner": _winner_word(pref),
             "tuned_chars": len(tuned.text), "baseline_chars": len(baseline.text),
         }  # fmt: skip
-        if "ab" in orders and not tuned_is_a[pair_id]:  # the pair's A is the baseline: its "ab" showed it first
-            row["tuned_first"], row["baseline_first"] = row["baseline_first"], row["tuned_first"]
         rows.append(row)
         if pref is not None:
             prefs.append(pref)

@@ -21,6 +21,11 @@ import numpy as np
 BOOTSTRAP = 2000
 GAP_WARNING = 0.10  # AlpacaEval warns when raw and length-controlled win rates differ by more than 10 points
 WORKING_AT = 0.55  # seed 000: above 55% against the base, DPO training is working
+MIN_PROMPTS = 10  # fewer judged prompts than this give no verdict, whatever the interval says
+# A weak L2 penalty on the length coefficient (scikit-learn does not penalise the intercept): where length
+# separates the outcomes of a few prompts, the unpenalised fit runs off to any intercept at all; on hundreds of
+# prompts the penalty moves the fit by less than 0.1 points (tests/training/test_evaluation_stats.py).
+LENGTH_C = 10.0
 
 
 def bootstrap_mean(values, *, n_boot: int = BOOTSTRAP, seed: int = 0) -> list[float] | None:
@@ -61,7 +66,7 @@ def lc_fit(preferences, len_candidate, len_baseline) -> tuple[float, float] | No
         return None  # every prompt went one way: no length effect can be told apart
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # separable data converges to large but finite coefficients
-        model = LogisticRegression(penalty=None, max_iter=1000).fit(x, y, sample_weight=w)
+        model = LogisticRegression(C=LENGTH_C, max_iter=1000).fit(x, y, sample_weight=w)
     return float(model.intercept_[0]), float(model.coef_[0, 0])
 
 
@@ -92,12 +97,16 @@ def lc_interval(preferences, len_candidate, len_baseline, *, n_boot: int = 500, 
     return [float(lo), float(hi)]
 
 
-def verdict_line(rate: float | None, ci: list[float] | None, *, what: str = "the tuned model") -> tuple[str, str]:
+def verdict_line(rate: float | None, ci: list[float] | None, n: int, *,
+                 what: str = "the tuned model") -> tuple[str, str]:  # fmt: skip
     """(code, sentence): "working" when the whole interval is above 50%, "worse" when it is below, "unclear"
-    otherwise; the sentence names the point estimate against seed 000's 55% line."""
-    if rate is None or ci is None:
+    otherwise, "too_few" under MIN_PROMPTS judged prompts; the sentence names the point estimate against seed 000's
+    55% line."""
+    if rate is None or ci is None or not n:
         return "none", "Nothing was judged."
-    pct = f"{100 * rate:.1f}% (95% CI {100 * ci[0]:.1f}–{100 * ci[1]:.1f}%)"
+    pct = f"{100 * rate:.1f}% (95% CI {100 * ci[0]:.1f}–{100 * ci[1]:.1f}%, n={n})"
+    if n < MIN_PROMPTS:
+        return "too_few", f"Too few prompts to tell: {what} wins {pct}; evaluate on {MIN_PROMPTS} or more."
     if ci[0] > 0.5:
         strong = "above" if rate > WORKING_AT else "below"
         return "working", f"Training is working: {what} wins {pct}, the interval above 50% ({strong} the 55% line)."
@@ -129,6 +138,6 @@ def summarise(preferences, len_candidate, len_baseline, *, seed: int = 0) -> dic
         "mean_length_candidate": float(a.mean()) if n else None,
         "mean_length_baseline": float(b.mean()) if n else None,
     }
-    code, sentence = verdict_line(lc, out["lc_win_rate_ci95"])
+    code, sentence = verdict_line(lc, out["lc_win_rate_ci95"], n)
     out["verdict"], out["verdict_text"] = code, sentence
     return out
