@@ -1,8 +1,8 @@
 """Alignment quality on real data: does a DPO job on AlpacaEval preference pairs move SmolLM2-135M, and what do
 the project's own tools say about it?
 
-    .venv/bin/python bench/alignment.py [--pairs 800] [--steps 40] [--eval-pairs 120] [--eval-prompts 40]
-                                        [--judge-audit 40] [--lr 5e-5]
+    .venv/bin/python bench/alignment.py [--pairs 800] [--steps 40] [--eval-pairs 100] [--eval-prompts 30]
+                                        [--judge-audit 24] [--lr 5e-5]
 
 Everything runs through the app, on this machine (CPU unless a GPU is there), with real workers:
 1. the first --pairs records of ../shared/data/alpacaeval_pairs.jsonl are imported into a fresh project; their two
@@ -47,9 +47,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=800)
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--eval-pairs", type=int, default=120)
-    parser.add_argument("--eval-prompts", type=int, default=40)
-    parser.add_argument("--judge-audit", type=int, default=40)
+    parser.add_argument("--eval-pairs", type=int, default=100)
+    parser.add_argument("--eval-prompts", type=int, default=30)
+    parser.add_argument("--judge-audit", type=int, default=24)
     parser.add_argument("--lr", type=float, default=None, help="empty: the app's LoRA default")
     parser.add_argument("--max-length", type=int, default=512)
     args = parser.parse_args()

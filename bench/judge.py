@@ -78,6 +78,10 @@ def bench_setup(db: str, broker: str) -> Path:
     if not MODEL.exists():
         raise SystemExit("run `make judge-server` first")
     database_prepare(db, fresh=True)
+    import redis
+
+    # a fresh broker too: tasks left unacknowledged by an interrupted run would come back and act on the new rows
+    redis.Redis.from_url(broker).flushdb()
     os.environ["CELERY_BROKER_URL"] = broker
     django_setup(db)
     from django.core.management import call_command

@@ -222,6 +222,8 @@ def _generate(evaluation: Evaluation, user) -> None:
         setattr(evaluation, field, run)
     if not Evaluation.objects.filter(pk=evaluation.pk, state__in=Evaluation.LIVE).exists():
         _stop_runs(evaluation)  # cancelled while its runs were being started
+        return
+    evaluation_advance(evaluation.pk)  # a run with nothing left to do may have ended before it was recorded here
 
 
 def _stop_runs(evaluation: Evaluation) -> None:
@@ -317,6 +319,8 @@ def _judge(evaluation: Evaluation) -> None:
     Evaluation.objects.filter(pk=evaluation.pk).update(judge_run=run)
     if not Evaluation.objects.filter(pk=evaluation.pk, state__in=Evaluation.LIVE).exists():
         run_cancel(run=run)  # cancelled while the run was being started
+        return
+    evaluation_advance(evaluation.pk)  # every verdict given before: the run may have ended before it was recorded
 
 
 def _finish(evaluation: Evaluation) -> None:
@@ -359,6 +363,7 @@ def evaluation_resume(*, evaluation: Evaluation, user) -> Evaluation:
             _fail(evaluation, " ".join(getattr(exc, "messages", [str(exc)])))
         else:
             Evaluation.objects.filter(pk=evaluation.pk).update(judge_run=run, stage="the judge compares the answers")
+            evaluation_advance(evaluation.pk)
     else:
         try:
             _generate(evaluation, user)
