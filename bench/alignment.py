@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--judge-audit", type=int, default=24)
     parser.add_argument("--lr", type=float, default=None, help="empty: the app's LoRA default")
     parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--answer-tokens", type=int, default=64, help="held-out answers: 4x this in the evaluation")
     args = parser.parse_args()
     if not DATA.exists():
         raise SystemExit(f"{DATA} is missing")
@@ -91,10 +92,11 @@ def main() -> None:
         batch = pairs_import(project=project, path=subset, fmt="pairs")
         judge = judge_create(project=project, user=admin, name="local SmolLM2-135M", base_url=url, model="smollm2-135m",
                              max_tokens=128, requests_per_minute=100_000, max_concurrency=1)  # fmt: skip
-        t = time.monotonic()
-        audit_run = run_start(project=project, judge=judge, user=admin, limit=args.judge_audit)
-        wait(lambda: JudgeRun.objects.get(pk=audit_run.pk).state not in JudgeRun.LIVE, 3600, "the audit run")
-        timings["judge_audit_s"] = time.monotonic() - t
+        if args.judge_audit:  # 0: no audit run (the report then says the judge is unaudited)
+            t = time.monotonic()
+            audit_run = run_start(project=project, judge=judge, user=admin, limit=args.judge_audit)
+            wait(lambda: JudgeRun.objects.get(pk=audit_run.pk).state not in JudgeRun.LIVE, 3600, "the audit run")
+            timings["judge_audit_s"] = time.monotonic() - t
 
         recipe = recipe_save(project=project, name="gpt4-agree", user=admin,
                              config={"source": "human", "min_human_agreement": 1.0})  # fmt: skip
@@ -103,7 +105,7 @@ def main() -> None:
         assert export.state == DatasetExport.State.SUCCEEDED, export.error
         spec = {"base_model": str(settings.LOCAL_MODEL_PATH), "max_steps": args.steps, "batch_size": 8,
                 "max_length": args.max_length, "eval_pairs": args.eval_pairs, "eval_generations": 8,
-                "eval_max_new_tokens": 64, "eval_prompts": args.eval_prompts}  # fmt: skip
+                "eval_max_new_tokens": args.answer_tokens, "eval_prompts": args.eval_prompts}  # fmt: skip
         if args.lr:
             spec["learning_rate"] = args.lr
         t = time.monotonic()
