@@ -141,14 +141,11 @@ class EvaluationForm(forms.Form):
     temperature = forms.FloatField(min_value=0, max_value=2, initial=0.7, help_text="The same for both models.")
     max_tokens = forms.IntegerField(min_value=1, max_value=32768, initial=256, help_text="Answer length, in tokens.")
 
-    def __init__(self, *args, job=None, judges=None, prompt_sets=None, jobs=None, **kwargs):
+    def __init__(self, *args, judges=None, prompt_sets=None, jobs=None, **kwargs):
         super().__init__(*args, prefix="evaluation", **kwargs)
         self.fields["judge"].queryset = judges
         self.fields["prompt_set"].queryset = prompt_sets
         self.fields["baseline_job"].queryset = jobs
-        last = judges.first() if judges is not None else None
-        if last is not None:
-            self.fields["judge"].initial = last.pk
 
     def plan(self) -> dict:
         return {"temperatures": [self.cleaned_data["temperature"]], "max_tokens": self.cleaned_data["max_tokens"]}

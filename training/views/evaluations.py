@@ -17,6 +17,7 @@ from judging.services import QueueUnavailable
 
 from ..access import evaluation_for_user, job_for_user
 from ..evaluations.card import evaluation_markdown
+from ..evaluations.flow import auto_judge
 from ..forms import EvaluationForm
 from ..models import TrainingJob
 from ..selectors import evaluation_progress
@@ -30,9 +31,12 @@ from ..services.evaluations import (
 
 
 def evaluation_form(job: TrainingJob, data=None) -> EvaluationForm:
+    """The form, with the judge an automatic evaluation would use chosen (one rule for both)."""
+    judge = auto_judge(job.project)
     return EvaluationForm(
         data, judges=judges_for(job.project), prompt_sets=PromptSet.objects.filter(project=job.project),
         jobs=TrainingJob.objects.filter(project=job.project, state="succeeded").exclude(pk=job.pk),
+        initial={"judge": judge.pk} if judge else None,
     )  # fmt: skip
 
 
