@@ -9,7 +9,7 @@ from django.http import Http404
 from annotation.access import lead_object_or_404
 from annotation.models import Project
 
-from .models import CurationRecipe, DatasetExport, Evaluation, TrainingJob
+from .models import CurationRecipe, DatasetExport, Evaluation, Sweep, TrainingJob
 
 
 def recipe_for_user(user, project: Project, recipe_id) -> CurationRecipe:
@@ -41,7 +41,7 @@ def job_for_user(user, public_id) -> TrainingJob:
     """Training jobs are for admins (staff) only: 404 for anyone else, a missing job or a malformed id."""
     admin_or_404(user, "training job")
     try:
-        return TrainingJob.objects.select_related("export", "export__recipe", "project", "created_by").get(
+        return TrainingJob.objects.select_related("export", "export__recipe", "project", "created_by", "sweep").get(
             public_id=public_id
         )
     except (TrainingJob.DoesNotExist, ValueError, ValidationError):
@@ -58,3 +58,14 @@ def evaluation_for_user(user, public_id) -> Evaluation:
         ).get(public_id=public_id)  # fmt: skip
     except (Evaluation.DoesNotExist, ValueError, ValidationError):
         raise Http404("No such evaluation.") from None
+
+
+def sweep_for_user(user, public_id) -> Sweep:
+    """Sweeps are training jobs': admins only, 404 for anyone else, a missing one or a malformed id."""
+    admin_or_404(user, "sweep")
+    try:
+        return Sweep.objects.select_related("export", "export__recipe", "project", "promoted_job", "created_by").get(
+            public_id=public_id
+        )
+    except (Sweep.DoesNotExist, ValueError, ValidationError):
+        raise Http404("No such sweep.") from None

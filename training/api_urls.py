@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .api import curation, evaluations, jobs
+from .api import curation, evaluations, jobs, sweeps
 
 urlpatterns = [
     path("projects/<slug:slug>/recipes/", curation.RecipeListView.as_view(), name="api-recipes"),
@@ -12,6 +12,12 @@ urlpatterns = [
     path("training/jobs/<uuid:job_id>/progress/", jobs.JobProgressView.as_view(), name="api-training-progress"),
     path("training/jobs/<uuid:job_id>/cancel/", jobs.JobCancelView.as_view(), name="api-training-cancel"),
     path("training/jobs/<uuid:job_id>/generator/", jobs.JobGeneratorView.as_view(), name="api-training-generator"),
+    path("training/sweeps/", sweeps.SweepListView.as_view(), name="api-training-sweeps"),
+    path("training/sweeps/<uuid:sweep_id>/", sweeps.SweepDetailView.as_view(), name="api-training-sweep"),
+    path("training/sweeps/<uuid:sweep_id>/cancel/", sweeps.SweepCancelView.as_view(), name="api-training-sweep-cancel"),
+    path(
+        "training/sweeps/<uuid:sweep_id>/promote/", sweeps.SweepPromoteView.as_view(), name="api-training-sweep-promote"
+    ),
     path(
         "training/jobs/<uuid:job_id>/evaluations/",
         evaluations.JobEvaluationsView.as_view(),

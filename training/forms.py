@@ -3,9 +3,12 @@ from __future__ import annotations
 from django import forms
 
 from .curation.recipe import SOURCES, RecipeConfig
+from .jobs.health import ALARMS, DEFAULT_POLICY, POLICIES
 from .jobs.spec import CHECKPOINTING, DPO_LOSSES, METHODS, PRECISIONS, PRESETS
 from .jobs.spec import HELP as SPEC_HELP
-from .models import DatasetExport
+from .models import DatasetExport, Sweep
+from .sweeps.compare import METRICS
+from .sweeps.points import SEED_003, parse_axes, parse_settings
 
 _DEFAULTS = RecipeConfig()
 
@@ -66,6 +69,11 @@ class ExportForm(forms.Form):
     seed = forms.IntegerField(min_value=0, initial=0)
 
 
+def export_label(e: DatasetExport) -> str:
+    return (f"{e.project.name} · {e.recipe.name} v{e.recipe.version} · {e.format.upper()} · {e.rows_train} rows · "
+            f"{e.created_at:%Y-%m-%d %H:%M}")  # fmt: skip
+
+
 class TrainingJobForm(forms.Form):
     """Launch a training job: an export, a preset, a base model, and any setting to change from the preset.
     Empty fields keep the preset's value (training.jobs.spec.JobSpec has the defaults)."""
@@ -106,25 +114,36 @@ class TrainingJobForm(forms.Form):
         help_text=SPEC_HELP["torch_compile"],
     )
     seed = forms.IntegerField(required=False, min_value=0, help_text=SPEC_HELP["seed"])
+    rpo_alpha = forms.FloatField(required=False, min_value=0, help_text=SPEC_HELP["rpo_alpha"])
+    label_smoothing = forms.FloatField(required=False, min_value=0, help_text=SPEC_HELP["label_smoothing"])
+    ld_alpha = forms.FloatField(required=False, min_value=0, max_value=1, help_text=SPEC_HELP["ld_alpha"])
+    use_weighting = forms.ChoiceField(choices=[("", "(preset)"), ("yes", "yes"), ("no", "no")], required=False,
+                                      help_text=SPEC_HELP["use_weighting"])  # fmt: skip
+    kl_max = forms.FloatField(required=False, min_value=0, help_text=SPEC_HELP["kl_max"])
+    length_checks = forms.IntegerField(required=False, min_value=0, help_text=SPEC_HELP["length_checks"])
 
     SETTINGS = ("base_model", "method", "loss_type", "lora_r", "lora_alpha", "learning_rate", "beta", "epochs",
                 "max_steps", "max_length", "batch_size", "micro_batch_size", "gradient_checkpointing", "precision",
-                "torch_compile", "seed")  # fmt: skip
+                "torch_compile", "seed", "rpo_alpha", "label_smoothing", "ld_alpha", "kl_max", "length_checks",
+                *(f"on_{name}" for name in ALARMS))  # fmt: skip
 
     def __init__(self, *args, exports=None, **kwargs):
         super().__init__(*args, **kwargs)
+        for name in ALARMS:  # one policy per health alarm: off, warn or stop
+            self.fields[f"on_{name}"] = forms.ChoiceField(
+                choices=[("", f"(preset: {DEFAULT_POLICY[name]})"), *[(p, p) for p in POLICIES]], required=False,
+                help_text=SPEC_HELP[f"on_{name}"],
+            )  # fmt: skip
         if exports is not None:
             self.fields["export"].queryset = exports
-        self.fields["export"].label_from_instance = lambda e: (
-            f"{e.project.name} · {e.recipe.name} v{e.recipe.version} · {e.format.upper()} · {e.rows_train} rows · "
-            f"{e.created_at:%Y-%m-%d %H:%M}"
-        )
+        self.fields["export"].label_from_instance = export_label
 
     def settings(self) -> dict:
         data = self.cleaned_data
         out = {k: data[k] for k in self.SETTINGS if data.get(k) not in (None, "")}
-        if data.get("lora"):
-            out["lora"] = data["lora"] == "yes"
+        for flag in ("lora", "use_weighting"):
+            if data.get(flag):
+                out[flag] = data[flag] == "yes"
         return out
 
 
@@ -149,3 +168,59 @@ class EvaluationForm(forms.Form):
 
     def plan(self) -> dict:
         return {"temperatures": [self.cleaned_data["temperature"]], "max_tokens": self.cleaned_data["max_tokens"]}
+
+
+SEED_003_AXES = "\n".join(f"{k}: {', '.join(f'{v:g}' for v in values)}" for k, values in SEED_003.items())
+
+
+class SweepForm(forms.Form):
+    """A sweep on an export: what every run shares (preset, base model, settings) and the axes that vary."""
+
+    export = forms.ModelChoiceField(
+        queryset=DatasetExport.objects.none(), to_field_name="public_id",
+        help_text="A ready export (DPO format for DPO, ORPO, SimPO; KTO for KTO).",
+    )  # fmt: skip
+    name = forms.CharField(max_length=200, required=False)
+    preset = forms.ChoiceField(choices=[(k, v["label"]) for k, v in PRESETS.items()], initial="dpo-lora")
+    base_model = forms.CharField(max_length=500, help_text=SPEC_HELP["base_model"])
+    axes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        initial=SEED_003_AXES,
+        help_text="One setting per line, field: values. The default is seed 003's DPO grid (β × learning rate × "
+        "warmup, 24 runs; its learning rates are for full fine-tuning, LoRA usually wants ~10× more). Random mode "
+        "also takes ranges, e.g. learning_rate: 1e-6..1e-4.",
+    )  # fmt: skip
+    settings = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False,
+        help_text="Settings every run shares, field: value per line (e.g. max_steps: 200).",
+    )  # fmt: skip
+    mode = forms.ChoiceField(choices=Sweep.Mode.choices, initial=Sweep.Mode.GRID)
+    draws = forms.IntegerField(min_value=0, max_value=256, initial=8, required=False,
+                               help_text="Random mode: how many runs.")  # fmt: skip
+    seed = forms.IntegerField(min_value=0, initial=0, help_text="Random mode: the draws' seed.")
+    max_runs = forms.IntegerField(min_value=1, max_value=256, initial=24, help_text="A bigger grid is refused.")
+    budget_minutes = forms.FloatField(min_value=0, required=False,
+                                      help_text="GPU time for all runs; queued runs are cancelled once it is spent "
+                                                "(empty: no limit).")  # fmt: skip
+    metric = forms.ChoiceField(choices=[("", "LC win rate, else held-out accuracy"), *[(k, m.label) for k, m in
+                                                                                     METRICS.items()]],
+                               required=False, help_text="Ranks the runs (the page can re-rank by any).")  # fmt: skip
+
+    def __init__(self, *args, exports=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if exports is not None:
+            self.fields["export"].queryset = exports
+        self.fields["export"].label_from_instance = export_label
+
+    def clean_axes(self):
+        try:
+            parse_axes(self.cleaned_data["axes"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return self.cleaned_data["axes"]
+
+    def clean_settings(self):
+        try:
+            return parse_settings(self.cleaned_data.get("settings") or "")
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None

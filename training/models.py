@@ -69,10 +69,12 @@ class TrainingJob(BackgroundWork):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
+        STOPPED = "stopped", "Stopped early"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
     LIVE = (State.QUEUED, State.RUNNING)
+    HAS_MODEL = (State.SUCCEEDED, State.STOPPED)  # ended with weights worth using (a stop saves its step's adapter)
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_jobs")
     export = models.ForeignKey(DatasetExport, on_delete=models.PROTECT, related_name="training_jobs")
@@ -92,12 +94,53 @@ class TrainingJob(BackgroundWork):
     worker = models.CharField(max_length=200, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    alarms = models.JSONField(default=list, blank=True, help_text="Health alarms that fired (training.jobs.health).")
+    stop_reason = models.CharField(max_length=500, blank=True, help_text="The alarm that stopped the run early.")
+    sweep = models.ForeignKey("Sweep", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    sweep_point = models.JSONField(default=dict, blank=True, help_text="The settings the sweep chose for this run.")
 
     class Meta(BackgroundWork.Meta):
         indexes = [models.Index(fields=["state", "heartbeat_at"], name="training_job_live")]
 
     def __str__(self) -> str:
         return self.name or f"{self.spec.get('method', '?')} on {self.export_id}"
+
+
+class Sweep(BackgroundWork):
+    """Several training jobs on one export that differ in a few settings (a grid, or random draws), compared side by
+    side and ranked by a metric; one of them can be promoted. ``settings`` and ``preset`` are what every run shares,
+    ``axes`` the values tried (training.sweeps.points). The runs are ordinary jobs on the ``gpu`` queue."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Mode(models.TextChoices):
+        GRID = "grid", "Grid: every combination"
+        RANDOM = "random", "Random: N draws"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sweeps")
+    export = models.ForeignKey(DatasetExport, on_delete=models.PROTECT, related_name="sweeps")
+    name = models.CharField(max_length=200, blank=True)
+    preset = models.CharField(max_length=50)
+    settings = models.JSONField(default=dict, blank=True, help_text="JobSpec settings every run shares.")
+    axes = models.JSONField(help_text="JobSpec field -> the values tried.")
+    mode = models.CharField(max_length=6, choices=Mode.choices, default=Mode.GRID)
+    draws = models.PositiveIntegerField(default=0, help_text="Random mode: how many points.")
+    seed = models.PositiveIntegerField(default=0)
+    max_runs = models.PositiveIntegerField(default=16)
+    budget_minutes = models.FloatField(null=True, blank=True, help_text="GPU time for all runs; empty: no limit.")
+    metric = models.CharField(max_length=40, blank=True, help_text="Ranks the runs; empty: LC win rate, else "
+                                                                   "held-out preference accuracy.")  # fmt: skip
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
+    stage = models.CharField(max_length=300, blank=True)
+    promoted_job = models.ForeignKey("TrainingJob", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")  # fmt: skip
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name or f"sweep of {', '.join(self.axes)}"
 
 
 class TrainingMetric(models.Model):

@@ -30,7 +30,8 @@ def exports_recent(project: Project, limit: int = 100):
 
 # The series the job page charts, in TRL's names (KTO logs kl; ORPO/SimPO log their own rewards).
 CHARTED = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "logps/chosen",
-           "logps/rejected", "kl", "learning_rate", "tokens_per_s", "gpu_memory_gib", "grad_norm")  # fmt: skip
+           "logps/rejected", "kl", "kl_estimate", "answer_tokens", "learning_rate", "tokens_per_s", "gpu_memory_gib",
+           "grad_norm")  # fmt: skip
 
 
 def jobs_recent(limit: int = 100):
@@ -80,6 +81,7 @@ def job_progress(job: TrainingJob, *, after_step: int = -1) -> dict:
             {"step": step, **{k: v for k, v in values.items() if k in CHARTED or k == "epoch"}} for step, values in rows
         ],  # fmt: skip
         "log_tail": job.log_tail[-4000:],
+        "alarms": job.alarms,
         "live": job.state in TrainingJob.LIVE,
     }
 
@@ -112,7 +114,7 @@ def pipeline_stages(project: Project, user) -> list[Stage]:
     exports = DatasetExport.objects.filter(project=project, state=DatasetExport.State.SUCCEEDED)
     jobs = TrainingJob.objects.filter(project=project)
     job_count = jobs.count()
-    evaluated = jobs.filter(state=TrainingJob.State.SUCCEEDED).exclude(evaluation={}).order_by("-finished_at").first()
+    evaluated = jobs.filter(state__in=TrainingJob.HAS_MODEL).exclude(evaluation={}).order_by("-finished_at").first()
     admin = user.is_staff
     last_export = exports.order_by("-created_at").first()
     return [

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from .jobs.spec import PRESETS
-from .models import CurationRecipe, DatasetExport, Evaluation, TrainingJob
+from .models import CurationRecipe, DatasetExport, Evaluation, Sweep, TrainingJob
+from .sweeps.compare import METRICS
 
 
 class RecipeSerializer(serializers.ModelSerializer):
@@ -62,11 +63,13 @@ class JobSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
     export = serializers.UUIDField(source="export.public_id", read_only=True)
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    sweep = serializers.UUIDField(source="sweep.public_id", read_only=True, allow_null=True)
 
     class Meta:
         model = TrainingJob
         fields = ["id", "name", "project", "export", "spec", "state", "stage", "step", "max_steps", "hardware",
-                  "summary", "evaluation", "artifacts", "error", "created_at", "started_at", "finished_at"]  # fmt: skip
+                  "summary", "evaluation", "alarms", "stop_reason", "sweep", "sweep_point", "artifacts", "error",
+                  "created_at", "started_at", "finished_at"]  # fmt: skip
 
 
 class EvaluationRequestSerializer(serializers.Serializer):
@@ -92,3 +95,35 @@ class EvaluationSerializer(serializers.ModelSerializer):
         model = Evaluation
         fields = ["id", "job", "baseline_job", "judge", "prompt_set", "plan", "limit", "automatic", "state", "stage",
                   "error", "ab_project", "report", "sent_to_people_at", "created_at", "finished_at"]  # fmt: skip
+
+
+class SweepRequestSerializer(serializers.Serializer):
+    export = serializers.UUIDField(help_text="The export's id.")
+    axes = serializers.DictField(child=serializers.ListField(), help_text="JobSpec field -> the values to try; in "
+                                 "random mode a value may be a range \"low..high\".")  # fmt: skip
+    preset = serializers.ChoiceField(choices=list(PRESETS), default="dpo-lora")
+    settings = serializers.DictField(required=False, default=dict, help_text="JobSpec fields every run shares.")
+    mode = serializers.ChoiceField(choices=Sweep.Mode.values, default="grid")
+    draws = serializers.IntegerField(required=False, default=0, min_value=0)
+    seed = serializers.IntegerField(required=False, default=0, min_value=0)
+    max_runs = serializers.IntegerField(required=False, default=16, min_value=1, max_value=256)
+    budget_minutes = serializers.FloatField(required=False, allow_null=True, default=None)
+    metric = serializers.ChoiceField(choices=["", *METRICS], required=False, default="")
+    name = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class SweepSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    export = serializers.UUIDField(source="export.public_id", read_only=True)
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    promoted_job = serializers.UUIDField(source="promoted_job.public_id", read_only=True, allow_null=True)
+    runs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Sweep
+        fields = ["id", "name", "project", "export", "preset", "settings", "axes", "mode", "draws", "seed", "max_runs",
+                  "budget_minutes", "metric", "state", "stage", "promoted_job", "promoted_at", "runs", "created_at",
+                  "finished_at"]  # fmt: skip
+
+    def get_runs(self, sweep) -> list:
+        return [str(pk) for pk in sweep.jobs.order_by("pk").values_list("public_id", flat=True)]

@@ -12,6 +12,7 @@ from .export.build import export_build
 from .jobs.lifecycle import jobs_reap
 from .jobs.supervisor import job_supervise
 from .models import DatasetExport
+from .sweeps.flow import sweep_after_job, sweeps_settle
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +26,10 @@ def export_build_task(export_id: int) -> None:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def job_run_task(job_id: int) -> None:
-    """On the ``gpu`` queue: the job's child process, watched until it ends (training.jobs.supervisor); then the
-    job's automatic evaluation against its base model, when it succeeded."""
+    """On the ``gpu`` queue: the job's child process, watched until it ends (training.jobs.supervisor); then its
+    sweep's bookkeeping (budget, end), and the job's automatic evaluation against its base model when it has one."""
     job_supervise(job_id)
+    sweep_after_job(job_id)
     evaluation_after_job(job_id)
 
 
@@ -51,5 +53,7 @@ def evaluations_advance_task() -> int:
 
 @shared_task
 def jobs_reap_task() -> int:
-    """Beat, every minute: running jobs whose worker died are marked failed."""
-    return jobs_reap()
+    """Beat, every minute: running jobs whose worker died are marked failed, and sweeps with no live run end."""
+    reaped = jobs_reap()
+    sweeps_settle()
+    return reaped

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import curation, evaluations, jobs, pipeline
+from .views import curation, evaluations, jobs, pipeline, sweeps
 
 app_name = "training"
 
@@ -18,6 +18,11 @@ urlpatterns = [
     path("training/jobs/<uuid:job_id>/files/<str:name>", jobs.job_download, name="job_download"),
     path("training/jobs/<uuid:job_id>/evaluations/", evaluations.evaluation_new, name="evaluation_new"),
     path("training/evaluations/<uuid:evaluation_id>/", evaluations.evaluation_detail, name="evaluation_detail"),
+    path("training/sweeps/", sweeps.sweeps, name="sweeps"),
+    path("training/sweeps/<uuid:sweep_id>/", sweeps.sweep_detail, name="sweep_detail"),
+    path("training/sweeps/<uuid:sweep_id>/progress.json", sweeps.sweep_progress_json, name="sweep_progress"),
+    path("training/sweeps/<uuid:sweep_id>/cancel/", sweeps.sweep_cancel_view, name="sweep_cancel"),
+    path("training/sweeps/<uuid:sweep_id>/promote/", sweeps.sweep_promote_view, name="sweep_promote"),
     path(
         "training/evaluations/<uuid:evaluation_id>/progress.json",
         evaluations.evaluation_progress_json,

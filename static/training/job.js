@@ -54,6 +54,25 @@
     error.hidden = !p.error;
     error.textContent = p.error;
     document.getElementById("job-log").textContent = p.log_tail;
+    showAlarms(p.alarms || []);
+  }
+
+  function showAlarms(alarms) {
+    const table = document.getElementById("alarm-table");
+    if (!table) return;
+    table.hidden = !alarms.length;
+    document.getElementById("no-alarms").hidden = alarms.length > 0;
+    const body = table.querySelector("tbody");
+    body.replaceChildren(...alarms.map((a) => {
+      const row = document.createElement("tr");
+      row.className = `alarm-${a.policy}`;
+      [a.step, a.title, a.value, a.threshold, a.policy, a.advice].forEach((v) => {
+        const cell = document.createElement("td");
+        cell.textContent = v;
+        row.appendChild(cell);
+      });
+      return row;
+    }));
   }
 
   async function poll() {

@@ -4,7 +4,9 @@ heatmap of several annotators and a paused one, runs the local judge on a few pa
 exports; imports prompts, samples candidates from the local model at two temperatures and builds pairs from them;
 another annotator rates candidates by thumbs from the keyboard; the admin launches the smoke job from the export,
 sees it succeed with an evaluation, then its automatic win rate against the base model judged by the local judge,
-and sends the A/B pairs to people; an annotator labels one, blinded."""
+and sends the A/B pairs to people; it sees the run's health alarms and charts, sweeps β over two smoke runs from the
+export, compares them with their curves and the β–KL plot, and promotes the best; an annotator labels one A/B pair,
+blinded."""
 
 import pytest
 from django.core.management import call_command
@@ -14,7 +16,8 @@ from generation.models import HumanRating, PairOrigin
 from judging.models import JudgeRun
 from tests.training.conftest import smollm2_gguf
 from tests.worker import celery_worker, wait_for
-from training.models import DatasetExport, Evaluation, TrainingJob
+from training.models import DatasetExport, Evaluation, Sweep, TrainingJob
+from training.sweeps.compare import sweep_comparison
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -140,7 +143,7 @@ def test_a_newcomer_walks_the_loop_as_annotator_lead_and_admin(live_server, brow
         admin.click("#launch-form button.primary")
         admin.wait_for_function("['succeeded', 'failed', 'cancelled'].includes(document.getElementById('job-state')"
                                 ".textContent)", timeout=420_000)  # fmt: skip
-        job = TrainingJob.objects.get()
+        job = TrainingJob.objects.get(sweep=None)
         assert job.state == "succeeded", (job.error, job.log_tail)
         admin.wait_for_selector("#evaluation")  # the page reloads itself when the job ends
         assert "Held-out evaluation" in admin.inner_text("#evaluation")
@@ -160,6 +163,34 @@ def test_a_newcomer_walks_the_loop_as_annotator_lead_and_admin(live_server, brow
         admin.wait_for_selector("#send-form button[disabled]")
         admin.goto(f"{live_server.url}/training/jobs/{job.public_id}/")
         assert admin.query_selector("#evaluations #win-rate") and "Win rate against" in admin.inner_text("#model-card")
+        # Health alarms watched every step: the drift estimate and the held-out answer length are charted.
+        assert "Health alarms" in admin.inner_text("#alarms")
+        admin.wait_for_selector("figure[data-series='kl_estimate']:not([hidden])")
+        admin.wait_for_selector("figure[data-series='answer_tokens']:not([hidden])")
+
+        # A β sweep from the export: two smoke runs one after the other, compared side by side, the best promoted.
+        admin.goto(f"{live_server.url}/p/demo/exports/{export.public_id}/")
+        admin.click("#sweep-link")
+        admin.wait_for_selector("#sweep-form")
+        assert "beta: 0.05, 0.1, 0.2, 0.5" in admin.input_value("#id_axes")  # seed 003's grid is offered
+        admin.select_option("#id_preset", "smoke")
+        admin.fill("#id_axes", "beta: 0.1, 0.5")
+        admin.fill("#id_settings", "eval_prompts: 0\nlength_checks: 0")  # the job above showed both
+        admin.click("#sweep-form button.primary")
+        admin.wait_for_selector("#run-table")
+        sweep = Sweep.objects.get()
+        assert wait_for(lambda: Sweep.objects.get(pk=sweep.pk).state != "running", timeout=600), [
+            (j.state, j.error) for j in sweep.jobs.all()]  # fmt: skip
+        admin.locator("#sweep-state.state-finished").wait_for(timeout=30_000)  # the page reloads itself
+        assert admin.inner_text("#sweep-state") == "Finished"
+        assert len(admin.query_selector_all("#run-table tbody tr")) == 2 and "Best by" in admin.inner_text("#best-run")
+        admin.wait_for_function("Chart.getChart(document.querySelector('#beta-kl canvas'))"
+                                ".data.datasets[0].data.length === 2")  # fmt: skip
+        admin.wait_for_function("Chart.getChart(document.querySelector(\"figure[data-series='loss'] canvas\"))"
+                                ".data.datasets.length === 2")  # fmt: skip
+        admin.click("#run-table tbody tr:first-child .promote-form button")
+        admin.wait_for_selector("#promoted")
+        assert Sweep.objects.get().promoted_job.sweep_point == sweep_comparison(sweep)["best"]["point"]
         admin.context.close()
 
         # An annotator gets the A/B pairs blinded: no model, no generator, no side that says which is tuned.

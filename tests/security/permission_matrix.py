@@ -43,7 +43,8 @@ class Route:
     allowed: frozenset[str]
     methods: tuple[str, ...] = ("GET",)
     # URL kwargs taken from the world by name (slug, batch_id, pair_id, assignment_id, user_id, judge_id, run_id,
-    # recipe_id, export_id, job_id, prompt_set_id, generator_id, generation_run_id, candidate_id, evaluation_id),
+    # recipe_id, export_id, job_id, prompt_set_id, generator_id, generation_run_id, candidate_id, evaluation_id,
+    # sweep_id),
     # plus literal ones.
     kwargs: tuple[str, ...] = ()
     fixed: dict = field(default_factory=dict)
@@ -148,6 +149,11 @@ ROUTES: tuple[Route, ...] = (
     Route("training:evaluation_detail", ADMINS, kwargs=("evaluation_id",)),
     Route("training:evaluation_progress", ADMINS, kwargs=("evaluation_id",)),
     Route("training:evaluation_action", ADMINS, ("POST",), ("evaluation_id",), fixed={"action": "refresh"}),
+    Route("training:sweeps", ADMINS, ("GET", "POST")),
+    Route("training:sweep_detail", ADMINS, kwargs=("sweep_id",)),
+    Route("training:sweep_progress", ADMINS, kwargs=("sweep_id",)),
+    Route("training:sweep_promote", ADMINS, ("POST",), ("sweep_id",)),
+    Route("training:sweep_cancel", ADMINS, ("POST",), ("sweep_id",)),
     # training: API
     Route("api-recipes", LEADS, ("GET", "POST"), P),
     Route("api-recipe-preview", LEADS, ("POST",), P),
@@ -161,6 +167,10 @@ ROUTES: tuple[Route, ...] = (
     Route("api-training-evaluations", ADMINS, ("GET", "POST"), ("job_id",)),
     Route("api-training-evaluation", ADMINS, kwargs=("evaluation_id",)),
     Route("api-training-evaluation-action", ADMINS, ("POST",), ("evaluation_id",), fixed={"action": "refresh"}),
+    Route("api-training-sweeps", ADMINS, ("GET", "POST")),
+    Route("api-training-sweep", ADMINS, kwargs=("sweep_id",)),
+    Route("api-training-sweep-promote", ADMINS, ("POST",), ("sweep_id",)),
+    Route("api-training-sweep-cancel", ADMINS, ("POST",), ("sweep_id",)),
 )
 
 # Routes outside the matrix, each with the reason. Anything else without a Route fails the completeness test.

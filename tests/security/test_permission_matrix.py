@@ -47,7 +47,7 @@ from tests.security.permission_matrix import (
     Route,
 )
 from tests.training.conftest import labelled_export
-from training.models import DatasetExport, Evaluation, TrainingJob
+from training.models import DatasetExport, Evaluation, Sweep, TrainingJob
 from training.services.jobs import job_create
 from training.services.recipes import recipe_save
 
@@ -147,6 +147,10 @@ def _build_world(root: Path) -> World:
     TrainingJob.objects.filter(pk=job.pk).update(
         artifacts={"README.md": {"path": f"{job.public_id}/README.md", "bytes": readme.stat().st_size}}
     )
+    # A sweep with that job as its run (created directly: sweeps have their own tests).
+    sweep = Sweep.objects.create(project=project, export=export, preset="dpo-lora", axes={"beta": [0.1]},
+                                 created_by=users[ADMIN])  # fmt: skip
+    TrainingJob.objects.filter(pk=job.pk).update(sweep=sweep, sweep_point={"beta": 0.1})
 
     # Generation: a prompt set, an endpoint generator, a finished run (created directly) and one candidate.
     prompts_file = root / "prompts.jsonl"
@@ -193,6 +197,7 @@ def _build_world(root: Path) -> World:
         "generation_run_id": generation_run.public_id,
         "candidate_id": candidate.pk,
         "evaluation_id": evaluation.public_id,
+        "sweep_id": sweep.public_id,
     }
     secrets = ["model-alpha", "model-beta", GOLD_EXPLANATION, SECOND_ANNOTATOR, SECOND_RATIONALE, EXTERNAL_RATER,
                JUDGE_NAME, JUDGE_MODEL, JUDGE_URL, SHARED_JUDGE, VERDICT_RATIONALE, export.recipe.name,
@@ -200,7 +205,7 @@ def _build_world(root: Path) -> World:
                *FORBIDDEN_PATHS,
                *(str(url_kwargs[k]) for k in ("batch_id", "judge_id", "run_id", "export_id", "job_id",
                                               "prompt_set_id", "generator_id", "generation_run_id",
-                                              "evaluation_id"))]  # fmt: skip
+                                              "evaluation_id", "sweep_id"))]  # fmt: skip
     return World(users=users, project=project, other_project=other, url_kwargs=url_kwargs, gold_pair=gold,
                  other_judge=other_judge, other_recipe=other_recipe, shared_judge=shared, secrets=secrets)  # fmt: skip
 

@@ -27,6 +27,18 @@ def smollm2_gguf() -> Path:
     return path
 
 
+@pytest.fixture
+def gpu_worker(settings):
+    """A real Celery worker on the ``gpu`` queue (solo pool: one job at a time), seeing this test's folders."""
+    from tests.worker import celery_worker
+
+    smollm2_gguf()
+    env = {"EXPORT_ROOT": str(settings.EXPORT_ROOT), "TRAINING_ROOT": str(settings.TRAINING_ROOT),
+           "MODEL_CACHE": str(settings.MODEL_CACHE), "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    with celery_worker(queues="gpu", extra_env=env) as proc:
+        yield proc
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A one-layer Llama (random weights) with SmolLM2's tokenizer and chat template: fast runner tests."""

@@ -14,7 +14,7 @@ from generation.models import Candidate, GenerationRun
 from generation.services import generation_run_start, generator_create
 from tests.generation.helpers import prompt_set
 from tests.training.conftest import labelled_export, smollm2_gguf
-from tests.worker import celery_worker, wait_for
+from tests.worker import wait_for
 from training.models import TrainingJob, TrainingMetric
 from training.services.jobs import job_cancel, job_create, job_generator
 
@@ -22,15 +22,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 SHORT = {"max_steps": 2, "max_length": 96, "batch_size": 2, "eval_pairs": 4, "eval_generations": 1,
          "eval_max_new_tokens": 12}  # fmt: skip
-
-
-@pytest.fixture
-def gpu_worker(settings):
-    smollm2_gguf()
-    env = {"EXPORT_ROOT": str(settings.EXPORT_ROOT), "TRAINING_ROOT": str(settings.TRAINING_ROOT),
-           "MODEL_CACHE": str(settings.MODEL_CACHE), "HF_HUB_OFFLINE": "1"}  # fmt: skip
-    with celery_worker(queues="gpu", extra_env=env) as proc:
-        yield proc
 
 
 def finished(job, timeout=600):

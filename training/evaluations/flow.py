@@ -42,7 +42,7 @@ def job_generator(*, job: TrainingJob, user) -> Generator:
     """A local generator (generation app) for a finished job's model, so the tuned model writes candidates on the
     ``gpu`` queue: the base model with the job's LoRA adapter, or the job's full weights. Asking twice (a double
     click) returns the same generator."""
-    if job.state != TrainingJob.State.SUCCEEDED:
+    if job.state not in TrainingJob.HAS_MODEL:
         raise ValidationError("Only a finished job's model can generate.")
     out = job_dir(job)
     lora = job.spec.get("lora", True)
@@ -164,13 +164,13 @@ def evaluation_start(*, job: TrainingJob, user, judge: JudgeConfig | None = None
     """Start an evaluation of a finished job against its base model (or ``baseline_job``'s model): both answer the
     first ``limit`` prompts of ``prompt_set`` (the export's test split by default), then ``judge`` (the project's
     last used by default) compares them. The same evaluation asked for again while it runs is returned as is."""
-    if job.state != TrainingJob.State.SUCCEEDED:
+    if job.state not in TrainingJob.HAS_MODEL:
         raise ValidationError("Only a finished job can be evaluated.")
     project = job.project
     if baseline_job is not None:
         if baseline_job.pk == job.pk:
             raise ValidationError({"baseline_job": "Compare the job with another job, or with its base model."})
-        if baseline_job.project_id != project.pk or baseline_job.state != TrainingJob.State.SUCCEEDED:
+        if baseline_job.project_id != project.pk or baseline_job.state not in TrainingJob.HAS_MODEL:
             raise ValidationError({"baseline_job": "Choose a finished job of the same project."})
     judge = judge or auto_judge(project)
     if judge is None:
@@ -400,8 +400,10 @@ def evaluation_send_to_people(*, evaluation: Evaluation) -> Evaluation:
 def evaluation_after_job(job_id: int) -> Evaluation | None:
     """A finished job's automatic evaluation, when its spec asks for one (eval_prompts > 0) and the project has a
     judge; None (with the reason logged) otherwise."""
-    job = TrainingJob.objects.select_related("project", "export", "created_by").get(pk=job_id)
-    if not job.spec.get("eval_prompts") or job.state != TrainingJob.State.SUCCEEDED:
+    job = TrainingJob.objects.select_related("project", "export", "created_by").filter(pk=job_id).first()
+    if job is None:
+        return None  # deleted (with its project) before its task ran
+    if not job.spec.get("eval_prompts") or job.state not in TrainingJob.HAS_MODEL:
         return None
     if Evaluation.objects.filter(job=job, automatic=True).exists():
         return None  # a re-delivered task

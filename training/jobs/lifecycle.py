@@ -2,11 +2,11 @@
 metrics, finish, fail, reap), made by the worker that runs it (training.jobs.supervisor), the child process
 (training.runner) and beat.
 
-States: queued → running → succeeded | failed | cancelled. A worker claims a queued job (one conditional UPDATE, so a
-redelivered task cannot start it twice) and writes a heartbeat while its child process trains; a running job whose
-heartbeat is older than TRAINING_HEARTBEAT_TIMEOUT lost its worker and is marked failed by ``jobs_reap`` (beat) or
-by the redelivered task itself. Cancelling a queued job ends it at once; a running one stops at its next step and
-keeps what was saved (training.services.jobs).
+States: queued → running → succeeded | stopped (early, by a health alarm) | failed | cancelled. A worker claims a queued
+job (one conditional UPDATE, so a redelivered task cannot start it twice) and writes a heartbeat while its child process
+trains; a running job whose heartbeat is older than TRAINING_HEARTBEAT_TIMEOUT lost its worker and is marked failed by
+``jobs_reap`` (beat) or by the redelivered task itself. Cancelling a queued job ends it at once; a running one stops at
+its next step and keeps what was saved (training.services.jobs).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -59,15 +60,36 @@ def job_metrics_record(job_id: int, step: int, values: dict) -> None:
     TrainingMetric.objects.update_or_create(job_id=job_id, step=step, defaults={"values": values})
 
 
+def job_alarm_record(job_id: int, alarm: dict) -> None:
+    """A health alarm that fired (training.jobs.health); each alarm fires once per run, so none is stored twice."""
+    with transaction.atomic():
+        job = TrainingJob.objects.select_for_update().only("alarms").get(pk=job_id)
+        if all(a.get("alarm") != alarm.get("alarm") for a in job.alarms):
+            TrainingJob.objects.filter(pk=job_id).update(alarms=[*job.alarms, alarm])
+
+
+def job_cancel_request(job_id: int, *, why: str = "") -> None:
+    """Cancel: a queued job ends now; a running one is asked to stop at its next step (it keeps what it saved)."""
+    now = timezone.now()
+    if not TrainingJob.objects.filter(pk=job_id, state=State.QUEUED).update(
+        state=State.CANCELLED, cancel_requested_at=now, finished_at=now,
+        stage=(why or "cancelled before it started")[:200],
+    ):  # fmt: skip
+        TrainingJob.objects.filter(pk=job_id, state=State.RUNNING, cancel_requested_at__isnull=True).update(
+            cancel_requested_at=now, stage="cancelling at the next step"
+        )
+
+
 def job_cancel_requested(job_id: int) -> bool:
     return TrainingJob.objects.filter(pk=job_id, cancel_requested_at__isnull=False).exists()
 
 
 def job_finish(job_id: int, state: str, **fields) -> bool:
     """Move a running job to its final state; False if it had already ended (a second finish changes nothing)."""
-    if state not in (State.SUCCEEDED, State.CANCELLED, State.FAILED):
+    if state not in (State.SUCCEEDED, State.STOPPED, State.CANCELLED, State.FAILED):
         raise ValueError(f"not a final state: {state}")
-    stage = {State.SUCCEEDED: "done", State.CANCELLED: "cancelled", State.FAILED: "failed"}[state]
+    stage = {State.SUCCEEDED: "done", State.STOPPED: "stopped early", State.CANCELLED: "cancelled",
+             State.FAILED: "failed"}[state]  # fmt: skip
     return bool(TrainingJob.objects.filter(pk=job_id, state=State.RUNNING).update(
         state=state, finished_at=timezone.now(), stage=stage, **fields
     ))  # fmt: skip

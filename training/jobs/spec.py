@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .health import ALARMS, DEFAULT_POLICY, POLICIES
+
 METHODS = ("dpo", "kto", "orpo", "simpo")
 # TRL 1.16 DPOConfig.loss_type values that need nothing beyond the (prompt, chosen, rejected) rows.
 DPO_LOSSES = ("sigmoid", "ipo", "robust", "hinge", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
@@ -49,6 +51,29 @@ HELP = {
     "eval_max_new_tokens": "Length of those answers, in tokens.",
     "eval_prompts": "Held-out prompts both models answer after training for the judged win rate against the base "
     "(the project's judge; 0: no automatic evaluation).",
+    "rpo_alpha": "DPO only: weight of an SFT (negative log-likelihood) term on the chosen answers, as in RPO; 0.2-1.0 "
+    "counters chosen log-probs falling (likelihood displacement). 0: off.",
+    "label_smoothing": "DPO robust and exo_pair losses only: the assumed share of flipped labels (robust: below 0.5, "
+    "0.1 is typical; exo_pair: about 1e-3).",
+    "ld_alpha": "DPO only: LD-DPO's weight on the part of the longer answer beyond the shorter one's length (0-1; 1 is "
+    "plain DPO, lower values stop rewarding length). Empty: off.",
+    "use_weighting": "DPO only: WPO weighting of each pair by how likely the policy finds it (off-policy data).",
+    "alarm_window": "Logged steps the trend alarms (flat margin, saturation, displacement) look back over.",
+    "kl_max": "Alarm when the policy drifts more than this many nats per response from its reference (seed 003: 5-15).",
+    "margin_flat_below": "Alarm when the reward margin moves less than this over the first window after warmup.",
+    "saturation_growth": "Alarm when accuracies sit at 1.0 in the first half while the margin grows by more than this "
+    "factor over a window.",
+    "displacement_drop": "Alarm when chosen log-probs fall by more than this many nats over a window while the margin "
+    "rises.",
+    "length_growth": "Alarm when held-out answers get this many times longer than the base model's.",
+    "length_checks": "How many times during training a few held-out prompts are answered to watch the length (0: "
+    "never).",
+    "on_nan": "What a non-finite loss does: off, warn, or stop (saves the adapter, marks the job stopped early).",
+    "on_kl": "What the KL alarm does: off, warn or stop.",
+    "on_margin_flat": "What the flat-margin alarm does: off, warn or stop.",
+    "on_saturation": "What the saturation alarm does: off, warn or stop.",
+    "on_displacement": "What the likelihood-displacement alarm does: off, warn or stop.",
+    "on_length": "What the length alarm does: off, warn or stop.",
 }
 
 
@@ -92,6 +117,23 @@ class JobSpec:
     eval_generations: int = 4
     eval_max_new_tokens: int = 64
     eval_prompts: int = 50
+    rpo_alpha: float = 0.0
+    label_smoothing: float = 0.0
+    ld_alpha: float | None = None
+    use_weighting: bool = False
+    alarm_window: int = 5
+    kl_max: float = 10.0
+    margin_flat_below: float = 0.01
+    saturation_growth: float = 0.5
+    displacement_drop: float = 2.0
+    length_growth: float = 2.0
+    length_checks: int = 4
+    on_nan: str = DEFAULT_POLICY["nan"]
+    on_kl: str = DEFAULT_POLICY["kl"]
+    on_margin_flat: str = DEFAULT_POLICY["margin_flat"]
+    on_saturation: str = DEFAULT_POLICY["saturation"]
+    on_displacement: str = DEFAULT_POLICY["displacement"]
+    on_length: str = DEFAULT_POLICY["length"]
 
     @classmethod
     def from_dict(cls, data: dict) -> JobSpec:
@@ -133,6 +175,32 @@ class JobSpec:
         need(self.eval_pairs >= 0 and self.eval_generations >= 0, "eval_pairs", "must not be negative")
         need(0 <= self.eval_prompts <= 10000, "eval_prompts", "must be between 0 and 10000")
         need(1 <= self.eval_max_new_tokens <= 4096, "eval_max_new_tokens", "must be between 1 and 4096")
+        dpo = self.method == "dpo"
+        need(0 <= self.rpo_alpha <= 10, "rpo_alpha", "must be in [0, 10]")
+        need(dpo or not self.rpo_alpha, "rpo_alpha", "the SFT term is a DPO setting")
+        need(dpo or self.ld_alpha is None, "ld_alpha", "LD-DPO is a DPO setting")
+        need(dpo or not self.use_weighting, "use_weighting", "WPO weighting is a DPO setting")
+        need(self.ld_alpha is None or 0 <= self.ld_alpha <= 1, "ld_alpha", "must be in [0, 1]")
+        smoothing_max = 0.5 if self.loss_type == "robust" else 1.0
+        need(0 <= self.label_smoothing < smoothing_max, "label_smoothing", f"must be in [0, {smoothing_max:g})")
+        need(not self.label_smoothing or (dpo and self.loss_type in ("robust", "exo_pair")), "label_smoothing",
+             "only the robust and exo_pair DPO losses use it")  # fmt: skip
+        need(self.loss_type != "exo_pair" or not dpo or self.label_smoothing > 0, "label_smoothing",
+             "the exo_pair loss needs it above 0 (the EXO paper uses 1e-3)")  # fmt: skip
+        need(not self.use_weighting or not self.loss_type.startswith("aot"), "use_weighting",
+             "WPO weighting does not work with the aot losses")  # fmt: skip
+        # TRL 1.16 multiplies its SFT loss in place by the WPO weights and fails: one or the other
+        need(not (self.use_weighting and self.rpo_alpha), "use_weighting", "TRL 1.16 cannot weight the SFT term: "
+             "use rpo_alpha or use_weighting, not both")  # fmt: skip
+        need(2 <= self.alarm_window <= 1000, "alarm_window", "must be between 2 and 1000")
+        need(self.kl_max > 0, "kl_max", "must be above 0")
+        need(self.margin_flat_below >= 0, "margin_flat_below", "must not be negative")
+        need(self.saturation_growth >= 0, "saturation_growth", "must not be negative")
+        need(self.displacement_drop >= 0, "displacement_drop", "must not be negative")
+        need(self.length_growth > 1, "length_growth", "must be above 1")
+        need(0 <= self.length_checks <= 100, "length_checks", "must be between 0 and 100")
+        for name in ALARMS:
+            need(getattr(self, f"on_{name}") in POLICIES, f"on_{name}", f"must be one of {', '.join(POLICIES)}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -203,6 +271,7 @@ PRESETS: dict[str, dict] = {
             "eval_generations": 2,
             "eval_max_new_tokens": 16,
             "eval_prompts": 4,
+            "length_checks": 2,
             "learning_rate": 1e-3,  # so two steps move the model enough for its answers to differ from the base's
         },
     },  # fmt: skip

@@ -64,6 +64,33 @@ def test_pairs(test, limit: int) -> list[dict]:
     return pairs[:limit]
 
 
+def test_prompts(test, limit: int) -> list:
+    """The first ``limit`` distinct held-out prompts (strings or message lists), in pair id order."""
+    seen, out = set(), []
+    for pair in test_pairs(test, len(test)):
+        key = repr(pair["prompt"])
+        if key not in seen:
+            seen.add(key)
+            out.append(pair["prompt"])
+        if len(out) == limit:
+            break
+    return out
+
+
+@torch.no_grad()
+def answer_lengths(model, tokenizer, prompts: list, max_new_tokens: int) -> list[int]:
+    """Tokens in the greedy answer to each prompt (EOS ends an answer; capped at max_new_tokens)."""
+    device = next(model.parameters()).device
+    out = []
+    for prompt in prompts:
+        ids = tokenizer(_prompt_text(tokenizer, prompt), add_special_tokens=False, return_tensors="pt").to(device)
+        answer = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
+                                pad_token_id=tokenizer.pad_token_id)[0, ids["input_ids"].shape[1] :]  # fmt: skip
+        eos = (answer == tokenizer.eos_token_id).nonzero()
+        out.append(int(eos[0, 0]) if len(eos) else int(answer.numel()))
+    return out
+
+
 def _texts(pair: dict, tokenizer) -> tuple[str, str, str]:
     from trl.data_utils import maybe_apply_chat_template
 

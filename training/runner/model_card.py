@@ -20,7 +20,7 @@ def _interval(block: dict, key: str) -> str:
 
 
 def model_card(*, spec, context: dict, hardware: dict, summary: dict, evaluation: dict, versions: dict, state: str,
-               args=None) -> str:  # fmt: skip
+               args=None, alarms: list | None = None) -> str:  # fmt: skip
     method = {"dpo": f"DPO ({spec.loss_type})", "kto": "KTO", "orpo": "ORPO", "simpo": "SimPO"}[spec.method]
     tags = ["trl", spec.method, "arbiter", *(["lora", "peft"] if spec.lora else [])]
     library = "peft" if spec.lora else "transformers"
@@ -32,7 +32,8 @@ def model_card(*, spec, context: dict, hardware: dict, summary: dict, evaluation
         f"{'A LoRA adapter' if spec.lora else 'A model'} trained with {method} by Arbiter from `{spec.base_model}`.",
         "",
         f"- **State**: {state}"
-        + (" (cancelled: the weights are those saved when it stopped)" if state == "cancelled" else ""),  # fmt: skip
+        + (" (cancelled: the weights are those saved when it stopped)" if state == "cancelled" else "")
+        + (" early by a health alarm: the weights are those of that step" if state == "stopped" else ""),  # fmt: skip
         f"- **Training data**: export `{context.get('export')}` of project `{context.get('project')}` "
         f"(recipe {context.get('recipe')}, {context.get('format')} format, content hash "
         f"`{context.get('content_hash', '')[:16]}`); datasheet: {context.get('datasheet_url', '—')}",
@@ -78,5 +79,15 @@ def model_card(*, spec, context: dict, hardware: dict, summary: dict, evaluation
         if kl and kl.get("n"):
             lines += ["", f"KL(tuned ‖ base), sampled on {kl['n']} held-out prompts: {_interval(kl, 'mean')} nats "
                           f"per answer, {_fmt(kl['per_token'])} per token."]  # fmt: skip
+    if alarms:
+        lines += [
+            "",
+            "## Health alarms",
+            "",
+            "| step | alarm | value | threshold | policy | advice |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [f"| {a['step']} | {a['title']} | {_fmt(a['value'])} | {a['threshold']} | {a['policy']} | "
+                  f"{a['advice']} |" for a in alarms]  # fmt: skip
     lines += ["", "## Library versions", ""] + [f"- {k} {v}" for k, v in versions.items()]
     return "\n".join(front + lines) + "\n"

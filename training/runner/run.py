@@ -14,6 +14,7 @@ from django.urls import reverse
 from generation.checkpoints import resolve_base_model
 
 from ..jobs.lifecycle import (
+    job_alarm_record,
     job_cancel_requested,
     job_fail,
     job_finish,
@@ -45,6 +46,10 @@ class JobSink:
     def metrics(self, step: int, values: dict) -> None:
         if self.main:
             job_metrics_record(self.job_id, step, values)
+
+    def alarm(self, alarm: dict) -> None:
+        if self.main:
+            job_alarm_record(self.job_id, alarm)
 
     def cancel_requested(self) -> bool:
         return job_cancel_requested(self.job_id)
@@ -108,5 +113,6 @@ def run_job(job_id: int) -> int:
                       "bytes": (result["weights_dir"] / "README.md").stat().st_size},
     }  # fmt: skip
     job_finish(job.pk, result["state"], summary=result["summary"], evaluation=result["evaluation"],
-               model_card=result["model_card"], artifacts=artifacts, hardware=result["hardware"])  # fmt: skip
+               model_card=result["model_card"], artifacts=artifacts, hardware=result["hardware"],
+               alarms=result["alarms"], stop_reason=result["stop_reason"])  # fmt: skip
     return 0

@@ -1,7 +1,8 @@
-"""Where a run reports progress. A sink has progress(step, max_steps, stage), hardware(info), metrics(step, values)
-and cancel_requested(): the job's rows (training.runner.run.JobSink) or files (FileSink here: a standalone run, as
-the GPU benchmark uses; no Django). In a multi-GPU run only the main process (RANK 0) writes; every process reads
-the cancel flag."""
+"""Where a run reports progress. A sink has progress(step, max_steps, stage), hardware(info), metrics(step, values),
+alarm(alarm) and cancel_requested(): the job's rows (training.runner.run.JobSink) or files (FileSink here: a
+standalone run, as the GPU benchmark uses; no Django). In a multi-GPU run only the main process (RANK 0) writes;
+every process reads the cancel flag.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +37,11 @@ class FileSink:
         if self.main:
             with open(self.out_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, **values}) + "\n")
+
+    def alarm(self, alarm: dict) -> None:
+        if self.main:
+            with open(self.out_dir / "alarms.jsonl", "a") as f:
+                f.write(json.dumps(alarm) + "\n")
 
     def cancel_requested(self) -> bool:
         return (self.out_dir / "CANCEL").exists()

@@ -19,6 +19,7 @@ def run_standalone(spec_path: Path, data_dir: Path, out_dir: Path) -> int:
     sink = FileSink(out_dir)
     model_path = resolve_base_model(spec.base_model, out_dir / "model-cache")
     result = train(spec, data_dir, model_path, out_dir, sink, context={"export": str(data_dir)})
-    summary = {k: result[k] for k in ("state", "summary", "hardware", "evaluation", "versions")}
+    keys = ("state", "summary", "hardware", "evaluation", "versions", "alarms", "stop_reason")
+    summary = {k: result[k] for k in keys}
     (out_dir / "result.json").write_text(json.dumps(summary, indent=2, default=str))
     return 0

@@ -25,8 +25,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
+from ..jobs.health import HealthMonitor, length_check_steps
 from ..jobs.spec import JobSpec, kto_weights, resolve_precision
-from .evaluation import evaluate
+from .evaluation import answer_lengths, evaluate, test_prompts
 from .model_card import model_card
 
 GiB = 1024**3
@@ -173,29 +174,72 @@ class TokenCounter:
 
 
 class ProgressCallback(TrainerCallback):
-    """Every logging step to the sink (with tokens/s and device memory); heartbeat and cancel check every step."""
+    """Every logging step to the sink (with tokens/s and device memory) and through the health alarms
+    (training.jobs.health); heartbeat and cancel check every step; a few held-out prompts answered at the length
+    check steps. An alarm whose policy is stop ends training at that step (every process sees the same gathered
+    logs, so all of them stop together)."""
 
-    def __init__(self, sink, counter: TokenCounter | None):
+    def __init__(self, sink, counter: TokenCounter | None, *, spec: JobSpec | None = None, tokenizer=None,
+                 length_prompts: list | None = None):  # fmt: skip
         self.sink, self.counter = sink, counter
         self.cancelled = False
         self._last = (time.monotonic(), 0)
         self.train_started = None
+        self.spec, self.tokenizer = spec, tokenizer
+        self.length_prompts = length_prompts or []
+        self.monitor: HealthMonitor | None = None
+        self.check_steps: set[int] = set()
+        self.pending_length: float | None = None
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def _answer_tokens(self, model) -> float:
+        was_training = model.training
+        model.eval()
+        try:
+            lengths = answer_lengths(model, self.tokenizer, self.length_prompts, self.spec.eval_max_new_tokens)
+        finally:
+            model.train(was_training)
+        return sum(lengths) / len(lengths)
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self.spec is not None:
+            self.monitor = HealthMonitor(self.spec, max_steps=state.max_steps)
+            if self.length_prompts and model is not None and self.spec.length_checks:
+                self.sink.progress(0, state.max_steps, "answering held-out prompts (length check)")
+                self.check_steps = length_check_steps(self.spec.length_checks, state.max_steps)
+                self.monitor.observe_lengths(0, self._answer_tokens(model))
         self.train_started = time.monotonic()
         self._last = (self.train_started, self.counter.tokens if self.counter else 0)
         self.sink.progress(0, state.max_steps, "training")
 
-    def on_step_end(self, args, state, control, **kwargs):
+    def on_step_end(self, args, state, control, model=None, **kwargs):
         self.sink.progress(state.global_step, state.max_steps, "training")
+        if state.global_step in self.check_steps and model is not None:
+            self.pending_length = self._answer_tokens(model)
         if self.sink.cancel_requested():
             self.cancelled = True
             control.should_training_stop = True
 
+    @property
+    def stopped(self):
+        """The alarm that stopped the run, if one did."""
+        return self.monitor.stop if self.monitor is not None else None
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "train_runtime" in logs:
             return  # the run's summary, not a step: it goes to the job's summary
-        values = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float)) and math.isfinite(v)}
+        if self.monitor is not None:
+            values, alarms = self.monitor.observe(state.global_step, logs or {})
+            if self.pending_length is not None:
+                values["answer_tokens"] = self.pending_length
+                alarms += self.monitor.observe_lengths(state.global_step, self.pending_length)
+                self.pending_length = None
+        else:
+            values = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float)) and math.isfinite(v)}
+            alarms = []
+        for alarm in alarms:
+            self.sink.alarm(alarm.as_dict())
+            if alarm.policy == "stop":
+                control.should_training_stop = True
         now = time.monotonic()
         if self.counter is not None:
             then, tokens = self._last
@@ -264,7 +308,12 @@ def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out
     if spec.method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        args = DPOConfig(**common, **precompute, beta=beta, loss_type=[spec.loss_type])
+        losses, weights = [spec.loss_type], None
+        if spec.rpo_alpha:  # RPO: TRL 1.16 has no rpo_alpha; its "sft" loss on the chosen answers is the same term
+            losses, weights = [spec.loss_type, "sft"], [1.0, spec.rpo_alpha]
+        args = DPOConfig(**common, **precompute, beta=beta, loss_type=losses, loss_weights=weights,
+                         label_smoothing=spec.label_smoothing, ld_alpha=spec.ld_alpha,
+                         use_weighting=spec.use_weighting)  # fmt: skip
         trainer_cls = DPOTrainer
     elif spec.method == "kto":
         from trl import KTOConfig, KTOTrainer
@@ -323,7 +372,8 @@ def train(spec: JobSpec, data_dir: Path, model_path: str, out_dir: Path, sink, *
     except Exception as exc:
         raise ModelLoadError(spec.base_model, exc) from exc
     sink.hardware(hw.as_dict())
-    progress = ProgressCallback(sink, None)
+    length_prompts = test_prompts(data["test"], 4) if "test" in data and spec.length_checks else []
+    progress = ProgressCallback(sink, None, spec=spec, tokenizer=tokenizer, length_prompts=length_prompts)
     sink.progress(0, 0, "preparing the data" + (" and reference log-probs" if spec.needs_reference else ""))
     started = time.monotonic()
     with reference_fingerprint(str(out_dir.resolve())):
@@ -335,7 +385,8 @@ def train(spec: JobSpec, data_dir: Path, model_path: str, out_dir: Path, sink, *
     started = time.monotonic()
     result = trainer.train()
     train_seconds = time.monotonic() - started
-    state = "cancelled" if progress.cancelled else "succeeded"
+    stopped = progress.stopped
+    state = "cancelled" if progress.cancelled else "stopped" if stopped else "succeeded"
     summary = {k: float(v) for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))}
     history = [h for h in trainer.state.log_history if "loss" in h]
     if history:
@@ -353,16 +404,19 @@ def train(spec: JobSpec, data_dir: Path, model_path: str, out_dir: Path, sink, *
     if is_main:
         tokenizer.save_pretrained(str(weights_dir))
     evaluation = {}
-    if state == "succeeded" and is_main and "test" in data and (spec.eval_pairs or spec.eval_generations):
+    if state in ("succeeded", "stopped") and is_main and "test" in data and (spec.eval_pairs or spec.eval_generations):
         sink.progress(trainer.state.global_step, trainer.state.max_steps, "evaluating on the test split")
         policy = trainer.model
         base_loader = None if spec.lora else (lambda: load_model(model_path, hw.precision, hw.device))
         evaluation = evaluate(policy, tokenizer, data["test"], spec, base_loader=base_loader)
     versions = library_versions()
+    alarms = [a.as_dict() for a in progress.monitor.fired] if progress.monitor else []
     card = model_card(spec=spec, context=context, hardware=hw.as_dict(), summary=summary, evaluation=evaluation,
-                      versions=versions, state=state, args=args)  # fmt: skip
+                      versions=versions, state=state, args=args, alarms=alarms)  # fmt: skip
     if is_main:
         (weights_dir / "README.md").write_text(card)
         (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2, sort_keys=True))
     return {"state": state, "summary": summary, "hardware": hw.as_dict(), "evaluation": evaluation,
-            "model_card": card, "weights_dir": weights_dir, "versions": versions}  # fmt: skip
+            "model_card": card, "weights_dir": weights_dir, "versions": versions, "alarms": alarms,
+            "stop_reason": f"{stopped.title} at step {stopped.step} ({stopped.value} {stopped.threshold})"
+            if stopped else ""}  # fmt: skip

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from generation.checkpoints import describe_base_model
 
 from ..evaluations.flow import job_generator
+from ..jobs.lifecycle import job_cancel_request
 from ..jobs.spec import spec_from_preset
 from ..models import DatasetExport, TrainingJob
 from ..tasks import job_run_task
@@ -19,7 +19,7 @@ __all__ = ["job_cancel", "job_create", "job_generator"]
 
 
 def job_create(*, export: DatasetExport, user, settings_: dict | None = None, preset: str = "dpo-lora",
-               name: str = "") -> TrainingJob:  # fmt: skip
+               name: str = "", sweep=None, sweep_point: dict | None = None) -> TrainingJob:  # fmt: skip
     """Validate and queue a job (admins only). The base model name is checked here (a local path must exist, a hub
     id must be well formed), so a typo fails at once instead of on a GPU worker."""
     if user is not None and not user.is_staff:
@@ -42,19 +42,13 @@ def job_create(*, export: DatasetExport, user, settings_: dict | None = None, pr
         raise ValidationError({"export": "This export has no training rows."})
     with transaction.atomic():
         job = TrainingJob.objects.create(project=export.project, export=export, spec=spec.as_dict(), name=name.strip(),
-                                         created_by=user)  # fmt: skip
+                                         created_by=user, sweep=sweep, sweep_point=sweep_point or {})  # fmt: skip
         job_run_task.delay_on_commit(job.pk)
     return job
 
 
 def job_cancel(*, job: TrainingJob) -> TrainingJob:
     """Cancel: a queued job ends now; a running one is asked to stop at its next step (it keeps what it saved)."""
-    now = timezone.now()
-    if not TrainingJob.objects.filter(pk=job.pk, state=State.QUEUED).update(
-        state=State.CANCELLED, cancel_requested_at=now, finished_at=now, stage="cancelled before it started"
-    ):
-        TrainingJob.objects.filter(pk=job.pk, state=State.RUNNING, cancel_requested_at__isnull=True).update(
-            cancel_requested_at=now, stage="cancelling at the next step"
-        )
+    job_cancel_request(job.pk)
     job.refresh_from_db()
     return job

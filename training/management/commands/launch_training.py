@@ -65,7 +65,7 @@ class Command(BaseCommand):
             job_supervise(job.pk)
         if wait or run_here:
             job = self._follow(job)
-            if job.state != TrainingJob.State.SUCCEEDED:
+            if job.state not in TrainingJob.HAS_MODEL:
                 raise CommandError(f"job {job.public_id} {job.state}: {job.error}")
 
     def _follow(self, job: TrainingJob) -> TrainingJob:
