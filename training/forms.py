@@ -202,6 +202,11 @@ class SweepForm(forms.Form):
     budget_minutes = forms.FloatField(min_value=0, required=False,
                                       help_text="GPU time for all runs; queued runs are cancelled once it is spent "
                                                 "(empty: no limit).")  # fmt: skip
+    prune_at = forms.FloatField(
+        min_value=0, max_value=0.99, initial=0, required=False,
+        help_text="Early termination: at this share of its steps (e.g. 0.5), a run whose loss is worse than the median "
+        "of the earlier runs at that step stops (0: never).",
+    )  # fmt: skip
     metric = forms.ChoiceField(choices=[("", "LC win rate, else held-out accuracy"), *[(k, m.label) for k, m in
                                                                                      METRICS.items()]],
                                required=False, help_text="Ranks the runs (the page can re-rank by any).")  # fmt: skip

@@ -131,6 +131,10 @@ class Sweep(BackgroundWork):
     seed = models.PositiveIntegerField(default=0)
     max_runs = models.PositiveIntegerField(default=16)
     budget_minutes = models.FloatField(null=True, blank=True, help_text="GPU time for all runs; empty: no limit.")
+    prune_at = models.FloatField(
+        default=0.0, help_text="Early termination: at this share of its steps, a run whose training loss is worse than "
+        "the median of the sweep's earlier runs at that step stops (0: never).",
+    )  # fmt: skip
     metric = models.CharField(max_length=40, blank=True, help_text="Ranks the runs; empty: LC win rate, else "
                                                                    "held-out preference accuracy.")  # fmt: skip
     state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)

@@ -109,6 +109,10 @@ class SweepRequestSerializer(serializers.Serializer):
     max_runs = serializers.IntegerField(required=False, default=16, min_value=1, max_value=256)
     budget_minutes = serializers.FloatField(required=False, allow_null=True, default=None)
     metric = serializers.ChoiceField(choices=["", *METRICS], required=False, default="")
+    prune_at = serializers.FloatField(
+        required=False, default=0.0,
+        help_text="Early termination: the share of a run's steps at which one worse than the median stops (0: never).",
+    )  # fmt: skip
     name = serializers.CharField(required=False, allow_blank=True, default="")
 
 
@@ -122,8 +126,8 @@ class SweepSerializer(serializers.ModelSerializer):
     class Meta:
         model = Sweep
         fields = ["id", "name", "project", "export", "preset", "settings", "axes", "mode", "draws", "seed", "max_runs",
-                  "budget_minutes", "metric", "state", "stage", "promoted_job", "promoted_at", "runs", "created_at",
-                  "finished_at"]  # fmt: skip
+                  "budget_minutes", "prune_at", "metric", "state", "stage", "promoted_job", "promoted_at", "runs",
+                  "created_at", "finished_at"]  # fmt: skip
 
     def get_runs(self, sweep) -> list:
         return [str(pk) for pk in sweep.jobs.order_by("pk").values_list("public_id", flat=True)]

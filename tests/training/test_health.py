@@ -65,12 +65,16 @@ def test_each_rule_fires_once_with_its_step_value_and_advice():
     late = HealthMonitor(spec(), max_steps=4)  # the same curve in the second half of the run is not "early"
     assert feed(late, [{"rewards/margins": 0.0}] + [{"rewards/margins": m, "rewards/accuracies": 1.0}
                                                     for m in (0.1, 0.5, 1.2)]) == []  # fmt: skip
-    displaced = HealthMonitor(spec(displacement_drop=2.0), max_steps=20)
-    rows = [{"rewards/margins": m, "logps/chosen": c} for m, c in ((0.1, -100), (0.3, -102), (0.6, -104.5))]
-    assert feed(displaced, rows) == ["displacement"] and displaced.fired[0].value == pytest.approx(4.5)
-    rising = HealthMonitor(spec(displacement_drop=2.0), max_steps=20)  # the margin fell too: not displacement
-    assert feed(rising, [{"rewards/margins": m, "logps/chosen": c} for m, c in ((0.6, -100), (0.3, -103),
-                                                                                  (0.1, -106))]) == []  # fmt: skip
+    # Chosen log-ratios to the reference (rewards/chosen over β 0.1) of -0.5, -1.2, -2.0 nats, the margin rising.
+    displaced = HealthMonitor(spec(displacement_drop=1.0), max_steps=20)
+    rows = [{"rewards/margins": m, "rewards/chosen": c} for m, c in ((0.1, -0.05), (0.3, -0.12), (0.6, -0.2))]
+    assert feed(displaced, rows) == ["displacement"] and displaced.fired[0].value == pytest.approx(2.0)
+    falling = HealthMonitor(spec(displacement_drop=1.0), max_steps=20)  # the margin fell too: not displacement
+    assert feed(falling, [{"rewards/margins": m, "rewards/chosen": c} for m, c in ((0.6, -0.05), (0.3, -0.12),
+                                                                                    (0.1, -0.2))]) == []  # fmt: skip
+    shallow = HealthMonitor(spec(displacement_drop=1.0), max_steps=20)  # falling, but not 1 nat below the reference
+    assert feed(shallow, [{"rewards/margins": m, "rewards/chosen": c} for m, c in ((0.1, 0.05), (0.3, 0.0),
+                                                                                    (0.6, -0.05))]) == []  # fmt: skip
 
     length = HealthMonitor(spec(on_length="stop"), max_steps=10)
     assert length.observe_lengths(0, 20.0) == []  # the base model's answers
@@ -135,21 +139,21 @@ def test_an_absurd_learning_rate_saturates_the_accuracy_early(project, lead, adm
 
 
 @pytest.mark.django_db
-def test_near_identical_answers_at_a_high_learning_rate_displace_the_chosen_log_probs(project, lead, admin,
-                                                                                     tiny_model_dir):  # fmt: skip
-    """Chosen and rejected answers that differ in one token are the textbook case of likelihood displacement
-    (Razin et al. 2024): pushing the rejected one down drags the chosen one with it."""
+def test_batches_of_different_lengths_are_not_mistaken_for_displacement(project, lead, admin, tiny_model_dir):
+    """Summed chosen log-probs (TRL's logps/chosen) jump by nats from batch to batch when answers differ in length;
+    the rule reads the chosen log-ratio to the reference instead, which training moves up here."""
     pairs = labelled(project, 24, chat_every=0)
-    for pair in pairs:
-        Pair.objects.filter(pk=pair.pk).update(response_a=f"The answer is {pair.pk} and that is all.",
-                                               response_b=f"The answer is {pair.pk} and that is all!")  # fmt: skip
+    for n, pair in enumerate(pairs):  # near-identical answers, 0 to 3 words longer from one pair to the next
+        words = "very " * (n % 4)
+        Pair.objects.filter(pk=pair.pk).update(response_a=f"The answer is {words}clear.",
+                                               response_b=f"The answer is {words}clear!")  # fmt: skip
     recipe = recipe_save(project=project, name="near-identical", config={"source": "human"}, user=lead)
     export = export_create(project=project, recipe=recipe, fmt="dpo", user=lead, test_fraction=0.25, run_now=True)
     job = trained(project, lead, admin, tiny_model_dir, export=export, max_steps=12, learning_rate=1e-2,
                   on_saturation="off")  # fmt: skip
-    fired = {a["alarm"]: a for a in job.alarms}
-    assert set(fired) == {"displacement"} and fired["displacement"]["value"] > 2.0, job.alarms
-    assert "rpo_alpha" in fired["displacement"]["advice"] and fired["displacement"]["title"] in job.model_card
+    summed = [v["logps/chosen"] for v in TrainingMetric.objects.filter(job=job).values_list("values", flat=True)]
+    assert max(summed) - min(summed) > 2.0  # what a rule on summed log-probs would have called a fall
+    assert "displacement" not in {a["alarm"] for a in job.alarms}, job.alarms
 
 
 @pytest.mark.django_db
@@ -198,3 +202,27 @@ def test_trl_countermeasures_reach_the_trainer_and_train(project, lead, admin, t
                       **extra)  # fmt: skip
         assert job.state == "succeeded", job.error
     assert "| use_weighting | True |" in job.model_card
+
+
+@pytest.mark.django_db
+def test_a_sweep_run_that_trails_the_median_of_earlier_runs_stops_at_the_checkpoint(project, lead, admin,
+                                                                                    tiny_model_dir):  # fmt: skip
+    """Early termination (the median stopping rule): at half its steps, the third run's loss is compared with the two
+    earlier runs' at the same step; a vanishing learning rate leaves it behind, so it stops there."""
+    from training.services.sweeps import sweep_create
+
+    export = labelled_export(project, lead, "dpo", n=24)
+    sweep = sweep_create(export=export, user=admin, axes="learning_rate: 1e-2, 5e-3, 1e-9", prune_at=0.5,
+                         settings_={**TINY, "max_steps": 8, "base_model": str(tiny_model_dir), "on_saturation": "off",
+                                    "on_displacement": "off"})  # fmt: skip
+    jobs = list(sweep.jobs.order_by("pk"))
+    for job in jobs:
+        job_claim(job.pk, "test")
+        assert run_job(job.pk) == 0
+        job.refresh_from_db()
+    assert [j.state for j in jobs] == ["succeeded", "succeeded", "stopped"], [j.alarms for j in jobs]
+    stops = [a for a in jobs[2].alarms if a["policy"] == "stop"]
+    assert [a["alarm"] for a in stops] == ["trailing"] and jobs[2].step == 4  # (its flat margin warned too)
+    assert jobs[2].stop_reason.startswith("Trails the sweep's earlier runs at step 4 (")
+    assert "median" in stops[0]["threshold"] and "adapter.zip" in jobs[2].artifacts
+    assert "trailing" not in {a["alarm"] for a in jobs[1].alarms}  # only one earlier run to meet: no verdict

@@ -3,8 +3,9 @@
 Plain Python (no torch, no Django): the runner evaluates the alarms, the web process shows their titles and advice.
 The signals are those seed 003 (§18.4.4) names for DPO: the implicit reward margin should grow then plateau
 (flat: β too high or learning rate too low; accuracies at 1.0 early while it still races up: overfitting); chosen
-log-probs falling while the margin rises is likelihood displacement (TRL #800); the policy should stay within a few
-nats of its reference; the loss must stay finite; answers that grow fast are length exploitation.
+log-probs falling below the reference's while the margin rises is likelihood displacement (TRL #800); the policy
+should stay within a few nats of its reference; the loss must stay finite; answers that grow fast are length
+exploitation.
 
 TRL logs no KL for DPO, so the monitor estimates the drift from what it does log: rewards/chosen and
 rewards/rejected are β·(log π − log π_ref) summed over each response, so their mean magnitude over β is the policy's
@@ -154,14 +155,17 @@ class HealthMonitor:
                 fired += self._fire("saturation", step, growth,
                                     f"accuracy 1.0 and margin growth > {spec.saturation_growth:g}× over {w} steps, "
                                     "in the first half")  # fmt: skip
-        chosen = self._series("logps/chosen", after_warmup=True)[-w:]
+        # The chosen answers' log-ratio to the reference (rewards/chosen over β), not their summed log-probs
+        # (logps/chosen): those swing by nats from one batch to the next with the answers' lengths alone.
+        beta = spec.resolved_beta()
+        chosen = [(s, v / beta) for s, v in self._series("rewards/chosen", after_warmup=True)[-w:]]
         margins = margins[-w:]
         if len(chosen) == w and len(margins) == w:
-            drop = chosen[0][1] - chosen[-1][1]
-            if _slope(chosen) < 0 and drop > spec.displacement_drop and _slope(margins) > 0:
-                fired += self._fire("displacement", step, drop,
-                                    f"chosen log-probs fell > {spec.displacement_drop:g} nats over {w} steps while "
-                                    "the margin rose")  # fmt: skip
+            lost = -chosen[-1][1]
+            if _slope(chosen) < 0 and lost > spec.displacement_drop and _slope(margins) > 0:
+                fired += self._fire("displacement", step, lost,
+                                    f"chosen log-probs > {spec.displacement_drop:g} nats below the reference's and "
+                                    f"falling over {w} steps while the margin rose")  # fmt: skip
         return fired
 
     def observe_lengths(self, step: int, mean_tokens: float) -> list[Alarm]:

@@ -12,6 +12,7 @@ its next step and keeps what was saved (training.services.jobs).
 from __future__ import annotations
 
 from datetime import timedelta
+from statistics import median
 
 from django.conf import settings
 from django.db import transaction
@@ -19,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..models import TrainingJob, TrainingMetric
+from .health import Alarm
 
 State = TrainingJob.State
 
@@ -78,6 +80,23 @@ def job_cancel_request(job_id: int, *, why: str = "") -> None:
         TrainingJob.objects.filter(pk=job_id, state=State.RUNNING, cancel_requested_at__isnull=True).update(
             cancel_requested_at=now, stage="cancelling at the next step"
         )
+
+
+def job_trails_sweep(job_id: int, step: int, loss: float) -> Alarm | None:
+    """The median stopping rule (Vizier's, the sequential form of successive halving): a sweep's run whose training
+    loss at ``step`` is worse than the median of its sweep's earlier runs at the same step trails them; None while
+    fewer than two earlier runs got that far."""
+    sweep_id = TrainingJob.objects.filter(pk=job_id).values_list("sweep_id", flat=True).first()
+    if sweep_id is None:
+        return None
+    earlier = TrainingMetric.objects.filter(job__sweep_id=sweep_id, job__pk__lt=job_id, step=step)
+    losses = [v["loss"] for v in earlier.values_list("values", flat=True) if "loss" in v]
+    if len(losses) < 2 or loss <= median(losses):
+        return None
+    return Alarm("trailing", "Trails the sweep's earlier runs", step, round(loss, 6),
+                 f"loss > the median {median(losses):.4g} of {len(losses)} earlier runs at step {step}",
+                 "Stopped to free the GPU for the sweep's other runs (early termination); its adapter of this step "
+                 "is kept.", "stop")  # fmt: skip
 
 
 def job_cancel_requested(job_id: int) -> bool:

@@ -63,8 +63,8 @@ HELP = {
     "margin_flat_below": "Alarm when the reward margin moves less than this over the first window after warmup.",
     "saturation_growth": "Alarm when accuracies sit at 1.0 in the first half while the margin grows by more than this "
     "factor over a window.",
-    "displacement_drop": "Alarm when chosen log-probs fall by more than this many nats over a window while the margin "
-    "rises.",
+    "displacement_drop": "Alarm when the chosen answers' log-probs are more than this many nats below the reference's "
+    "and still falling over a window while the margin rises.",
     "length_growth": "Alarm when held-out answers get this many times longer than the base model's.",
     "length_checks": "How many times during training a few held-out prompts are answered to watch the length (0: "
     "never).",
@@ -125,7 +125,7 @@ class JobSpec:
     kl_max: float = 10.0
     margin_flat_below: float = 0.01
     saturation_growth: float = 0.5
-    displacement_drop: float = 2.0
+    displacement_drop: float = 1.0
     length_growth: float = 2.0
     length_checks: int = 4
     on_nan: str = DEFAULT_POLICY["nan"]

@@ -21,6 +21,7 @@ from ..jobs.lifecycle import (
     job_hardware_record,
     job_metrics_record,
     job_progress_update,
+    job_trails_sweep,
 )
 from ..jobs.spec import JobSpec
 from ..models import TrainingJob
@@ -32,8 +33,9 @@ from .trl_run import ModelLoadError, train
 class JobSink:
     """Progress to the job's rows (training.jobs.lifecycle); only the main process writes."""
 
-    def __init__(self, job_id: int):
+    def __init__(self, job_id: int, *, prune_at: float = 0.0):
         self.job_id, self.main = job_id, is_main_process()
+        self.prune_at, self.pruning_checked = prune_at, False
 
     def progress(self, step: int, max_steps: int, stage: str) -> None:
         if self.main:
@@ -53,6 +55,14 @@ class JobSink:
 
     def cancel_requested(self) -> bool:
         return job_cancel_requested(self.job_id)
+
+    def trailing(self, step: int, max_steps: int, values: dict):
+        """At the sweep's checkpoint (once), whether this run trails its sweep's earlier runs (every process asks
+        the database, so all stop together)."""
+        if not self.prune_at or self.pruning_checked or "loss" not in values or step < self.prune_at * max_steps:
+            return None
+        self.pruning_checked = True
+        return job_trails_sweep(self.job_id, step, values["loss"])
 
 
 def explain(exc: BaseException, spec=None) -> str:
@@ -75,12 +85,12 @@ def _zip(folder: Path) -> Path:
 
 def run_job(job_id: int) -> int:
     """Run a claimed (running) job; Django must be set up."""
-    job = TrainingJob.objects.select_related("export", "export__recipe", "project").get(pk=job_id)
+    job = TrainingJob.objects.select_related("export", "export__recipe", "project", "sweep").get(pk=job_id)
     if job.state != TrainingJob.State.RUNNING:
         print(f"job {job_id} is {job.state}, not running: nothing to do", file=sys.stderr)
         return 0
     spec = JobSpec.from_dict(job.spec)
-    sink = JobSink(job.pk)
+    sink = JobSink(job.pk, prune_at=job.sweep.prune_at if job.sweep_id else 0.0)
     export = job.export
     out_dir = job_dir(job)
     out_dir.mkdir(parents=True, exist_ok=True)

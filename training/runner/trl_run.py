@@ -233,6 +233,11 @@ class ProgressCallback(TrainerCallback):
                 values["answer_tokens"] = self.pending_length
                 alarms += self.monitor.observe_lengths(state.global_step, self.pending_length)
                 self.pending_length = None
+            trailing = getattr(self.sink, "trailing", None)  # a sweep's run: early termination
+            behind = trailing(state.global_step, state.max_steps, values) if trailing else None
+            if behind is not None:
+                self.monitor.fired.append(behind)
+                alarms.append(behind)
         else:
             values = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float)) and math.isfinite(v)}
             alarms = []

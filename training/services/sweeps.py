@@ -18,7 +18,8 @@ __all__ = ["sweep_cancel", "sweep_create", "sweep_promote"]
 
 def sweep_create(*, export: DatasetExport, user, axes, preset: str = "dpo-lora", settings_: dict | None = None,
                  mode: str = "grid", draws: int = 0, seed: int = 0, max_runs: int = 16,
-                 budget_minutes: float | None = None, metric: str = "", name: str = "") -> Sweep:  # fmt: skip
+                 budget_minutes: float | None = None, metric: str = "", name: str = "",
+                 prune_at: float = 0.0) -> Sweep:  # fmt: skip
     """Validate the axes and every run's settings, then queue all runs in one transaction (none when any is bad)."""
     if user is not None and not user.is_staff:
         raise PermissionDenied("Only admins launch sweeps.")
@@ -30,6 +31,8 @@ def sweep_create(*, export: DatasetExport, user, axes, preset: str = "dpo-lora",
         raise ValidationError({"max_runs": "must be between 1 and 256"})
     if budget_minutes is not None and budget_minutes <= 0:
         raise ValidationError({"budget_minutes": "must be above 0 (or empty: no limit)"})
+    if not 0 <= prune_at < 1:
+        raise ValidationError({"prune_at": "must be in [0, 1): the share of a run's steps at which it is compared"})
     settings_ = dict(settings_ or {})
     try:
         parsed = parse_axes(axes)
@@ -48,7 +51,8 @@ def sweep_create(*, export: DatasetExport, user, axes, preset: str = "dpo-lora",
         sweep = Sweep.objects.create(
             project=export.project, export=export, name=name.strip(), preset=preset, settings=settings_,
             axes=axes_as_json(parsed), mode=mode, draws=draws, seed=seed, max_runs=max_runs,
-            budget_minutes=budget_minutes, metric=metric, created_by=user, stage=f"{len(points)} runs queued",
+            budget_minutes=budget_minutes, metric=metric, prune_at=prune_at, created_by=user,
+            stage=f"{len(points)} runs queued",
         )  # fmt: skip
         for number, point in enumerate(points, 1):
             name = f"{sweep.name or 'sweep'} #{number}: {point_label(point)}"[:200]

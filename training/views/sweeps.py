@@ -36,6 +36,7 @@ def sweeps(request):
                 settings_={**data["settings"], "base_model": data["base_model"]}, mode=data["mode"],
                 draws=data["draws"] or 0, seed=data["seed"], max_runs=data["max_runs"],
                 budget_minutes=data["budget_minutes"], metric=data["metric"], name=data["name"],
+                prune_at=data["prune_at"] or 0.0,
             )  # fmt: skip
         except ValidationError as exc:
             for field, errors in exc.message_dict.items():

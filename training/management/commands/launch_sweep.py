@@ -35,12 +35,14 @@ class Command(BaseCommand):
         parser.add_argument("--max-runs", type=int, default=16)
         parser.add_argument("--budget-minutes", type=float, help="GPU time for all runs")
         parser.add_argument("--metric", default="", choices=["", *METRICS])
+        parser.add_argument("--prune-at", type=float, default=0.0,
+                            help="early termination: the share of a run's steps where it meets the median")  # fmt: skip
         parser.add_argument("--name", default="")
         parser.add_argument("--user", help="the admin recorded as the sweep's creator")
         parser.add_argument("--wait", action="store_true", help="print the ranking until the sweep ends")
 
     def handle(self, *args, export, base_model, preset, axis, set, mode, draws, seed, max_runs,  # noqa: A002
-               budget_minutes, metric, name, user, wait, **options):  # fmt: skip
+               budget_minutes, metric, prune_at, name, user, wait, **options):  # fmt: skip
         try:
             settings_ = parse_settings("\n".join(item.replace("=", ":", 1) for item in set))
         except ValueError as exc:
@@ -58,7 +60,7 @@ class Command(BaseCommand):
         try:
             sweep = sweep_create(export=target, user=creator, axes="\n".join(axis), preset=preset, settings_=settings_,
                                  mode=mode, draws=draws, seed=seed, max_runs=max_runs, budget_minutes=budget_minutes,
-                                 metric=metric, name=name)  # fmt: skip
+                                 metric=metric, name=name, prune_at=prune_at)  # fmt: skip
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
         self.stdout.write(f"sweep {sweep.public_id} queued: {sweep.jobs.count()} runs")
