@@ -27,45 +27,36 @@ def admin_or_404(user, what: str = "page") -> None:
         raise Http404(f"No such {what}.")
 
 
-def trainable_export_for_user(user, public_id) -> DatasetExport:
-    """An export a training job may start from: any project's, for admins only (404 for anyone else, a missing
-    export or a malformed id)."""
-    admin_or_404(user, "export")
+def _admin_object_or_404(user, queryset, what: str, public_id):
+    """The object with this public id, for admins only: 404 for anyone else, a missing object or a malformed id."""
+    admin_or_404(user, what)
     try:
-        return DatasetExport.objects.select_related("project", "recipe").get(public_id=public_id)
-    except (DatasetExport.DoesNotExist, ValueError, ValidationError):
-        raise Http404("No such export.") from None
+        return queryset.get(public_id=public_id)
+    except (queryset.model.DoesNotExist, ValueError, ValidationError):
+        raise Http404(f"No such {what}.") from None
+
+
+def trainable_export_for_user(user, public_id) -> DatasetExport:
+    """An export a training job may start from: any project's, for admins only."""
+    return _admin_object_or_404(user, DatasetExport.objects.select_related("project", "recipe"), "export", public_id)
 
 
 def job_for_user(user, public_id) -> TrainingJob:
-    """Training jobs are for admins (staff) only: 404 for anyone else, a missing job or a malformed id."""
-    admin_or_404(user, "training job")
-    try:
-        return TrainingJob.objects.select_related("export", "export__recipe", "project", "created_by", "sweep").get(
-            public_id=public_id
-        )
-    except (TrainingJob.DoesNotExist, ValueError, ValidationError):
-        raise Http404("No such training job.") from None
+    """Training jobs are for admins (staff) only."""
+    jobs = TrainingJob.objects.select_related("export", "export__recipe", "project", "created_by", "sweep")
+    return _admin_object_or_404(user, jobs, "training job", public_id)
 
 
 def evaluation_for_user(user, public_id) -> Evaluation:
-    """Evaluations are a training job's: admins only, 404 for anyone else, a missing one or a malformed id."""
-    admin_or_404(user, "evaluation")
-    try:
-        return Evaluation.objects.select_related(
-            "job", "baseline_job", "project", "judge", "prompt_set", "ab_project", "tuned_run", "baseline_run",
-            "judge_run", "tuned_generator", "baseline_generator",
-        ).get(public_id=public_id)  # fmt: skip
-    except (Evaluation.DoesNotExist, ValueError, ValidationError):
-        raise Http404("No such evaluation.") from None
+    """Evaluations are a training job's: admins only."""
+    evaluations = Evaluation.objects.select_related(
+        "job", "baseline_job", "project", "judge", "prompt_set", "ab_project", "tuned_run", "baseline_run",
+        "judge_run", "tuned_generator", "baseline_generator",
+    )  # fmt: skip
+    return _admin_object_or_404(user, evaluations, "evaluation", public_id)
 
 
 def sweep_for_user(user, public_id) -> Sweep:
-    """Sweeps are training jobs': admins only, 404 for anyone else, a missing one or a malformed id."""
-    admin_or_404(user, "sweep")
-    try:
-        return Sweep.objects.select_related("export", "export__recipe", "project", "promoted_job", "created_by").get(
-            public_id=public_id
-        )
-    except (Sweep.DoesNotExist, ValueError, ValidationError):
-        raise Http404("No such sweep.") from None
+    """Sweeps are training jobs': admins only."""
+    sweeps = Sweep.objects.select_related("export", "export__recipe", "project", "promoted_job", "created_by")
+    return _admin_object_or_404(user, sweeps, "sweep", public_id)

@@ -8,7 +8,7 @@ from .jobs.spec import CHECKPOINTING, DPO_LOSSES, METHODS, PRECISIONS, PRESETS
 from .jobs.spec import HELP as SPEC_HELP
 from .models import DatasetExport, Sweep
 from .sweeps.compare import METRICS
-from .sweeps.points import SEED_003, parse_axes, parse_settings
+from .sweeps.points import SEED_003, parse_settings
 
 _DEFAULTS = RecipeConfig()
 
@@ -216,13 +216,6 @@ class SweepForm(forms.Form):
         if exports is not None:
             self.fields["export"].queryset = exports
         self.fields["export"].label_from_instance = export_label
-
-    def clean_axes(self):
-        try:
-            parse_axes(self.cleaned_data["axes"])
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
-        return self.cleaned_data["axes"]
 
     def clean_settings(self):
         try:

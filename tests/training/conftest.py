@@ -80,6 +80,21 @@ def labelled_export(project, lead, fmt: str = "dpo", *, n: int = 12, conversatio
                          test_fraction=0.25, run_now=True)  # fmt: skip
 
 
+@pytest.fixture
+def export(project, lead):
+    """A DPO export of 12 labelled pairs."""
+    return labelled_export(project, lead, "dpo")
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    """A folder that passes for a local checkpoint (jobs that are validated and queued, never run)."""
+    path = tmp_path / "model"
+    path.mkdir()
+    (path / "config.json").write_text("{}")
+    return path
+
+
 @pytest.fixture(autouse=True)
 def training_dirs(settings, tmp_path):
     settings.EXPORT_ROOT = tmp_path / "exports"

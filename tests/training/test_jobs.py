@@ -11,7 +11,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import csrf, login
-from tests.training.conftest import labelled_export
 from training.jobs.launch import accelerate_config, gpu_count, runner_command
 from training.jobs.lifecycle import job_claim, jobs_reap
 from training.jobs.spec import JobSpec, kto_weights, spec_from_preset
@@ -20,19 +19,6 @@ from training.models import TrainingJob, TrainingMetric
 from training.services.jobs import job_cancel, job_create
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def export(project, lead):
-    return labelled_export(project, lead, "dpo")
-
-
-@pytest.fixture
-def model_dir(tmp_path):
-    path = tmp_path / "model"
-    path.mkdir()
-    (path / "config.json").write_text("{}")
-    return path
 
 
 def test_spec_defaults_follow_practice():

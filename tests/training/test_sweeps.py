@@ -11,7 +11,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import csrf, login
-from tests.training.conftest import labelled_export
 from training.models import Evaluation, Sweep, TrainingJob, TrainingMetric
 from training.services.sweeps import sweep_cancel, sweep_create, sweep_promote
 from training.sweeps.compare import sweep_comparison, sweep_curves
@@ -54,19 +53,6 @@ def test_grids_random_draws_and_ranges():
     assert {p["beta"] for p in drawn} <= {0.1, 0.5}
     with pytest.raises(ValueError, match="draws: only 2 distinct points exist"):
         sweep_points(parse_axes("beta: 0.1, 0.5"), mode="random", draws=3, seed=0, max_runs=16)
-
-
-@pytest.fixture
-def export(project, lead):
-    return labelled_export(project, lead, "dpo")
-
-
-@pytest.fixture
-def model_dir(tmp_path):
-    path = tmp_path / "model"
-    path.mkdir()
-    (path / "config.json").write_text("{}")
-    return path
 
 
 def test_a_sweep_queues_one_ordinary_job_per_point_or_none_at_all(export, admin, lead, model_dir):

@@ -20,6 +20,7 @@ Every alarm fires at most once per run and records step, value, threshold, advic
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import asdict, dataclass
 from statistics import linear_regression
 
@@ -92,7 +93,9 @@ class HealthMonitor:
         self.warmup_end = math.ceil(spec.warmup_ratio * self.max_steps)
         self.window = spec.alarm_window
         self.policy = {name: getattr(spec, f"on_{name}") for name in ALARMS}
-        self.history: list[tuple[int, dict]] = []
+        # Only the last window is ever read: bounded, so a step costs the same at step 10 and at step 100,000.
+        self.history: deque[tuple[int, dict]] = deque(maxlen=self.window)
+        self.margins_after_warmup = 0  # logged margins after warmup so far (the flat-margin check is at the window's)
         self.fired: list[Alarm] = []
         self.base_length: float | None = None
 
@@ -132,6 +135,8 @@ class HealthMonitor:
             if kl > self.spec.kl_max:
                 fired += self._fire("kl", step, kl, f"> {self.spec.kl_max:g} nats")
         self.history.append((step, values))
+        if step > self.warmup_end and "rewards/margins" in values:
+            self.margins_after_warmup += 1
         fired += self._trends(step)
         return values, fired
 
@@ -142,12 +147,12 @@ class HealthMonitor:
         fired: list[Alarm] = []
         w, spec = self.window, self.spec
         margins = self._series("rewards/margins", after_warmup=True)
-        if len(margins) == w:  # the first full window after warmup
+        if self.margins_after_warmup == w and len(margins) == w:  # the first full window after warmup
             span = max(v for _, v in margins) - min(v for _, v in margins)
             if span < spec.margin_flat_below:
                 fired += self._fire("margin_flat", step, span, f"moved < {spec.margin_flat_below:g} over {w} steps")
-        recent = self._series("rewards/margins", after_warmup=False)[-w:]
-        accuracies = self._series("rewards/accuracies", after_warmup=False)[-w:]
+        recent = self._series("rewards/margins", after_warmup=False)
+        accuracies = self._series("rewards/accuracies", after_warmup=False)
         if len(recent) == w and len(accuracies) == w and step <= self.max_steps / 2:
             first, last = recent[0][1], recent[-1][1]
             growth = (last - first) / max(abs(first), 1e-3)
@@ -158,8 +163,7 @@ class HealthMonitor:
         # The chosen answers' log-ratio to the reference (rewards/chosen over β), not their summed log-probs
         # (logps/chosen): those swing by nats from one batch to the next with the answers' lengths alone.
         beta = spec.resolved_beta()
-        chosen = [(s, v / beta) for s, v in self._series("rewards/chosen", after_warmup=True)[-w:]]
-        margins = margins[-w:]
+        chosen = [(s, v / beta) for s, v in self._series("rewards/chosen", after_warmup=True)]
         if len(chosen) == w and len(margins) == w:
             lost = -chosen[-1][1]
             if _slope(chosen) < 0 and lost > spec.displacement_drop and _slope(margins) > 0:

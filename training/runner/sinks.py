@@ -1,7 +1,7 @@
 """Where a run reports progress. A sink has progress(step, max_steps, stage), hardware(info), metrics(step, values),
-alarm(alarm) and cancel_requested(): the job's rows (training.runner.run.JobSink) or files (FileSink here: a
-standalone run, as the GPU benchmark uses; no Django). In a multi-GPU run only the main process (RANK 0) writes;
-every process reads the cancel flag.
+alarm(alarm), trailing(step, max_steps, values) (a sweep's early termination) and cancel_requested(): the job's rows
+(training.runner.run.JobSink) or files (FileSink here: a standalone run, as the GPU benchmark uses; no Django). In a
+multi-GPU run only the main process (RANK 0) writes; every process reads the cancel flag.
 """
 
 from __future__ import annotations
@@ -45,3 +45,6 @@ class FileSink:
 
     def cancel_requested(self) -> bool:
         return (self.out_dir / "CANCEL").exists()
+
+    def trailing(self, step: int, max_steps: int, values: dict):
+        return None  # a standalone run belongs to no sweep

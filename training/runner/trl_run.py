@@ -179,7 +179,7 @@ class ProgressCallback(TrainerCallback):
     check steps. An alarm whose policy is stop ends training at that step (every process sees the same gathered
     logs, so all of them stop together)."""
 
-    def __init__(self, sink, counter: TokenCounter | None, *, spec: JobSpec | None = None, tokenizer=None,
+    def __init__(self, sink, counter: TokenCounter | None, *, spec: JobSpec, tokenizer=None,
                  length_prompts: list | None = None):  # fmt: skip
         self.sink, self.counter = sink, counter
         self.cancelled = False
@@ -201,12 +201,11 @@ class ProgressCallback(TrainerCallback):
         return sum(lengths) / len(lengths)
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if self.spec is not None:
-            self.monitor = HealthMonitor(self.spec, max_steps=state.max_steps)
-            if self.length_prompts and model is not None and self.spec.length_checks:
-                self.sink.progress(0, state.max_steps, "answering held-out prompts (length check)")
-                self.check_steps = length_check_steps(self.spec.length_checks, state.max_steps)
-                self.monitor.observe_lengths(0, self._answer_tokens(model))
+        self.monitor = HealthMonitor(self.spec, max_steps=state.max_steps)
+        if self.length_prompts and model is not None and self.spec.length_checks:
+            self.sink.progress(0, state.max_steps, "answering held-out prompts (length check)")
+            self.check_steps = length_check_steps(self.spec.length_checks, state.max_steps)
+            self.monitor.observe_lengths(0, self._answer_tokens(model))
         self.train_started = time.monotonic()
         self._last = (self.train_started, self.counter.tokens if self.counter else 0)
         self.sink.progress(0, state.max_steps, "training")
@@ -222,25 +221,20 @@ class ProgressCallback(TrainerCallback):
     @property
     def stopped(self):
         """The alarm that stopped the run, if one did."""
-        return self.monitor.stop if self.monitor is not None else None
+        return self.monitor.stop if self.monitor is not None else None  # None: training never began
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "train_runtime" in logs:
             return  # the run's summary, not a step: it goes to the job's summary
-        if self.monitor is not None:
-            values, alarms = self.monitor.observe(state.global_step, logs or {})
-            if self.pending_length is not None:
-                values["answer_tokens"] = self.pending_length
-                alarms += self.monitor.observe_lengths(state.global_step, self.pending_length)
-                self.pending_length = None
-            trailing = getattr(self.sink, "trailing", None)  # a sweep's run: early termination
-            behind = trailing(state.global_step, state.max_steps, values) if trailing else None
-            if behind is not None:
-                self.monitor.fired.append(behind)
-                alarms.append(behind)
-        else:
-            values = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float)) and math.isfinite(v)}
-            alarms = []
+        values, alarms = self.monitor.observe(state.global_step, logs or {})
+        if self.pending_length is not None:
+            values["answer_tokens"] = self.pending_length
+            alarms += self.monitor.observe_lengths(state.global_step, self.pending_length)
+            self.pending_length = None
+        behind = self.sink.trailing(state.global_step, state.max_steps, values)  # a sweep's early termination
+        if behind is not None:
+            self.monitor.fired.append(behind)
+            alarms.append(behind)
         for alarm in alarms:
             self.sink.alarm(alarm.as_dict())
             if alarm.policy == "stop":

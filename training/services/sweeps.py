@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from ..jobs.spec import spec_from_preset
 from ..models import DatasetExport, Sweep
 from ..sweeps.compare import METRICS
 from ..sweeps.flow import sweep_cancel, sweep_promote
@@ -42,12 +41,7 @@ def sweep_create(*, export: DatasetExport, user, axes, preset: str = "dpo-lora",
         if field in ("max_runs", "draws", "axes"):
             raise ValidationError({field: message}) from None
         raise ValidationError({"axes": str(exc)}) from None  # "axes line 2: betta: ..." keeps its line
-    for number, point in enumerate(points, 1):
-        try:
-            spec_from_preset(preset, {**settings_, **point})
-        except (TypeError, ValueError) as exc:
-            raise ValidationError({"axes": f"run {number} ({point_label(point)}): {exc}"}) from None
-    with transaction.atomic():
+    with transaction.atomic():  # job_create validates each run; one bad run rolls every queued one back
         sweep = Sweep.objects.create(
             project=export.project, export=export, name=name.strip(), preset=preset, settings=settings_,
             axes=axes_as_json(parsed), mode=mode, draws=draws, seed=seed, max_runs=max_runs,
@@ -56,6 +50,13 @@ def sweep_create(*, export: DatasetExport, user, axes, preset: str = "dpo-lora",
         )  # fmt: skip
         for number, point in enumerate(points, 1):
             name = f"{sweep.name or 'sweep'} #{number}: {point_label(point)}"[:200]
-            job_create(export=export, user=user, preset=preset, settings_={**settings_, **point}, sweep=sweep,
-                       sweep_point=point, name=name)  # fmt: skip
+            try:
+                job_create(export=export, user=user, preset=preset, settings_={**settings_, **point}, sweep=sweep,
+                           sweep_point=point, name=name)  # fmt: skip
+            except ValidationError as exc:
+                errors = getattr(exc, "message_dict", {})
+                if set(errors) <= {"export", "base_model"}:
+                    raise  # the same for every run: not the point's fault
+                text = "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items())
+                raise ValidationError({"axes": f"run {number} ({point_label(point)}): {text}"}) from None
     return sweep

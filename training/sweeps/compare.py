@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import OuterRef, Subquery
+
+from ..jobs.spec import JobSpec
 from ..models import Evaluation, Sweep, TrainingJob, TrainingMetric
 from .points import point_label
 
@@ -42,16 +45,14 @@ def _latest_reports(jobs: list[TrainingJob]) -> dict[int, dict]:
 
 
 def _last_values(jobs: list[TrainingJob]) -> dict[int, dict]:
-    last: dict[int, dict] = {}
-    for job_id, values in TrainingMetric.objects.filter(job__in=jobs).order_by("step").values_list("job_id", "values"):
-        last[job_id] = values
-    return last
+    """Each run's last logged step (one row per run, not its whole history)."""
+    last_step = TrainingMetric.objects.filter(job=OuterRef("job")).order_by("-step").values("step")[:1]
+    rows = TrainingMetric.objects.filter(job__in=jobs, step=Subquery(last_step)).values_list("job_id", "values")
+    return dict(rows)
 
 
 def run_row(job: TrainingJob, last: dict, report: dict | None) -> dict:
     ev = job.evaluation or {}
-    spec = job.spec
-    beta = spec.get("beta") if spec.get("beta") is not None else (2.0 if spec.get("method") == "simpo" else 0.1)
     wall = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
     kl_sampled = (ev.get("kl") or {}).get("mean")
     values = {
@@ -86,7 +87,7 @@ def run_row(job: TrainingJob, last: dict, report: dict | None) -> dict:
         "wall_seconds": wall,
         "alarms": job.alarms,
         "stop_reason": job.stop_reason,
-        "beta": beta,
+        "beta": JobSpec.from_dict(job.spec).resolved_beta(),
         "kl_for_plot": kl_sampled if kl_sampled is not None else last.get("kl_estimate"),
     }
 
@@ -127,8 +128,9 @@ def sweep_comparison(sweep: Sweep, metric: str = "") -> dict:
     }
 
 
-def sweep_curves(sweep: Sweep) -> dict:
-    """Each run's logged series that the comparison page overlays, and the β–KL points."""
+def sweep_curves(sweep: Sweep, comparison: dict | None = None) -> dict:
+    """Each run's logged series that the comparison page overlays, and the β–KL points (from ``comparison``, the
+    page's own when it has one)."""
     jobs = list(sweep.jobs.order_by("pk"))
     series: dict[int, dict[str, list]] = {job.pk: {} for job in jobs}
     for job_id, step, values in (
@@ -137,7 +139,7 @@ def sweep_curves(sweep: Sweep) -> dict:
         for name in CURVES:
             if name in values:
                 series[job_id].setdefault(name, []).append([step, values[name]])
-    comparison = sweep_comparison(sweep)
+    comparison = comparison or sweep_comparison(sweep)
     return {
         "runs": [{"id": str(job.public_id), "label": point_label(job.sweep_point), "state": job.state,
                   "series": series[job.pk]} for job in jobs],

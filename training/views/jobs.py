@@ -22,14 +22,19 @@ from ..storage import job_dir
 from .evaluations import evaluation_form
 
 
+def launch_initial(request) -> dict:
+    """A launch form's starting values (job or sweep): the export and preset of the link, and the local model."""
+    initial = {key: request.GET[key] for key in ("export", "preset") if request.GET.get(key)}
+    if settings.LOCAL_MODEL_PATH.is_file():  # the model `make run` serves: a job can start from it on any machine
+        initial["base_model"] = str(settings.LOCAL_MODEL_PATH)
+    return initial
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def jobs(request):
     admin_or_404(request.user)
-    initial = {key: request.GET[key] for key in ("export", "preset") if request.GET.get(key)}
-    if settings.LOCAL_MODEL_PATH.is_file():  # the model `make run` serves: a job can start from it on any machine
-        initial["base_model"] = str(settings.LOCAL_MODEL_PATH)
-    form = TrainingJobForm(request.POST or None, initial=initial, exports=exports_trainable())
+    form = TrainingJobForm(request.POST or None, initial=launch_initial(request), exports=exports_trainable())
     if request.method == "POST" and form.is_valid():
         try:
             job = job_create(export=form.cleaned_data["export"], user=request.user, preset=form.cleaned_data["preset"],

@@ -3,10 +3,10 @@ ranked, curves overlaid, the β–KL plot), its live data, cancel and promote.""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -18,16 +18,14 @@ from ..selectors import exports_trainable
 from ..services.sweeps import sweep_cancel, sweep_create, sweep_promote
 from ..sweeps.compare import sweep_comparison, sweep_curves
 from ..sweeps.flow import gpu_seconds, sweeps_counted_runs
+from .jobs import launch_initial
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def sweeps(request):
     admin_or_404(request.user)
-    initial = {key: request.GET[key] for key in ("export", "preset") if request.GET.get(key)}
-    if settings.LOCAL_MODEL_PATH.is_file():
-        initial["base_model"] = str(settings.LOCAL_MODEL_PATH)
-    form = SweepForm(request.POST or None, initial=initial, exports=exports_trainable())
+    form = SweepForm(request.POST or None, initial=launch_initial(request), exports=exports_trainable())
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -46,7 +44,7 @@ def sweeps(request):
         else:
             messages.success(request, f"Sweep queued: {sweep.jobs.count()} runs for the GPU workers.")
             return redirect("training:sweep_detail", sweep.public_id)
-    recent = Sweep.objects.select_related("export", "export__recipe", "project")[:50]
+    recent = Sweep.objects.select_related("export", "export__recipe", "project").annotate(runs=Count("jobs"))[:50]
     return render(request, "training/sweeps.html", {"form": form, "sweeps": recent})
 
 
@@ -56,7 +54,8 @@ def sweep_detail(request, sweep_id):
     sweep = sweep_for_user(request.user, sweep_id)
     comparison = sweep_comparison(sweep, request.GET.get("metric", ""))
     return render(request, "training/sweep_detail.html", {
-        "sweep": sweep, "comparison": comparison, "curves": sweep_curves(sweep), "counts": sweeps_counted_runs(sweep),
+        "sweep": sweep, "comparison": comparison, "curves": sweep_curves(sweep, comparison),
+        "counts": sweeps_counted_runs(sweep),
         "gpu_minutes": gpu_seconds(sweep) / 60,
     })  # fmt: skip
 

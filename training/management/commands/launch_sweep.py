@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import time
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from training.jobs.spec import HELP, PRESETS
-from training.models import DatasetExport, Sweep
+from training.models import Sweep
 from training.services.sweeps import sweep_create
 from training.sweeps.compare import METRICS, sweep_comparison
 from training.sweeps.points import parse_settings
 
-from .launch_training import _is_uuid
+from .launch_training import admin_named, export_named
 
 
 class Command(BaseCommand):
@@ -49,14 +48,7 @@ class Command(BaseCommand):
             raise CommandError(f"--set: {exc}") from None
         if base_model:
             settings_["base_model"] = base_model
-        creator = None
-        if user:
-            creator = get_user_model().objects.filter(username=user, is_staff=True).first()
-            if creator is None:
-                raise CommandError(f"--user {user}: no such admin")
-        target = DatasetExport.objects.filter(public_id=export).first() if _is_uuid(export) else None
-        if target is None:
-            raise CommandError(f"No export {export}.")
+        creator, target = admin_named(user), export_named(export)
         try:
             sweep = sweep_create(export=target, user=creator, axes="\n".join(axis), preset=preset, settings_=settings_,
                                  mode=mode, draws=draws, seed=seed, max_runs=max_runs, budget_minutes=budget_minutes,

@@ -48,14 +48,7 @@ class Command(BaseCommand):
             settings_[key.strip()] = _value(value.strip())
         if base_model:
             settings_["base_model"] = base_model
-        creator = None
-        if user:
-            creator = get_user_model().objects.filter(username=user, is_staff=True).first()
-            if creator is None:
-                raise CommandError(f"--user {user}: no such admin")
-        target = DatasetExport.objects.filter(public_id=export).first() if _is_uuid(export) else None
-        if target is None:
-            raise CommandError(f"No export {export}.")
+        creator, target = admin_named(user), export_named(export)
         try:
             job = job_create(export=target, user=creator, preset=preset, settings_=settings_, name=name)
         except ValidationError as exc:
@@ -83,6 +76,23 @@ class Command(BaseCommand):
                     self.stdout.write(f"held-out accuracy: base {base}, tuned {tuned} (n={ev['pairs']})")
                 return job
             time.sleep(2)
+
+
+def admin_named(username: str | None):
+    """The admin a command records as the creator (None when not given)."""
+    if not username:
+        return None
+    creator = get_user_model().objects.filter(username=username, is_staff=True).first()
+    if creator is None:
+        raise CommandError(f"--user {username}: no such admin")
+    return creator
+
+
+def export_named(public_id: str) -> DatasetExport:
+    target = DatasetExport.objects.filter(public_id=public_id).first() if _is_uuid(public_id) else None
+    if target is None:
+        raise CommandError(f"No export {public_id}.")
+    return target
 
 
 def _is_uuid(text: str) -> bool:
