@@ -249,6 +249,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "training-reap-dead-jobs": {"task": "training.tasks.jobs_reap_task", "schedule": 60.0},
     "training-advance-evaluations": {"task": "training.tasks.evaluations_advance_task", "schedule": 60.0},
+    "training-advance-campaigns": {"task": "training.campaigns.tasks.campaigns_advance_task", "schedule": 60.0},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

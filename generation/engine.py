@@ -76,13 +76,16 @@ def _sample_calls(run: GenerationRun, prompt_ids: list[int]) -> list[SampleCall]
     return calls
 
 
-def record_candidate(run: GenerationRun, call: SampleCall, generated: Generated, *, from_cache: bool) -> bool:
-    """Write one candidate with its flags, cache entry and ledger atomically. False when its slot was filled."""
+def record_candidate(run: GenerationRun, call: SampleCall, generated: Generated, *, from_cache: bool,
+                     model: str = "") -> bool:  # fmt: skip
+    """Write one candidate with its flags, cache entry and ledger atomically (``model``: the identity of the weights
+    that wrote it, where the generator's model name does not tell). False when its slot was filled."""
     generator, plan = run.generator, run.plan
     cost = cost_of(generator, generated.tokens_in, generated.tokens_out)
     candidate = Candidate(
-        prompt=call.prompt, generator=generator, run=run, slot_key=call.slot.key, model=generator.model,
-        temperature=call.slot.temperature, sample=call.slot.sample, seed=call.slot.seed, top_p=plan["top_p"],
+        prompt=call.prompt, generator=generator, run=run, slot_key=call.slot.key,
+        model=(model or generator.model)[:200], temperature=call.slot.temperature, sample=call.slot.sample,
+        seed=call.slot.seed, top_p=plan["top_p"],
         max_tokens=plan["max_tokens"], text=generated.text, tokens_in=generated.tokens_in,
         tokens_out=generated.tokens_out, finish_reason=generated.finish_reason[:20],
         cost_usd=0 if from_cache else cost, from_cache=from_cache, empty=flags.is_empty(generated.text),

@@ -10,6 +10,7 @@ what is missing. A local reply costs nothing and is not cached: the slot itself 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -75,12 +76,27 @@ def sample_batch(model, tokenizer, conversations: list[list[dict]], *, temperatu
     return results
 
 
+def model_identity(model_name: str, adapter: str) -> str:
+    """What wrote a candidate: the model's name, and with an adapter a digest of its weights (so a candidate says
+    which round's adapter wrote it, even after the folder was trained further or replaced)."""
+    if not adapter:
+        return model_name
+    folder = Path(adapter).expanduser()
+    digest = hashlib.sha256()
+    for weights in sorted(folder.glob("adapter_model.*")):
+        with weights.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return f"{Path(model_name).name or model_name}+lora:{digest.hexdigest()[:16]}"
+
+
 def local_run(run: GenerationRun) -> bool:
     """Sample every missing slot of a live run; False when it stopped early (paused, cancelled, failed to load)."""
     run_begin(run)
     plan, generator = run.plan, run.generator
     try:
         model, tokenizer = load(generator.model, generator.adapter)
+        identity = model_identity(generator.model, generator.adapter)
     except Exception as exc:  # noqa: BLE001 - any load failure ends the run with its reason
         run_stop(run, GenerationRun.State.FAILED, f"Could not load {generator.model}: {type(exc).__name__}: {exc}")
         return False
@@ -103,6 +119,7 @@ def local_run(run: GenerationRun) -> bool:
             generated = sample_batch(model, tokenizer, conversations, temperature=slot.temperature,
                                      top_p=plan["top_p"], max_tokens=plan["max_tokens"], seed=slot.seed)  # fmt: skip
             for prompt, messages, result in zip(todo, conversations, generated, strict=True):
-                record_candidate(run, SampleCall(prompt, slot, messages, key=""), result, from_cache=False)
+                record_candidate(run, SampleCall(prompt, slot, messages, key=""), result, from_cache=False,
+                                 model=identity)  # fmt: skip
         mark_duplicates([p.pk for p in batch])
     return True

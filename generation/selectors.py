@@ -78,11 +78,14 @@ def candidate_scores(candidate_ids) -> dict[int, float]:
     return {r["candidate_id"]: r["mean"] for r in rows}
 
 
-def pairing_items(prompt_set: PromptSet, generator_ids: list[int] | None = None) -> list[Item]:
-    """Every candidate of the prompt set (of the given generators, or all) as a pair-building item."""
+def pairing_items(prompt_set: PromptSet, generator_ids: list[int] | None = None,
+                  prompt_ids: list[int] | None = None) -> list[Item]:  # fmt: skip
+    """Every candidate of the prompt set (of the given generators and prompts, or all) as a pair-building item."""
     candidates = Candidate.objects.filter(prompt__prompt_set=prompt_set)
     if generator_ids:
         candidates = candidates.filter(generator_id__in=generator_ids)
+    if prompt_ids is not None:
+        candidates = candidates.filter(prompt_id__in=prompt_ids)
     rows = list(
         candidates.annotate(is_flagged=Count("pk", filter=flagged_q()))
         .order_by("pk")

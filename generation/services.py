@@ -87,9 +87,10 @@ def generator_update(*, generator: Generator, **values) -> Generator:
 
 
 def generation_run_start(*, project: Project, prompt_set: PromptSet, generator: Generator, plan: dict, user,
-                         rater: JudgeConfig | None = None, limit: int | None = None) -> GenerationRun:  # fmt: skip
-    """A run over the prompt set's prompts (fixed now, the first ``limit``), queued. Raises QueueUnavailable (the
-    run is then recorded as failed) when the broker is down."""
+                         rater: JudgeConfig | None = None, limit: int | None = None,
+                         prompt_ids: list[int] | None = None) -> GenerationRun:  # fmt: skip
+    """A run over the prompt set's prompts (fixed now: the first ``limit``, or those of ``prompt_ids``), queued.
+    Raises QueueUnavailable (the run is then recorded as failed) when the broker is down."""
     if prompt_set.project_id != project.pk or generator.project_id != project.pk:
         raise ValidationError("The prompt set and the generator must belong to this project.")
     if rater is not None and rater.project_id not in (None, project.pk):
@@ -97,7 +98,10 @@ def generation_run_start(*, project: Project, prompt_set: PromptSet, generator: 
     if limit is not None and limit < 1:
         raise ValidationError({"limit": "The limit must be at least 1."})
     plan = plan_clean(plan)
-    prompt_ids = list(Prompt.objects.filter(prompt_set=prompt_set).order_by("pk").values_list("pk", flat=True))
+    chosen = Prompt.objects.filter(prompt_set=prompt_set).order_by("pk")
+    if prompt_ids is not None:
+        chosen = chosen.filter(pk__in=prompt_ids)
+    prompt_ids = list(chosen.values_list("pk", flat=True))
     prompt_ids = prompt_ids[:limit] if limit else prompt_ids
     if not prompt_ids:
         raise ValidationError("The prompt set has no prompts.")
@@ -193,16 +197,16 @@ class BuildResult:
     preview: Preview
 
 
-def pairs_build(
-    *, prompt_set: PromptSet, options: Options, user, generator_ids: list[int] | None = None
-) -> BuildResult:
-    """Write the previewed pairs into the project's pool (for people or judges to label), each with its origin
-    (candidates, strategy, margin) kept server-side. Pairs the project already has are skipped, so building twice
-    (a double click, two tabs) adds nothing the second time."""
+def pairs_build(*, prompt_set: PromptSet, options: Options, user, generator_ids: list[int] | None = None,
+                prompt_ids: list[int] | None = None, open_slots: int | None = None) -> BuildResult:  # fmt: skip
+    """Write the previewed pairs into the project's pool (for people or judges to label; ``open_slots`` people
+    each, the project's overlap by default), each with its origin (candidates, strategy, margin) kept server-side.
+    Pairs the project already has are skipped, so building twice (a double click, two tabs) adds nothing the second
+    time."""
     project = prompt_set.project
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).get()  # one build at a time per project
-        preview = plan_pairs(pairing_items(prompt_set, generator_ids), options)
+        preview = plan_pairs(pairing_items(prompt_set, generator_ids, prompt_ids), options)
         candidates, prompts = _planned_rows(preview)
         hashes = _hashes(preview, candidates, prompts)
         existing = _existing_hashes(project, hashes)
@@ -214,7 +218,8 @@ def pairs_build(
             existing.add(digest)
             pair_from_candidates(project=project, prompt=prompts[planned.prompt_id], a=candidates[planned.a],
                                  b=candidates[planned.b], digest=digest, strategy=options.strategy,
-                                 margin=planned.margin, user=user, open_slots=project.overlap_k)  # fmt: skip
+                                 margin=planned.margin, user=user,
+                                 open_slots=project.overlap_k if open_slots is None else open_slots)  # fmt: skip
             created += 1
     return BuildResult(created=created, already_in_project=len(preview.pairs) - created, preview=preview)
 

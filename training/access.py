@@ -6,10 +6,10 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.http import Http404
 
-from annotation.access import lead_object_or_404
+from annotation.access import lead_object_or_404, project_for_user
 from annotation.models import Project
 
-from .models import CurationRecipe, DatasetExport, Evaluation, Sweep, TrainingJob
+from .models import Campaign, CurationRecipe, DatasetExport, Evaluation, Sweep, TrainingJob
 
 
 def recipe_for_user(user, project: Project, recipe_id) -> CurationRecipe:
@@ -60,3 +60,21 @@ def sweep_for_user(user, public_id) -> Sweep:
     """Sweeps are training jobs': admins only."""
     sweeps = Sweep.objects.select_related("export", "export__recipe", "project", "promoted_job", "created_by")
     return _admin_object_or_404(user, sweeps, "sweep", public_id)
+
+
+def campaign_for_user(user, public_id, *, manage: bool = False) -> Campaign:
+    """Campaigns are launched, resumed and cancelled by admins (``manage``); a project's leads may follow theirs
+    (its data stages are their project's prompts and pairs). 404 for anyone else."""
+    if not user.is_authenticated:
+        raise Http404("No such campaign.")
+    campaigns = Campaign.objects.select_related("project", "judge", "recipe", "prompt_set", "eval_prompt_set")
+    try:
+        campaign = campaigns.get(public_id=public_id)
+    except (Campaign.DoesNotExist, ValueError, ValidationError):
+        raise Http404("No such campaign.") from None
+    if user.is_staff:
+        return campaign
+    if manage:
+        raise Http404("No such campaign.")
+    project_for_user(user, campaign.project.slug, role="lead")  # 404 unless a lead of its project
+    return campaign

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .api import curation, evaluations, jobs, sweeps
+from .api import campaigns, curation, evaluations, jobs, sweeps
 
 urlpatterns = [
     path("projects/<slug:slug>/recipes/", curation.RecipeListView.as_view(), name="api-recipes"),
@@ -12,6 +12,21 @@ urlpatterns = [
     path("training/jobs/<uuid:job_id>/progress/", jobs.JobProgressView.as_view(), name="api-training-progress"),
     path("training/jobs/<uuid:job_id>/cancel/", jobs.JobCancelView.as_view(), name="api-training-cancel"),
     path("training/jobs/<uuid:job_id>/generator/", jobs.JobGeneratorView.as_view(), name="api-training-generator"),
+    path("training/campaigns/", campaigns.CampaignListView.as_view(), name="api-training-campaigns"),
+    path("projects/<slug:slug>/campaigns/", campaigns.ProjectCampaignsView.as_view(), name="api-project-campaigns"),
+    path(
+        "training/campaigns/<uuid:campaign_id>/", campaigns.CampaignDetailView.as_view(), name="api-training-campaign"
+    ),  # fmt: skip
+    path(
+        "training/campaigns/<uuid:campaign_id>/resume/",
+        campaigns.CampaignResumeView.as_view(),
+        name="api-training-campaign-resume",
+    ),  # fmt: skip
+    path(
+        "training/campaigns/<uuid:campaign_id>/cancel/",
+        campaigns.CampaignCancelView.as_view(),
+        name="api-training-campaign-cancel",
+    ),  # fmt: skip
     path("training/sweeps/", sweeps.SweepListView.as_view(), name="api-training-sweeps"),
     path("training/sweeps/<uuid:sweep_id>/", sweeps.SweepDetailView.as_view(), name="api-training-sweep"),
     path("training/sweeps/<uuid:sweep_id>/cancel/", sweeps.SweepCancelView.as_view(), name="api-training-sweep-cancel"),

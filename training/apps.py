@@ -7,3 +7,4 @@ class TrainingConfig(AppConfig):
 
     def ready(self) -> None:
         from . import receivers  # noqa: F401 - connects the project clean-up receiver
+        from .campaigns import receivers as campaign_receivers  # noqa: F401 - and the campaigns' (their tasks too)

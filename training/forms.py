@@ -222,3 +222,78 @@ class SweepForm(forms.Form):
             return parse_settings(self.cleaned_data.get("settings") or "")
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
+
+
+class CampaignForm(forms.Form):
+    """An iterative DPO campaign: where the prompts come from, how each round samples, rates, pairs, curates and
+    trains, how many rounds and when to stop."""
+
+    name = forms.CharField(max_length=200)
+    prompt_set = forms.ModelChoiceField(queryset=None, help_text="The prompt pool, split into one batch per round "
+                                        "(its project is the campaign's).")  # fmt: skip
+    per_round = forms.IntegerField(min_value=1, initial=100, help_text="Fresh prompts each round samples.")
+    reuse_prompts = forms.BooleanField(required=False, help_text="Walk the pool again when it runs out (otherwise "
+                                       "no prompt is used in two rounds).")  # fmt: skip
+    eval_prompts = forms.IntegerField(min_value=1, initial=50, help_text="Held out from the pool's end: every "
+                                      "round is judged on the same prompts, against the base and the previous "
+                                      "round.")  # fmt: skip
+    base_model = forms.CharField(max_length=500, help_text=SPEC_HELP["base_model"])
+    rounds = forms.IntegerField(min_value=1, max_value=10, initial=3, help_text="Seed 003: three to five.")
+    samples = forms.IntegerField(min_value=2, max_value=16, initial=4, help_text="Candidates per prompt per round.")
+    temperature = forms.FloatField(min_value=0, max_value=2, initial=1.0)
+    max_tokens = forms.IntegerField(min_value=1, max_value=32768, initial=256)
+    judge = forms.ModelChoiceField(queryset=None, help_text="Rates candidates (for best-vs-worst pairs), labels the "
+                                   "pairs people leave, and judges every round's evaluation.")  # fmt: skip
+    strategy = forms.ChoiceField(choices=[("best_worst", "Best vs worst score (RLHFlow)"),
+                                          ("best_random", "Best vs a random lower one"),
+                                          ("all", "Every two candidates (no scores needed)")],
+                                 initial="best_worst")  # fmt: skip
+    min_margin = forms.FloatField(min_value=0, initial=1.0, help_text="Least score difference in a pair (1-10).")
+    people_k = forms.IntegerField(
+        min_value=0,
+        max_value=20,
+        initial=0,
+        help_text="People labelling each pair first (0: the judge labels them all).",
+    )
+    people_minutes = forms.FloatField(min_value=0, required=False, help_text="How long people have before the judge "
+                                      "labels what they left (empty: wait for them).")  # fmt: skip
+    recipe = forms.ModelChoiceField(queryset=None, help_text="The curation recipe each round's pairs go through.")
+    preset = forms.ChoiceField(choices=[(k, v["label"]) for k, v in PRESETS.items()], initial="dpo-lora")
+    settings = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text="Training settings every round shares, field: value per line.",
+    )
+    reference = forms.ChoiceField(
+        choices=[
+            ("initial", "The initial model (RLHFlow: the reference stays put)"),
+            ("previous", "The previous round's model"),
+        ],
+        initial="initial",
+    )
+    stop_win_rate = forms.FloatField(
+        min_value=0,
+        max_value=1,
+        required=False,
+        help_text="Stop when a round wins less than this against the previous one.",
+    )
+    stop_kl = forms.FloatField(min_value=0, required=False, help_text="Stop when a round's KL from the base exceeds "
+                               "this.")  # fmt: skip
+    budget_usd = forms.DecimalField(min_value=0, required=False, decimal_places=4,
+                                    help_text="Stop starting rounds once the campaign has spent this (judges, "
+                                    "endpoints).")  # fmt: skip
+
+    def __init__(self, *args, prompt_sets=None, judges=None, recipes=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["prompt_set"].queryset = prompt_sets
+        self.fields["prompt_set"].label_from_instance = lambda s: f"{s.project.name} · {s.name} ({s.prompts_created})"
+        self.fields["judge"].queryset = judges
+        self.fields["judge"].label_from_instance = lambda j: f"{j.project.name if j.project else 'shared'} · {j.name}"
+        self.fields["recipe"].queryset = recipes
+        self.fields["recipe"].label_from_instance = lambda r: f"{r.project.name} · {r}"
+
+    def clean_settings(self):
+        try:
+            return parse_settings(self.cleaned_data.get("settings") or "")
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None

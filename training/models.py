@@ -59,6 +59,9 @@ class DatasetExport(BackgroundWork):
     datasheet_md = models.TextField(blank=True)
     error = models.TextField(blank=True)
     stage = models.CharField(max_length=100, blank=True, help_text="What a running export is doing now.")
+    pair_ids = models.JSONField(
+        default=list, blank=True, help_text="Only these pairs (a campaign round's); empty: every pair of the project."
+    )
 
 
 class TrainingJob(BackgroundWork):
@@ -211,3 +214,100 @@ class Evaluation(BackgroundWork):
 
     def __str__(self) -> str:
         return f"evaluation of {self.job}"
+
+
+class Campaign(BackgroundWork):
+    """Iterative DPO: rounds of generate -> rate -> pair -> curate -> train -> evaluate, each round's model writing
+    the next round's candidates (training.campaigns). The prompt pool is split into one batch per round (no prompt
+    reused unless ``reuse_prompts``); ``eval_prompt_set`` is the same held-out set every round is judged on."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        STOPPED = "stopped", "Stopped by a rule"
+        FAILED = "failed", "Failed (resumable)"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Reference(models.TextChoices):
+        INITIAL = "initial", "The initial model (the reference stays put)"
+        PREVIOUS = "previous", "The previous round's model (the reference moves with each round)"
+
+    LIVE = (State.RUNNING,)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="campaigns")
+    name = models.CharField(max_length=200)
+    base_model = models.CharField(max_length=500)
+    prompt_set = models.ForeignKey("generation.PromptSet", on_delete=models.PROTECT, related_name="+")
+    eval_prompt_set = models.ForeignKey("generation.PromptSet", on_delete=models.PROTECT, related_name="+")
+    eval_prompts = models.PositiveIntegerField(default=50, help_text="Held-out prompts each round is judged on.")
+    batches = models.JSONField(help_text="Prompt ids of each round, fixed when the campaign is created.")
+    reuse_prompts = models.BooleanField(default=False)
+    plan = models.JSONField(help_text="How each round's model samples its candidates (generation.plan).")
+    judge = models.ForeignKey("judging.JudgeConfig", null=True, on_delete=models.SET_NULL, related_name="+")
+    people_k = models.PositiveSmallIntegerField(default=0, help_text="People labelling each pair (0: judges only).")
+    people_minutes = models.FloatField(null=True, blank=True, help_text="How long the people have before the "
+                                       "judge labels what they left (empty: wait for them).")  # fmt: skip
+    pairing = models.JSONField(help_text="Pair building options (generation.pairing.Options).")
+    recipe = models.ForeignKey(CurationRecipe, on_delete=models.PROTECT, related_name="+")
+    preset = models.CharField(max_length=50)
+    settings = models.JSONField(default=dict, blank=True, help_text="JobSpec settings every round's job shares.")
+    reference = models.CharField(max_length=10, choices=Reference.choices, default=Reference.INITIAL)
+    rounds = models.PositiveSmallIntegerField()
+    stop_win_rate = models.FloatField(null=True, blank=True, help_text="Stop when a round wins less than this "
+                                      "against the previous round (judged).")  # fmt: skip
+    stop_kl = models.FloatField(null=True, blank=True, help_text="Stop when a round's KL from the base exceeds this.")
+    budget_usd = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
+    stage = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    stop_reason = models.CharField(max_length=500, blank=True)
+    # one process moves a campaign on at a time (training.campaigns.flow): a lease, and a poke for what came meanwhile
+    lease_until = models.DateTimeField(null=True, blank=True)
+    poked = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CampaignRound(models.Model):
+    """One round of a campaign; ``stage`` is where it is (or where it failed, to resume from)."""
+
+    class Stage(models.TextChoices):
+        GENERATE = "generate", "Generate"
+        PAIR = "pair", "Pair"
+        RATE = "rate", "Rate"
+        CURATE = "curate", "Curate and export"
+        TRAIN = "train", "Train"
+        EVALUATE = "evaluate", "Evaluate"
+        DONE = "done", "Done"
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        WAITING = "waiting", "Waiting for people"
+        SUCCEEDED = "succeeded", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="round_set")
+    number = models.PositiveSmallIntegerField()
+    stage = models.CharField(max_length=10, choices=Stage.choices, default=Stage.GENERATE)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
+    detail = models.CharField(max_length=300, blank=True, help_text="What the stage is doing now.")
+    error = models.TextField(blank=True)
+    generator = models.ForeignKey("generation.Generator", null=True, on_delete=models.SET_NULL, related_name="+")
+    generation_run = models.ForeignKey("generation.GenerationRun", null=True, on_delete=models.SET_NULL,
+                                       related_name="+")  # fmt: skip
+    pair_ids = models.JSONField(default=list, blank=True)
+    rate_started_at = models.DateTimeField(null=True, blank=True)
+    judge_run = models.ForeignKey("judging.JudgeRun", null=True, on_delete=models.SET_NULL, related_name="+")
+    export = models.ForeignKey(DatasetExport, null=True, on_delete=models.SET_NULL, related_name="+")
+    job = models.ForeignKey(TrainingJob, null=True, on_delete=models.SET_NULL, related_name="+")
+    eval_base = models.ForeignKey(Evaluation, null=True, on_delete=models.SET_NULL, related_name="+")
+    eval_previous = models.ForeignKey(Evaluation, null=True, on_delete=models.SET_NULL, related_name="+")
+    report = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["campaign", "number"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "number"], name="campaign_round_once")]

@@ -12,7 +12,7 @@ from django.utils import timezone
 from annotation.models import ImportBatch, Label, Membership, Pair, Project
 from judging.models import JudgeConfig, JudgeRun, Verdict
 
-from .models import CurationRecipe, DatasetExport, Evaluation, TrainingJob, TrainingMetric
+from .models import Campaign, CurationRecipe, DatasetExport, Evaluation, TrainingJob, TrainingMetric
 
 
 def recipes_latest(project: Project) -> list[CurationRecipe]:
@@ -158,3 +158,12 @@ def evaluation_progress(evaluation: Evaluation) -> dict:
         "baseline_run": run(evaluation.baseline_run, "candidates_done"),
         "judge_run": run(evaluation.judge_run, "verdicts_done"),
     }  # fmt: skip
+
+
+def campaigns_visible_to(user):
+    """Every campaign for admins; for anyone else those of the projects they lead."""
+    campaigns = Campaign.objects.select_related("project")
+    if user.is_staff:
+        return campaigns
+    led = Membership.objects.filter(user=user, role=Membership.Role.LEAD).values("project_id")
+    return campaigns.filter(project_id__in=led)

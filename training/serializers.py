@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from .jobs.spec import PRESETS
-from .models import CurationRecipe, DatasetExport, Evaluation, Sweep, TrainingJob
+from .models import Campaign, CampaignRound, CurationRecipe, DatasetExport, Evaluation, Sweep, TrainingJob
 from .sweeps.compare import METRICS
 
 
@@ -131,3 +131,61 @@ class SweepSerializer(serializers.ModelSerializer):
 
     def get_runs(self, sweep) -> list:
         return [str(pk) for pk in sweep.jobs.order_by("pk").values_list("public_id", flat=True)]
+
+
+class CampaignRoundSerializer(serializers.ModelSerializer):
+    job = serializers.UUIDField(source="job.public_id", read_only=True, allow_null=True)
+    export = serializers.UUIDField(source="export.public_id", read_only=True, allow_null=True)
+    eval_base = serializers.UUIDField(source="eval_base.public_id", read_only=True, allow_null=True)
+    eval_previous = serializers.UUIDField(source="eval_previous.public_id", read_only=True, allow_null=True)
+    pairs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CampaignRound
+        fields = ["number", "stage", "state", "detail", "error", "pairs", "export", "job", "eval_base",
+                  "eval_previous", "report", "started_at", "finished_at"]  # fmt: skip
+
+    def get_pairs(self, round_) -> int:
+        return len(round_.pair_ids)
+
+
+class CampaignSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    prompt_set = serializers.CharField(source="prompt_set.name", read_only=True)
+    eval_prompt_set = serializers.CharField(source="eval_prompt_set.name", read_only=True)
+    judge = serializers.CharField(source="judge.name", read_only=True, allow_null=True)
+    recipe = serializers.CharField(source="recipe.__str__", read_only=True)
+    round_details = CampaignRoundSerializer(source="round_set", many=True, read_only=True)
+
+    class Meta:
+        model = Campaign
+        fields = ["id", "name", "project", "base_model", "prompt_set", "eval_prompt_set", "eval_prompts", "rounds",
+                  "reuse_prompts", "plan", "judge", "people_k", "people_minutes", "pairing", "recipe", "preset",
+                  "settings", "reference", "stop_win_rate", "stop_kl", "budget_usd", "state", "stage", "error",
+                  "stop_reason", "round_details", "created_at", "started_at", "finished_at"]  # fmt: skip
+
+
+class CampaignRequestSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    prompt_set = serializers.CharField(help_text="The prompt pool's name in the project.")
+    recipe = serializers.IntegerField(help_text="A curation recipe (version) of the project, by id.")
+    judge = serializers.CharField(help_text="The judge's name (the project's, or a shared one).")
+    base_model = serializers.CharField(max_length=500)
+    rounds = serializers.IntegerField(default=3, min_value=1, max_value=10)
+    per_round = serializers.IntegerField(default=100, min_value=1)
+    eval_prompts = serializers.IntegerField(default=50, min_value=1)
+    eval_prompt_set = serializers.CharField(
+        required=False, allow_blank=True, help_text="Held-out prompt set's name; empty: the pool's last prompts."
+    )
+    reuse_prompts = serializers.BooleanField(default=False)
+    plan = serializers.DictField(required=False, help_text="generation plan: temperatures, samples, max_tokens ...")
+    pairing = serializers.DictField(required=False, help_text="strategy, per_prompt, min_margin ...")
+    people_k = serializers.IntegerField(default=0, min_value=0, max_value=20)
+    people_minutes = serializers.FloatField(required=False, allow_null=True)
+    preset = serializers.ChoiceField(choices=list(PRESETS), default="dpo-lora")
+    settings = serializers.DictField(required=False)
+    reference = serializers.ChoiceField(choices=["initial", "previous"], default="initial")
+    stop_win_rate = serializers.FloatField(required=False, allow_null=True)
+    stop_kl = serializers.FloatField(required=False, allow_null=True)
+    budget_usd = serializers.DecimalField(max_digits=12, decimal_places=4, required=False, allow_null=True)

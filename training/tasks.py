@@ -12,6 +12,7 @@ from .export.build import export_build
 from .jobs.lifecycle import jobs_reap
 from .jobs.supervisor import job_supervise
 from .models import DatasetExport
+from .signals import job_ended
 from .sweeps.flow import sweep_after_job, sweeps_settle
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def job_run_task(job_id: int) -> None:
     job_supervise(job_id)
     sweep_after_job(job_id)
     evaluation_after_job(job_id)
+    job_ended.send(sender=None, job_id=job_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import curation, evaluations, jobs, pipeline, sweeps
+from .views import campaigns, curation, evaluations, jobs, pipeline, sweeps
 
 app_name = "training"
 
@@ -23,6 +23,15 @@ urlpatterns = [
     path("training/sweeps/<uuid:sweep_id>/progress.json", sweeps.sweep_progress_json, name="sweep_progress"),
     path("training/sweeps/<uuid:sweep_id>/cancel/", sweeps.sweep_cancel_view, name="sweep_cancel"),
     path("training/sweeps/<uuid:sweep_id>/promote/", sweeps.sweep_promote_view, name="sweep_promote"),
+    path("training/campaigns/", campaigns.campaigns, name="campaigns"),
+    path("training/campaigns/<uuid:campaign_id>/", campaigns.campaign_detail, name="campaign_detail"),
+    path(
+        "training/campaigns/<uuid:campaign_id>/progress.json",
+        campaigns.campaign_progress_json,
+        name="campaign_progress",
+    ),  # fmt: skip
+    path("training/campaigns/<uuid:campaign_id>/resume/", campaigns.campaign_resume_view, name="campaign_resume"),
+    path("training/campaigns/<uuid:campaign_id>/cancel/", campaigns.campaign_cancel_view, name="campaign_cancel"),
     path(
         "training/evaluations/<uuid:evaluation_id>/progress.json",
         evaluations.evaluation_progress_json,

@@ -44,7 +44,7 @@ class Route:
     methods: tuple[str, ...] = ("GET",)
     # URL kwargs taken from the world by name (slug, batch_id, pair_id, assignment_id, user_id, judge_id, run_id,
     # recipe_id, export_id, job_id, prompt_set_id, generator_id, generation_run_id, candidate_id, evaluation_id,
-    # sweep_id),
+    # sweep_id, campaign_id),
     # plus literal ones.
     kwargs: tuple[str, ...] = ()
     fixed: dict = field(default_factory=dict)
@@ -154,6 +154,13 @@ ROUTES: tuple[Route, ...] = (
     Route("training:sweep_progress", ADMINS, kwargs=("sweep_id",)),
     Route("training:sweep_promote", ADMINS, ("POST",), ("sweep_id",)),
     Route("training:sweep_cancel", ADMINS, ("POST",), ("sweep_id",)),
+    # campaigns: admins launch, resume and cancel; a project's leads follow theirs (the list: any lead, scoped)
+    Route("training:campaigns", frozenset({LEAD, OTHER_LEAD, ADMIN})),
+    Route("training:campaigns", ADMINS, ("POST",)),
+    Route("training:campaign_detail", LEADS, kwargs=("campaign_id",)),
+    Route("training:campaign_progress", LEADS, kwargs=("campaign_id",)),
+    Route("training:campaign_resume", ADMINS, ("POST",), ("campaign_id",)),
+    Route("training:campaign_cancel", ADMINS, ("POST",), ("campaign_id",)),
     # training: API
     Route("api-recipes", LEADS, ("GET", "POST"), P),
     Route("api-recipe-preview", LEADS, ("POST",), P),
@@ -171,6 +178,12 @@ ROUTES: tuple[Route, ...] = (
     Route("api-training-sweep", ADMINS, kwargs=("sweep_id",)),
     Route("api-training-sweep-promote", ADMINS, ("POST",), ("sweep_id",)),
     Route("api-training-sweep-cancel", ADMINS, ("POST",), ("sweep_id",)),
+    Route("api-training-campaigns", EVERYONE),
+    Route("api-project-campaigns", LEADS, kwargs=P),
+    Route("api-project-campaigns", ADMINS, ("POST",), P),
+    Route("api-training-campaign", LEADS, kwargs=("campaign_id",)),
+    Route("api-training-campaign-resume", ADMINS, ("POST",), ("campaign_id",)),
+    Route("api-training-campaign-cancel", ADMINS, ("POST",), ("campaign_id",)),
 )
 
 # Routes outside the matrix, each with the reason. Anything else without a Route fails the completeness test.

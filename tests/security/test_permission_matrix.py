@@ -47,7 +47,7 @@ from tests.security.permission_matrix import (
     Route,
 )
 from tests.training.conftest import labelled_export
-from training.models import DatasetExport, Evaluation, Sweep, TrainingJob
+from training.models import Campaign, CampaignRound, DatasetExport, Evaluation, Sweep, TrainingJob
 from training.services.jobs import job_create
 from training.services.recipes import recipe_save
 
@@ -173,6 +173,15 @@ def _build_world(root: Path) -> World:
         state=Evaluation.State.SUCCEEDED, created_by=users[ADMIN], report={},
     )  # fmt: skip
 
+    # A campaign with one failed round (created directly: campaigns have their own tests); resume and cancel find
+    # nothing live to start or stop.
+    campaign = Campaign.objects.create(
+        project=project, name="matrix campaign", base_model=str(model_dir), prompt_set=prompt_set,
+        eval_prompt_set=prompt_set, batches=[[]], plan=plan_clean({}), judge=judge, pairing={"strategy": "all"},
+        recipe=export.recipe, preset="dpo-lora", rounds=1, state=Campaign.State.FAILED, created_by=users[ADMIN],
+    )  # fmt: skip
+    CampaignRound.objects.create(campaign=campaign, number=1, state=CampaignRound.State.FAILED, error="matrix")
+
     # Objects of the other project, for ids sent in request bodies.
     other_judge = judge_create(project=other, user=users[OTHER_LEAD], name="rival-judge", base_url=JUDGE_URL,
                                model="rival-model", api_key_env="ARBITER_TEST_JUDGE_KEY")  # fmt: skip
@@ -198,6 +207,7 @@ def _build_world(root: Path) -> World:
         "candidate_id": candidate.pk,
         "evaluation_id": evaluation.public_id,
         "sweep_id": sweep.public_id,
+        "campaign_id": campaign.public_id,
     }
     secrets = ["model-alpha", "model-beta", GOLD_EXPLANATION, SECOND_ANNOTATOR, SECOND_RATIONALE, EXTERNAL_RATER,
                JUDGE_NAME, JUDGE_MODEL, JUDGE_URL, SHARED_JUDGE, VERDICT_RATIONALE, export.recipe.name,
@@ -205,7 +215,7 @@ def _build_world(root: Path) -> World:
                *FORBIDDEN_PATHS,
                *(str(url_kwargs[k]) for k in ("batch_id", "judge_id", "run_id", "export_id", "job_id",
                                               "prompt_set_id", "generator_id", "generation_run_id",
-                                              "evaluation_id", "sweep_id"))]  # fmt: skip
+                                              "evaluation_id", "sweep_id", "campaign_id"))]  # fmt: skip
     return World(users=users, project=project, other_project=other, url_kwargs=url_kwargs, gold_pair=gold,
                  other_judge=other_judge, other_recipe=other_recipe, shared_judge=shared, secrets=secrets)  # fmt: skip
 

@@ -9,6 +9,7 @@ from django.db.models import Case, Count, IntegerField, Q, Sum, Value, When
 from annotation.models import Assignment, Label, Membership, Pair, Project
 from annotation.selectors import pair_id_ranges
 from config.pg_arrays import query_columns
+from generation.models import PairOrigin
 from judging.models import PairJudgement, PromptVersion
 
 from .steps import GOLD_CHOICES, LEVEL, NO_GOLD, NONE, Candidates
@@ -116,6 +117,13 @@ def _pair_columns(project: Project, lo: int, hi: int) -> dict[str, np.ndarray]:
     )
 
 
+def _score_margins(project: Project, pair_ids: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Per pair built from rated candidates, their score difference (A is the higher); 0 for any other pair."""
+    rows = PairOrigin.objects.filter(pair__project=project, pair_id__gte=lo, pair_id__lte=hi, margin__isnull=False)
+    columns = query_columns(rows.values_list("pair_id", "margin"), {"pair_id": "i8", "margin": "f8"})
+    return _place(pair_ids, columns.pop("pair_id"), columns)["margin"]
+
+
 def _candidate_columns(project: Project, latest: list[int], lo: int, hi: int) -> dict[str, np.ndarray]:
     """The Candidates columns of the pairs with ids in [lo, hi], sorted by id."""
     pairs = _pair_columns(project, lo, hi)
@@ -144,6 +152,7 @@ def _candidate_columns(project: Project, latest: list[int], lo: int, hi: int) ->
         "judge_consistent": judge["consistent"].astype(np.int32),
         "chars_a": pairs["chars_a"].astype(np.int32),
         "chars_b": pairs["chars_b"].astype(np.int32),
+        "score_margin": _score_margins(project, pair_ids, lo, hi),
     }
 
 

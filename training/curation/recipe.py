@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-SOURCES = ("human", "judge", "human_else_judge", "agree")
+SOURCES = ("human", "judge", "human_else_judge", "agree", "scores", "human_else_scores")
 
 
 @dataclass(frozen=True)

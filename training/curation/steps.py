@@ -6,7 +6,10 @@ The steps run in this fixed order; each only removes rows, and the funnel record
    - ``human``: the human majority (annotation.selectors.pair_consensus; paused annotators already left out);
    - ``judge``: the judges' aggregate (judging.selectors.pair_judge_aggregate);
    - ``human_else_judge``: human where the pair has human labels, else judge;
-   - ``agree``: only pairs where both exist, are decisive and name the same winner.
+   - ``agree``: only pairs where both exist, are decisive and name the same winner;
+   - ``scores``: pairs built from rated candidates (generation's best-vs-worst), the higher-rated one chosen, as
+     RLHFlow's iterative DPO lets its reward model pick (the margin is the score difference / 9);
+   - ``human_else_scores``: human where the pair has human labels, else scores.
    Calibration pairs use their expected answer when ``include_gold`` is on.
 2. ``gold``  calibration pairs are dropped unless ``include_gold``.
 3. ``human_agreement``  human-sourced pairs whose share of labels in the majority is below ``min_human_agreement``.
@@ -52,8 +55,8 @@ STEPS = ("preference", "gold", "human_agreement", "vote_margin", "judge_margin",
 A, B, NONE, LEVEL = 0, 1, 2, -1
 GOLD_CHOICES = ("A", "B", "tie", "both_bad")  # Pair.gold as an index into this; NO_GOLD on a normal pair
 NO_GOLD = -1
-ROW_SOURCES = ("human", "judge", "gold", "agree")  # Curated.source indexes this
-HUMAN, JUDGE, GOLD, AGREE = range(4)
+ROW_SOURCES = ("human", "judge", "gold", "agree", "scores")  # Curated.source indexes this
+HUMAN, JUDGE, GOLD, AGREE, SCORES = range(5)
 
 # (sorted pair ids, fields among "prompt", "prompt_text", "response_a", "response_b") -> batches of (pair ids,
 # {field: values}) in pair id order; a prompt is its message list, a prompt_text its render_conversation.
@@ -82,12 +85,15 @@ class Candidates:
     chars_a: np.ndarray  # int64: length of response A in characters
     chars_b: np.ndarray  # int64
     texts: TextReader
+    # float64: the rated candidates' score difference (chosen is A) of a pair built from candidates; 0 elsewhere
+    score_margin: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.pair_id)
 
     def take(self, index: np.ndarray) -> Candidates:
-        return replace(self, **{f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "texts"})
+        return replace(self, **{f.name: getattr(self, f.name)[index] for f in fields(self)
+                                if f.name != "texts" and getattr(self, f.name) is not None})  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -144,6 +150,16 @@ def _preference(c: Candidates, config: RecipeConfig) -> tuple[np.ndarray, np.nda
         winner = np.where(has_h, c.human_majority, c.judge_winner)
         margin = np.where(has_h, h_margin, j_margin)
         source = np.where(has_h, HUMAN, JUDGE)
+    elif config.source in ("scores", "human_else_scores"):
+        scored = c.score_margin if c.score_margin is not None else np.zeros(n)
+        has_s, s_margin = scored > 0, np.minimum(scored / 9.0, 1.0)
+        if config.source == "scores":
+            ok, winner, margin, source = has_s, np.full(n, A), s_margin, np.full(n, SCORES)
+        else:
+            ok = np.where(has_h, h_ok, has_s)
+            winner = np.where(has_h, c.human_majority, A)
+            margin = np.where(has_h, h_margin, s_margin)
+            source = np.where(has_h, HUMAN, SCORES)
     else:  # agree
         ok = h_ok & has_j & (c.human_majority != NONE) & (c.human_majority == c.judge_winner)
         winner, margin, source = c.human_majority, np.minimum(h_margin, j_margin), np.full(n, AGREE)

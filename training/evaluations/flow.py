@@ -29,6 +29,7 @@ from judging.models import JudgeConfig, JudgeRun
 from judging.services import QueueUnavailable, run_cancel, run_start
 
 from ..models import DatasetExport, Evaluation, TrainingJob
+from ..signals import evaluation_ended
 from ..storage import export_root, job_dir
 from .report import evaluation_answers, evaluation_report
 
@@ -101,13 +102,17 @@ def held_out_prompts(*, export: DatasetExport, user) -> PromptSet:
 
 def base_generator(*, job: TrainingJob, user) -> Generator:
     """A local generator for the job's base model without any adapter (one per project and base model)."""
-    model = job.spec["base_model"]
+    return model_generator(project=job.project, model=job.spec["base_model"], user=user)
+
+
+def model_generator(*, project: Project, model: str, user) -> Generator:
+    """A local generator for a base model without any adapter (one per project and model)."""
     name = f"base {Path(model).name or model}"[:100]
-    existing = Generator.objects.filter(project=job.project, kind=Generator.Kind.LOCAL, model=model, adapter="")
+    existing = Generator.objects.filter(project=project, kind=Generator.Kind.LOCAL, model=model, adapter="")
     if (found := existing.order_by("pk").first()) is not None:
         return found
     try:
-        return generator_create(project=job.project, user=user, name=name, kind=Generator.Kind.LOCAL, model=model)
+        return generator_create(project=project, user=user, name=name, kind=Generator.Kind.LOCAL, model=model)
     except (IntegrityError, ValidationError):
         found = existing.order_by("pk").first()
         if found is None:
@@ -239,6 +244,7 @@ def _fail(evaluation: Evaluation, reason: str) -> None:
         state=State.FAILED, error=reason[:4000], finished_at=timezone.now(), stage="failed"
     ):
         _stop_runs(evaluation)
+        evaluation_ended.send(sender=Evaluation, evaluation_id=evaluation.pk)
 
 
 def evaluation_advance(evaluation_id: int) -> None:
@@ -326,9 +332,10 @@ def _judge(evaluation: Evaluation) -> None:
 def _finish(evaluation: Evaluation) -> None:
     evaluation.refresh_from_db()
     report = evaluation_report(evaluation)
-    Evaluation.objects.filter(pk=evaluation.pk, state=State.JUDGING).update(
+    if Evaluation.objects.filter(pk=evaluation.pk, state=State.JUDGING).update(
         state=State.SUCCEEDED, report=report, finished_at=timezone.now(), stage="done", error=""
-    )
+    ):
+        evaluation_ended.send(sender=Evaluation, evaluation_id=evaluation.pk)
 
 
 def evaluation_refresh(*, evaluation: Evaluation) -> Evaluation:

@@ -110,6 +110,8 @@ def _build(export: DatasetExport, folder: Path, timings: dict | None, read_ahead
     agreement = agreement_for_datasheet(export.project)
     lap("datasheet_agreement_s")
     candidates = curation_candidates(export.project, read_ahead=read_ahead)
+    if export.pair_ids:  # a scoped export (a campaign round's pairs): the rest of the project is not curated
+        candidates = candidates.take(np.isin(candidates.pair_id, np.asarray(export.pair_ids, dtype=np.int64)))
     lap("read_arrays_s")
     _stage(export, f"curating {len(candidates):,} pairs")
     rows, funnel = curate(candidates, config, kto=kto, timings=timings)

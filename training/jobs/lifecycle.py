@@ -129,3 +129,16 @@ def jobs_reap(*, job_ids: list[int] | None = None) -> int:
         error=f"The worker running this job stopped (no heartbeat for {settings.TRAINING_HEARTBEAT_TIMEOUT} s). "
         "Launch it again; nothing it saved is lost.",
     )  # fmt: skip
+
+
+def job_requeue(job_id: int) -> bool:
+    """A failed job (its worker died, say) back in the queue as the same job, its half-run's steps and alarms
+    forgotten; False when it is not failed (a second resume changes nothing). The caller queues its task."""
+    with transaction.atomic():
+        if not TrainingJob.objects.filter(pk=job_id, state=State.FAILED).update(
+            state=State.QUEUED, error="", stage="queued again", step=0, started_at=None, finished_at=None,
+            heartbeat_at=None, worker="", alarms=[], stop_reason="", cancel_requested_at=None,
+        ):  # fmt: skip
+            return False
+        TrainingMetric.objects.filter(job_id=job_id).delete()
+    return True

@@ -74,7 +74,13 @@ HELP = {
     "on_saturation": "What the saturation alarm does: off, warn or stop.",
     "on_displacement": "What the likelihood-displacement alarm does: off, warn or stop.",
     "on_length": "What the length alarm does: off, warn or stop.",
+    "init_adapter": "Start from this LoRA adapter (a folder with adapter_config.json, e.g. the previous round's) and "
+    "train it further, instead of a fresh adapter on the base model. Empty: a fresh adapter.",
+    "reference": "With init_adapter: the model the policy is pulled towards. previous: the adapter's own model (a "
+    "frozen copy of it, TRL's default; each round moves a step from the last). initial: the base model without any "
+    "adapter (RLHFlow's iterative DPO keeps the reference at the starting model).",
 }
+REFERENCES = ("previous", "initial")
 
 
 def resolve_precision(requested: str, *, cuda: bool, capability_major: int | None) -> str:
@@ -134,6 +140,8 @@ class JobSpec:
     on_saturation: str = DEFAULT_POLICY["saturation"]
     on_displacement: str = DEFAULT_POLICY["displacement"]
     on_length: str = DEFAULT_POLICY["length"]
+    init_adapter: str = ""
+    reference: str = "previous"
 
     @classmethod
     def from_dict(cls, data: dict) -> JobSpec:
@@ -199,6 +207,8 @@ class JobSpec:
         need(self.displacement_drop >= 0, "displacement_drop", "must not be negative")
         need(self.length_growth > 1, "length_growth", "must be above 1")
         need(0 <= self.length_checks <= 100, "length_checks", "must be between 0 and 100")
+        need(self.reference in REFERENCES, "reference", f"must be one of {', '.join(REFERENCES)}")
+        need(not self.init_adapter or self.lora, "init_adapter", "continuing an adapter needs lora on")
         for name in ALARMS:
             need(getattr(self, f"on_{name}") in POLICIES, f"on_{name}", f"must be one of {', '.join(POLICIES)}")
 

@@ -264,7 +264,8 @@ def planned_steps(spec: JobSpec, rows: int) -> int:
     return math.ceil(math.ceil(rows / spec.batch_size) * spec.epochs)
 
 
-def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out_dir: Path, callbacks):
+def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out_dir: Path, callbacks,
+                  ref_model=None):  # fmt: skip
     lr, beta = spec.resolved_learning_rate(), spec.resolved_beta()
     common = {
         "output_dir": str(out_dir / "checkpoints"),
@@ -294,7 +295,7 @@ def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out
     checkpoint_field = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
     common[checkpoint_field] = hw.gradient_checkpointing
     peft_config = None
-    if spec.lora:
+    if spec.lora and not spec.init_adapter:  # a continued adapter arrives on the model already
         from peft import LoraConfig
 
         targets = spec.lora_target_modules.strip()
@@ -314,6 +315,7 @@ def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out
                          label_smoothing=spec.label_smoothing, ld_alpha=spec.ld_alpha,
                          use_weighting=spec.use_weighting)  # fmt: skip
         trainer_cls = DPOTrainer
+        extra = {"ref_model": ref_model} if ref_model is not None else {}
     elif spec.method == "kto":
         from trl import KTOConfig, KTOTrainer
 
@@ -322,19 +324,37 @@ def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out
         dw, uw = kto_weights(spec, desirable, undesirable)
         args = KTOConfig(**common, **precompute, beta=beta, desirable_weight=dw, undesirable_weight=uw)
         trainer_cls = KTOTrainer
+        extra = {"ref_model": ref_model} if ref_model is not None else {}
     elif spec.method == "orpo":
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
         args = ORPOConfig(**common, beta=beta)
         trainer_cls = ORPOTrainer
+        extra = {}
     else:  # simpo: CPO with the SimPO loss and no behaviour-cloning term
         from trl.experimental.cpo import CPOConfig, CPOTrainer
 
         args = CPOConfig(**common, beta=beta, loss_type="simpo", cpo_alpha=0.0, simpo_gamma=spec.simpo_gamma)
         trainer_cls = CPOTrainer
+        extra = {}
     trainer = trainer_cls(model=model, args=args, train_dataset=train_data, processing_class=tokenizer,
-                          peft_config=peft_config, callbacks=callbacks)  # fmt: skip
+                          peft_config=peft_config, callbacks=callbacks, **extra)  # fmt: skip
     return trainer, args
+
+
+def continued(spec: JobSpec, model, load_base):
+    """(policy, reference model or None) for a run that continues an adapter (spec.init_adapter): the adapter is
+    loaded trainable on the base model. The reference is TRL's: with a PEFT model and no reference model, DPO and
+    KTO freeze a copy of the loaded adapter ("previous": the adapter's own model); "initial" passes the base model
+    without any adapter instead. Without init_adapter: the model as loaded, and TRL's usual reference."""
+    if not spec.init_adapter:
+        return model, None
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(model, spec.init_adapter, is_trainable=True)
+    if spec.reference == "initial" and spec.needs_reference:
+        return model, load_base()
+    return model, None
 
 
 def library_versions() -> dict:
@@ -368,6 +388,7 @@ def train(spec: JobSpec, data_dir: Path, model_path: str, out_dir: Path, sink, *
         hw = detect_hardware(spec, model_config)
         tokenizer = load_tokenizer(model_path)
         model = load_model(model_path, hw.precision, hw.device)
+        model, ref_model = continued(spec, model, lambda: load_model(model_path, hw.precision, hw.device))
     except Exception as exc:
         raise ModelLoadError(spec.base_model, exc) from exc
     sink.hardware(hw.as_dict())
@@ -376,7 +397,7 @@ def train(spec: JobSpec, data_dir: Path, model_path: str, out_dir: Path, sink, *
     sink.progress(0, 0, "preparing the data" + (" and reference log-probs" if spec.needs_reference else ""))
     started = time.monotonic()
     with reference_fingerprint(str(out_dir.resolve())):
-        trainer, args = build_trainer(spec, hw, model, tokenizer, data["train"], out_dir, [progress])
+        trainer, args = build_trainer(spec, hw, model, tokenizer, data["train"], out_dir, [progress], ref_model)
     counter = TokenCounter(trainer.data_collator)
     trainer.data_collator = counter
     progress.counter = counter
@@ -399,6 +420,8 @@ def train(spec: JobSpec, data_dir: Path, model_path: str, out_dir: Path, sink, *
     sink.progress(trainer.state.global_step, trainer.state.max_steps, "saving the adapter" if spec.lora else
                   "saving the model")  # fmt: skip
     weights_dir = out_dir / ("adapter" if spec.lora else "model")
+    if "ref" in (getattr(trainer.model, "peft_config", None) or {}):
+        trainer.model.delete_adapter("ref")  # TRL's frozen copy of a continued adapter: not part of the result
     trainer.save_model(str(weights_dir))
     if is_main:
         tokenizer.save_pretrained(str(weights_dir))

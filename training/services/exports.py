@@ -14,7 +14,8 @@ INLINE_EXPORT_MAX_PAIRS = 5_000  # larger projects export on a worker, with prog
 
 
 def export_create(*, project: Project, recipe: CurationRecipe, fmt: str, user, conversational: bool = False,
-                  test_fraction: float = 0.1, seed: int = 0, run_now: bool | None = None) -> DatasetExport:  # fmt: skip
+                  test_fraction: float = 0.1, seed: int = 0, run_now: bool | None = None,
+                  pair_ids: list[int] | None = None) -> DatasetExport:  # fmt: skip
     """Create an export of the recipe's rows. It is built in this process when ``run_now`` (the command) or, by
     default, when the project is small; otherwise it is queued for a worker after the transaction commits."""
     if recipe.project_id != project.pk:
@@ -25,7 +26,7 @@ def export_create(*, project: Project, recipe: CurationRecipe, fmt: str, user, c
         raise ValidationError({"test_fraction": "The test fraction must be at least 0 and below 1."})
     export = DatasetExport.objects.create(
         project=project, recipe=recipe, format=fmt, conversational=conversational, test_fraction=test_fraction,
-        seed=seed, created_by=user,
+        seed=seed, created_by=user, pair_ids=sorted(pair_ids or []),
     )  # fmt: skip
     if run_now is None:
         run_now = project.pairs.count() <= INLINE_EXPORT_MAX_PAIRS

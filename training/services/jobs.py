@@ -3,6 +3,8 @@ admin came in by (dashboard, API, command)."""
 
 from __future__ import annotations
 
+import os
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
@@ -33,6 +35,10 @@ def job_create(*, export: DatasetExport, user, settings_: dict | None = None, pr
         describe_base_model(spec.base_model)
     except ValueError as exc:
         raise ValidationError({"base_model": str(exc)}) from None
+    adapter = spec.init_adapter.strip()
+    if adapter and not os.path.isfile(os.path.join(os.path.expanduser(adapter), "adapter_config.json")):
+        raise ValidationError({"init_adapter": f"{adapter}: no LoRA adapter there (a folder with "
+                                               "adapter_config.json)."})  # fmt: skip
     if export.state != DatasetExport.State.SUCCEEDED or "hf" not in export.files:
         raise ValidationError({"export": "This export is not ready."})
     if export.format != spec.export_format:
