@@ -12,6 +12,9 @@ from .services import judge_create, judge_update, run_start
 
 DEMO_JUDGE = "local SmolLM2-135M"
 DEMO_RUN_PAIRS = 12
+# At temperature 0 SmolLM2 scores nearly every answer 1, so best-vs-worst pairs never have a margin; sampled at T=2
+# about a quarter of its scores differ. That is noise, not judgement, but it lets a campaign's loop run on a laptop.
+DEMO_RATER = "local SmolLM2-135M, sampled (T=2)"
 
 
 def demo_judge(project: Project, user) -> JudgeConfig:
@@ -21,6 +24,18 @@ def demo_judge(project: Project, user) -> JudgeConfig:
         return judge_create(project=project, user=user, name=DEMO_JUDGE, base_url=settings.LOCAL_MODEL_URL,
                             model="smollm2-135m", max_tokens=64, max_concurrency=1,
                             requests_per_minute=600)  # fmt: skip
+    if judge.base_url != settings.LOCAL_MODEL_URL:
+        judge = judge_update(judge=judge, base_url=settings.LOCAL_MODEL_URL)
+    return judge
+
+
+def demo_rater(project: Project, user) -> JudgeConfig:
+    """The local model as a sampled rater for the demo's campaigns (created once; repointed as demo_judge)."""
+    judge = JudgeConfig.objects.filter(project=project, name=DEMO_RATER).first()
+    if judge is None:
+        return judge_create(project=project, user=user, name=DEMO_RATER, base_url=settings.LOCAL_MODEL_URL,
+                            model="smollm2-135m", max_tokens=48, max_concurrency=1, requests_per_minute=600,
+                            temperature=2.0)  # fmt: skip
     if judge.base_url != settings.LOCAL_MODEL_URL:
         judge = judge_update(judge=judge, base_url=settings.LOCAL_MODEL_URL)
     return judge

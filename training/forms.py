@@ -249,6 +249,11 @@ class CampaignForm(forms.Form):
                                           ("all", "Every two candidates (no scores needed)")],
                                  initial="best_worst")  # fmt: skip
     min_margin = forms.FloatField(min_value=0, initial=1.0, help_text="Least score difference in a pair (1-10).")
+    include_flagged = forms.BooleanField(
+        required=False,
+        help_text="Pair flagged candidates too (cut off at the token limit, refusals, repeats): short answers on a CPU "
+        "are mostly cut off.",
+    )
     people_k = forms.IntegerField(
         min_value=0,
         max_value=20,

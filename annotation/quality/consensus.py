@@ -32,6 +32,8 @@ def dawid_skene(m: RatingMatrix, *, iterations: int = 50, tol: float = 1e-6) -> 
     np.add.at(posterior, (items, cats), 1.0)
     totals = posterior.sum(axis=1, keepdims=True)
     posterior = np.where(totals > 0, posterior / np.where(totals == 0, 1, totals), 1.0 / k)
+    if n_items == 0:  # a project nobody has labelled yet (a campaign's, an evaluation's)
+        return posterior
     for _ in range(iterations):
         # M-step: class prior and each annotator's confusion matrix (true category -> given category).
         prior = (posterior.sum(axis=0) + 1.0) / (n_items + k)

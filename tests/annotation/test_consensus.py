@@ -23,6 +23,11 @@ def test_majority_margin_and_agreement():
     assert by_pair[3]["majority"] == "none" and by_pair[3]["vote_margin"] == 0
 
 
+def test_no_labels_at_all_is_no_consensus_not_an_error():
+    # a project nobody labelled (a campaign's pairs, judged only): the evaluation's judge audit reads this
+    assert item_consensus(rating_matrix([], [], [])) == []
+
+
 def test_dawid_skene_discounts_an_unreliable_annotator():
     rng = np.random.default_rng(7)
     truth = rng.integers(0, 2, 400)

@@ -5,7 +5,8 @@ exports; imports prompts, samples candidates from the local model at two tempera
 another annotator rates candidates by thumbs from the keyboard; the admin launches the smoke job from the export,
 sees it succeed with an evaluation, then its automatic win rate against the base model judged by the local judge,
 and sends the A/B pairs to people; it sees the run's health alarms and charts, sweeps β over two smoke runs from the
-export, compares them with their curves and the β–KL plot, and promotes the best; an annotator labels one A/B pair,
+export, compares them with their curves and the β–KL plot, and promotes the best; it launches a one-round
+iterative DPO campaign and watches it move stage by stage to its report; an annotator labels one A/B pair,
 blinded."""
 
 import pytest
@@ -16,7 +17,7 @@ from generation.models import HumanRating, PairOrigin
 from judging.models import JudgeRun
 from tests.training.conftest import smollm2_gguf
 from tests.worker import celery_worker, wait_for
-from training.models import DatasetExport, Evaluation, Sweep, TrainingJob
+from training.models import Campaign, DatasetExport, Evaluation, Sweep, TrainingJob
 from training.sweeps.compare import sweep_comparison
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -130,7 +131,7 @@ def test_a_newcomer_walks_the_loop_as_annotator_lead_and_admin(live_server, brow
         rater.context.close()
 
         lead = logged_in(browser, live_server, "demo-lead", "/p/demo/curation/")
-        lead.click("form.inline-form button.primary")  # the demo recipe, DPO
+        lead.locator("form.inline-form", has_text="Export demo v").locator("button.primary").click()  # DPO
         lead.wait_for_selector("#export-status.export-succeeded")
         export = DatasetExport.objects.filter(created_by__username="demo-lead").latest("created_at")
         lead.context.close()
@@ -191,6 +192,39 @@ def test_a_newcomer_walks_the_loop_as_annotator_lead_and_admin(live_server, brow
         admin.click("#run-table tbody tr:first-child .promote-form button")
         admin.wait_for_selector("#promoted")
         assert Sweep.objects.get().promoted_job.sweep_point == sweep_comparison(sweep)["best"]["point"]
+
+        # An iterative DPO campaign of one round on the demo prompts: the local model samples 4 answers to each of 4
+        # prompts, the demo's sampled rater scores them, best-vs-worst pairs are curated by score, a smoke job
+        # trains, the tuned model is judged against the base on 2 held-out prompts. The page follows each stage.
+        admin.goto(f"{live_server.url}/training/jobs/")
+        admin.click("#campaigns-link")
+        assert admin.input_value("#id_base_model") == str(settings.LOCAL_MODEL_PATH)
+        admin.fill("#id_name", "first loop")
+        admin.select_option("#id_prompt_set", label="Demo: helpful answers · demo prompts (12)")
+        for field, value in (("per_round", "4"), ("eval_prompts", "2"), ("rounds", "1"), ("samples", "4"),
+                             ("max_tokens", "24"), ("settings", "max_length: 96")):  # fmt: skip
+            admin.fill(f"#id_{field}", value)
+        admin.select_option("#id_judge", label="Demo: helpful answers · local SmolLM2-135M, sampled (T=2)")
+        admin.select_option("#id_recipe", label="Demo: helpful answers · campaign: by scores v1")
+        admin.check("#id_include_flagged")  # 24 tokens cut most answers short
+        admin.select_option("#id_preset", "smoke")
+        admin.click("#campaign-form button.primary")
+        admin.wait_for_selector("#round-table tr[data-round='1']")
+        campaign = Campaign.objects.get()
+        seen = []
+        for stage in ("generate", "pair", "rate", "curate", "train", "evaluate"):  # the page reloads as each ends
+            admin.wait_for_selector(f"tr[data-round='1'] .stage[data-stage='{stage}'][data-status='done'], "
+                                    "#campaign-error", timeout=420_000)  # fmt: skip
+            assert not admin.query_selector("#campaign-error"), Campaign.objects.get().error
+            seen.append(stage)
+        admin.wait_for_selector("#campaign-state.state-finished", timeout=60_000)
+        assert "finished after 1 rounds" in admin.inner_text("#campaign-stage")
+        row = admin.inner_text("#report-table tbody tr[data-round='1']")
+        assert "%" in row and " → " in row  # win rate vs base, with its interval; the funnel
+        admin.wait_for_function("Chart.getChart(document.querySelector('#campaign-chart canvas'))"
+                                ".data.labels.length === 1")  # fmt: skip
+        first = campaign.round_set.get()
+        assert first.job.state == "succeeded" and first.eval_base.state == "succeeded"
         admin.context.close()
 
         # An annotator gets the A/B pairs blinded: no model, no generator, no side that says which is tuned.

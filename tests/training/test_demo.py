@@ -61,8 +61,9 @@ def test_the_demo_shows_every_page_with_true_content_and_a_second_run_changes_no
     assert max(row["kappa"] for row in kappas) > 0.4  # the careful annotators agree; the others do not
     assert Pair.objects.filter(project=demo, open_slots__gt=0).count() >= 50  # work left for the people who log in
 
-    judge = JudgeConfig.objects.get(project=demo)
+    judge, rater = JudgeConfig.objects.filter(project=demo).order_by("pk")
     assert judge.base_url == settings.LOCAL_MODEL_URL and not JudgeRun.objects.exists()  # runs when the model is up
+    assert rater.base_url == settings.LOCAL_MODEL_URL and rater.temperature == 2.0  # for campaigns' best-vs-worst
     generator = Generator.objects.get(project=demo)
     assert generator.base_url == settings.LOCAL_MODEL_URL and not GenerationRun.objects.exists()
     prompts = PromptSet.objects.get(project=demo)
@@ -70,6 +71,7 @@ def test_the_demo_shows_every_page_with_true_content_and_a_second_run_changes_no
     assert prompts.prompts.first().metadata == {"task_type": "fact", "difficulty": "easy"}
     export = DatasetExport.objects.get(project=demo)
     assert export.state == "succeeded" and export.rows_train > 0 and export.recipe.name == "demo"
+    assert CurationRecipe.objects.get(project=demo, name="campaign: by scores").config["source"] == "scores"
 
     first = snapshot()
     call_command("demo_setup")

@@ -173,7 +173,7 @@ def _batch(campaign: Campaign, round_: CampaignRound) -> list[int]:
 
 def _pair(campaign: Campaign, round_: CampaignRound) -> bool:
     options = pairs_options(campaign.pairing)
-    pairs_build(prompt_set=campaign.prompt_set, options=options, user=campaign.created_by,
+    built = pairs_build(prompt_set=campaign.prompt_set, options=options, user=campaign.created_by,
                 generator_ids=[round_.generator_id], prompt_ids=_batch(campaign, round_),
                 open_slots=campaign.people_k)  # fmt: skip
     # the round's pairs: those made of its generator's candidates of its prompts (built now, or before)
@@ -182,8 +182,11 @@ def _pair(campaign: Campaign, round_: CampaignRound) -> bool:
         candidate_b__generator=round_.generator_id, candidate_a__prompt_id__in=_batch(campaign, round_),
     ).values_list("pair_id", flat=True))  # fmt: skip
     if not pair_ids:
-        raise RoundFailed("No pairs: every prompt's candidates were flagged, identical or too close in score. "
-                          "Sample more (samples, temperatures) or lower the minimum margin.")  # fmt: skip
+        seen = built.preview
+        raise RoundFailed(f"No pairs: of the candidates, {seen.left_out_flagged} were flagged and "
+                          f"{seen.left_out_unscored} had no score; {seen.prompts_without_pair} of {seen.prompts} "
+                          "prompts had no two far enough apart in score (or different). Sample more (samples, "
+                          "temperatures), include flagged candidates or lower the minimum margin.")  # fmt: skip
     _set(round_, pair_ids=pair_ids, rate_started_at=timezone.now())
     return _to(round_, Stage.RATE, f"{len(pair_ids)} pairs")
 

@@ -2,9 +2,9 @@
 
 Users for every role, a project of a few hundred pairs written by the project (annotation/demo.py) with labels from
 four simulated annotators of distinct habits, a judge and a generator on the local model server with a prompt set
-(generation/demo.py), a saved recipe and an export. Running it again changes nothing, and it never touches anything
-but the demo project and the demo users. The judge's and the generator's first small runs start when the local
-model is ready (`make run` calls demo_local_runs then)."""
+(generation/demo.py), saved recipes (one for iterative DPO campaigns) and an export. Running it again changes
+nothing, and it never touches anything but the demo project and the demo users. The judge's and the generator's
+first small runs start when the local model is ready (`make run` calls demo_local_runs then)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from annotation.imports.importer import pairs_import
 from annotation.models import Label, Membership, Project
 from annotation.services.projects import membership_set, project_create
 from generation.demo import demo_generation
-from judging.demo import demo_judge
+from judging.demo import demo_judge, demo_rater
 from training.models import DatasetExport
 from training.services.exports import export_create
 from training.services.recipes import recipe_save
@@ -28,6 +28,8 @@ from training.services.recipes import recipe_save
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "arbiter-demo"
 DEMO_RECIPE = {"source": "human_else_judge", "min_human_agreement": 0.5}
+# an iterative DPO campaign's recipe: best-vs-worst pairs labelled by the judge's scores of their candidates (RLHFlow)
+CAMPAIGN_RECIPE_NAME, CAMPAIGN_RECIPE = "campaign: by scores", {"source": "scores"}
 PEOPLE = [("demo-admin", "admin"), ("demo-lead", Membership.Role.LEAD), ("demo-annotator-1", Membership.Role.ANNOTATOR),
           ("demo-annotator-2", Membership.Role.ANNOTATOR)]  # fmt: skip
 
@@ -70,7 +72,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {who.username}: {given} labels")
 
         demo_judge(project, users["demo-lead"])
+        demo_rater(project, users["demo-lead"])
         demo_generation(project, users["demo-lead"])
+        recipe_save(project=project, name=CAMPAIGN_RECIPE_NAME, config=CAMPAIGN_RECIPE, user=users["demo-lead"])
         recipe = recipe_save(project=project, name="demo", config=DEMO_RECIPE, user=users["demo-lead"])
         if not DatasetExport.objects.filter(recipe=recipe, state=DatasetExport.State.SUCCEEDED).exists():
             export = export_create(project=project, recipe=recipe, fmt="dpo", user=users["demo-lead"], run_now=True)
