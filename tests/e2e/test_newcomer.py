@@ -196,7 +196,7 @@ def test_a_newcomer_walks_the_loop_as_annotator_lead_and_admin(live_server, brow
         # An iterative DPO campaign of one round on the demo prompts: the local model samples 4 answers to each of 4
         # prompts, the demo's sampled rater scores them, best-vs-worst pairs are curated by score, a smoke job
         # trains, the tuned model is judged against the base on 2 held-out prompts. The page follows each stage.
-        admin.goto(f"{live_server.url}/training/jobs/")
+        admin.goto(f"{live_server.url}/training/")
         admin.click("#campaigns-link")
         assert admin.input_value("#id_base_model") == str(settings.LOCAL_MODEL_PATH)
         admin.fill("#id_name", "first loop")
