@@ -7,9 +7,11 @@ job while the worker lives on."""
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
+from generation.local import model_identity
 from generation.models import Candidate, GenerationRun
 from generation.services import generation_run_start, generator_create
 from tests.generation.helpers import prompt_set
@@ -68,7 +70,11 @@ def test_dpo_kto_and_orpo_jobs_train_a_real_model(project, lead, admin, gpu_work
         assert candidates.count() == 6 and all(c.tokens_out > 0 and c.finish_reason in ("stop", "length")
                                                for c in candidates)  # fmt: skip
         assert sum(bool(c.text.strip()) for c in candidates) >= 4 and run.cost_usd == 0
-    assert tuned.adapter.endswith("/adapter") and Candidate.objects.filter(generator=tuned, model=gguf).count() == 6
+    # Each candidate names what wrote it: the tuned model as the base plus a digest of its adapter's weights.
+    assert tuned.adapter.endswith("/adapter")
+    assert Candidate.objects.filter(generator=tuned, model=model_identity(gguf, tuned.adapter)).count() == 6
+    assert model_identity(gguf, tuned.adapter).startswith(f"{Path(gguf).name}+lora:")
+    assert Candidate.objects.filter(generator=base, model=gguf).count() == 6
 
 
 def test_cancel_mid_run_and_a_killed_training_process(project, lead, admin, gpu_worker, settings):
