@@ -137,7 +137,8 @@ class Candidate(models.Model):
 
 
 class Rating(models.Model):
-    """A judge's score (1-10, with a rationale) of one candidate on its own."""
+    """A scorer's score of one candidate on its own: an LLM judge's 1-10 with a rationale, or a reward model's raw
+    reward (unbounded; higher is better)."""
 
     class Status(models.TextChoices):
         OK = "ok", "Parsed"
@@ -147,7 +148,7 @@ class Rating(models.Model):
     judge = models.ForeignKey(JudgeConfig, on_delete=models.CASCADE, related_name="+")
     run = models.ForeignKey(GenerationRun, null=True, on_delete=models.SET_NULL, related_name="ratings")
     status = models.CharField(max_length=12, choices=Status.choices)
-    score = models.PositiveSmallIntegerField(null=True, validators=[MinValueValidator(1), MaxValueValidator(10)])
+    score = models.FloatField(null=True)
     rationale = models.TextField(blank=True)
     raw = models.TextField(blank=True)
     tokens_in = models.PositiveIntegerField(default=0)

@@ -23,7 +23,9 @@ class Endpoint(models.Model):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=100)
-    base_url = models.URLField(max_length=500, help_text="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1")
+    base_url = models.URLField(
+        max_length=500, blank=True, help_text="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8080/v1"
+    )
     model = models.CharField(max_length=200)
     api_key_env = models.CharField(
         max_length=100,
@@ -60,6 +62,14 @@ ENDPOINT_SETTINGS = (
 
 
 class JudgeConfig(Endpoint):
+    """A scorer of responses: an LLM judge (an OpenAI-compatible endpoint asked with a prompt) or a reward model (a
+    sequence-classification checkpoint that scores each response on a ``gpu`` queue worker; no endpoint, no prompt,
+    order-free: a pair's margin is the difference of its two scores)."""
+
+    class Kind(models.TextChoices):
+        LLM = "llm", "LLM judge"
+        REWARD_MODEL = "reward_model", "Reward model"
+
     class ResponseMode(models.TextChoices):
         UNKNOWN = "", "Not detected yet"
         JSON_SCHEMA = "json_schema", "response_format json_schema (OpenAI, vLLM)"
@@ -68,6 +78,13 @@ class JudgeConfig(Endpoint):
 
     # Null project: shared by an admin with every project.
     project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="judges")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.LLM)
+    adapter = models.CharField(
+        max_length=500, blank=True, help_text="Reward models: a LoRA adapter folder (a reward-model job's) on the model."
+    )
+    trained_on = models.JSONField(
+        default=list, blank=True, help_text="Pairs a reward model was trained on: left out of its audit (held out)."
+    )
     temperature = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
     max_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(16), MaxValueValidator(32768)])
     both_orders = models.BooleanField(default=True, help_text="Judge each pair with A first and with B first.")
@@ -160,8 +177,9 @@ class Verdict(models.Model):
     # pair terms: A, B or tie; slot terms: "first", "second" or "tie"
     winner = models.CharField(max_length=4, blank=True)
     winner_slot = models.CharField(max_length=6, blank=True)
-    score_a = models.PositiveSmallIntegerField(null=True)
-    score_b = models.PositiveSmallIntegerField(null=True)
+    # An LLM judge's 1-10 scores, or a reward model's raw rewards (unbounded).
+    score_a = models.FloatField(null=True)
+    score_b = models.FloatField(null=True)
     rationale = models.TextField(blank=True)
     confidence = models.FloatField(null=True, help_text="Probability of the winner token, where logprobs came back.")
     raw = models.TextField(blank=True, help_text="The model's reply as received.")
