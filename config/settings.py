@@ -239,10 +239,12 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # LLM judge calls run on their own queue, so a long judge run never delays imports (workers: -Q judge).
 # Requests to model servers (judges, endpoint generators) on "judge"; torch work (training, local generation) on "gpu".
 CELERY_TASK_ROUTES = {
+    "judging.tasks.reward_run_task": {"queue": "gpu"},
     "judging.tasks.*": {"queue": "judge"},
     "generation.tasks.generation_run_dispatch_task": {"queue": "judge"},
     "generation.tasks.generation_chunk_task": {"queue": "judge"},
     "generation.tasks.generation_local_task": {"queue": "gpu"},
+    "generation.tasks.generation_reward_task": {"queue": "gpu"},
     "training.tasks.job_run_task": {"queue": "gpu"},
 }
 # Training jobs go to GPU workers (`celery -A config worker -Q gpu --concurrency 1`); beat reaps dead jobs.
@@ -257,6 +259,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 JUDGE_CHUNK_PAIRS = env_int("JUDGE_CHUNK_PAIRS", 8, minimum=1)  # pairs per judge task (both orders each)
 GENERATION_CHUNK_REQUESTS = env_int("GENERATION_CHUNK_REQUESTS", 64, minimum=1)  # samples per generation task
 GENERATION_LOCAL_BATCH = env_int("GENERATION_LOCAL_BATCH", 8, minimum=1)  # prompts per batch, local checkpoints
+REWARD_BATCH = env_int("REWARD_BATCH", 8, minimum=1)  # conversations per forward pass, reward models
 JUDGE_RATE_LIMIT_REDIS_URL = env_str("JUDGE_RATE_LIMIT_REDIS_URL", "")  # default: the broker, when it is Redis
 IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
 IMPORT_MAX_FIELD_CHARS = env_int("IMPORT_MAX_FIELD_CHARS", 200_000, minimum=1)

@@ -234,6 +234,8 @@ def run_chunk(run: GenerationRun, prompt_ids: list[int]) -> ChunkOutcome:
         outcome = sample_chunk(run, prompt_ids)
     if outcome.retry_in is not None or run.rater_id is None or not is_live(run):
         return outcome
+    if run.rater.kind == JudgeConfig.Kind.REWARD_MODEL:
+        return outcome  # rated on the gpu queue once every candidate is in (generation.tasks)
     rated = rate_chunk(run, prompt_ids)
     rated.written += outcome.written
     return rated

@@ -10,17 +10,16 @@ what is missing. A local reply costs nothing and is not cached: the slot itself 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from django.conf import settings
 
+from judging.checkpoints import model_identity, resolve_base_model
 from judging.client import Generated
 from judging.endpoint import is_live
 from judging.lifecycle import run_stop
 
-from .checkpoints import resolve_base_model
 from .engine import SampleCall, mark_duplicates, record_candidate
 from .lifecycle import run_begin
 from .models import Candidate, GenerationRun, Prompt
@@ -74,20 +73,6 @@ def sample_batch(model, tokenizer, conversations: list[list[dict]], *, temperatu
             finish_reason="stop" if ended is not None else "length",
         ))  # fmt: skip
     return results
-
-
-def model_identity(model_name: str, adapter: str) -> str:
-    """What wrote a candidate: the model's name, and with an adapter a digest of its weights (so a candidate says
-    which round's adapter wrote it, even after the folder was trained further or replaced)."""
-    if not adapter:
-        return model_name
-    folder = Path(adapter).expanduser()
-    digest = hashlib.sha256()
-    for weights in sorted(folder.glob("adapter_model.*")):
-        with weights.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return f"{Path(model_name).name or model_name}+lora:{digest.hexdigest()[:16]}"
 
 
 def local_run(run: GenerationRun) -> bool:

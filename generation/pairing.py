@@ -37,6 +37,9 @@ class Options:
     different_generators: bool = False
     include_flagged: bool = False
     seed: int = 0
+    # Whose scores rank the candidates: one rater's (a judge or a reward model: scales differ), or None for the mean
+    # of every rater's.
+    rater: int | None = None
 
 
 @dataclass(frozen=True)

@@ -69,17 +69,17 @@ def run_summary(run: GenerationRun) -> dict:
     return {**counts, "mean_score_by_temperature": by_temperature}
 
 
-def candidate_scores(candidate_ids) -> dict[int, float]:
-    rows = (
-        Rating.objects.filter(candidate_id__in=candidate_ids, status=Rating.Status.OK)
-        .values("candidate_id")
-        .annotate(mean=Avg("score"))
-    )
+def candidate_scores(candidate_ids, rater_id: int | None = None) -> dict[int, float]:
+    """Each candidate's mean score over its raters, or one rater's score."""
+    ratings = Rating.objects.filter(candidate_id__in=candidate_ids, status=Rating.Status.OK)
+    if rater_id is not None:
+        ratings = ratings.filter(judge_id=rater_id)
+    rows = ratings.values("candidate_id").annotate(mean=Avg("score"))
     return {r["candidate_id"]: r["mean"] for r in rows}
 
 
 def pairing_items(prompt_set: PromptSet, generator_ids: list[int] | None = None,
-                  prompt_ids: list[int] | None = None) -> list[Item]:  # fmt: skip
+                  prompt_ids: list[int] | None = None, rater_id: int | None = None) -> list[Item]:  # fmt: skip
     """Every candidate of the prompt set (of the given generators and prompts, or all) as a pair-building item."""
     candidates = Candidate.objects.filter(prompt__prompt_set=prompt_set)
     if generator_ids:
@@ -91,7 +91,7 @@ def pairing_items(prompt_set: PromptSet, generator_ids: list[int] | None = None,
         .order_by("pk")
         .values_list("pk", "prompt_id", "generator_id", "text", "is_flagged")
     )
-    scores = candidate_scores([r[0] for r in rows])
+    scores = candidate_scores([r[0] for r in rows], rater_id)
     return [Item(pk, prompt_id, generator_id, text, scores.get(pk), bool(flagged))
             for pk, prompt_id, generator_id, text, flagged in rows]  # fmt: skip
 

@@ -15,10 +15,10 @@ from django.utils import timezone
 
 from annotation.imports.fields import content_hash
 from annotation.models import Pair, Project
+from judging.checkpoints import describe_base_model
 from judging.models import ENDPOINT_SETTINGS, JudgeConfig
 from judging.services import QueueUnavailable, run_cancel, run_pause, run_resume
 
-from .checkpoints import describe_base_model
 from .imports import PromptsRejected, prompts_import
 from .models import Candidate, GenerationRun, Generator, HumanRating, PairOrigin, Prompt, PromptSet
 from .pairing import Options, Preview, kto_weights, plan_pairs
@@ -146,7 +146,7 @@ def pairs_options(data: dict) -> Options:
 
 def pairs_preview(*, prompt_set: PromptSet, options: Options, generator_ids: list[int] | None = None) -> Preview:
     """What pairs_build would write, computed the same way, writing nothing."""
-    preview = plan_pairs(pairing_items(prompt_set, generator_ids), options)
+    preview = plan_pairs(pairing_items(prompt_set, generator_ids, rater_id=options.rater), options)
     hashes = _hashes(preview, *_planned_rows(preview))
     existing = _existing_hashes(prompt_set.project, hashes)
     preview.already_in_project = sum(1 for h in hashes.values() if h in existing)
@@ -206,7 +206,7 @@ def pairs_build(*, prompt_set: PromptSet, options: Options, user, generator_ids:
     project = prompt_set.project
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).get()  # one build at a time per project
-        preview = plan_pairs(pairing_items(prompt_set, generator_ids, prompt_ids), options)
+        preview = plan_pairs(pairing_items(prompt_set, generator_ids, prompt_ids, rater_id=options.rater), options)
         candidates, prompts = _planned_rows(preview)
         hashes = _hashes(preview, candidates, prompts)
         existing = _existing_hashes(project, hashes)

@@ -7,11 +7,12 @@ import logging
 
 from celery import shared_task
 
-from judging.lifecycle import MAX_TRANSIENT_RETRIES, retry_delay
+from judging.lifecycle import MAX_TRANSIENT_RETRIES, retry_delay, run_stop
 
 from .engine import run_chunk
-from .lifecycle import run_begin, run_finish_if_done
+from .lifecycle import run_begin, run_counts, run_finish_if_done
 from .models import GenerationRun
+from .rewards import rates_with_reward_model, reward_rate
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ def generation_chunk_task(self, run_id: int, prompt_ids: list[int]) -> None:
             return
         logger.warning("generation run %s: %s; chunk retried in %.0f s", run.pk, outcome.reason, countdown)
         raise self.retry(countdown=countdown)
+    if rates_with_reward_model(run):
+        if run_counts(run)[0] >= run.requests_planned:  # every candidate is in: the reward model rates them
+            generation_reward_task.delay(run.pk)
+        return
     run_finish_if_done(run)
 
 
@@ -57,8 +62,31 @@ def generation_local_task(run_id: int) -> None:
 
     if not local_run(run):
         return
-    if run.rater_id is not None:  # ratings are requests to the judge's server: on the judge queue, in chunks
+    if rates_with_reward_model(run):
+        _reward_rate(run)
+    elif run.rater_id is not None:  # ratings are requests to the judge's server: on the judge queue, in chunks
         for prompt_ids in run_begin(run):
             generation_chunk_task.delay(run.pk, prompt_ids)
     else:
         run_finish_if_done(run)
+
+
+def _reward_rate(run: GenerationRun) -> None:
+    from judging.rewards.scorer import scorer_for  # torch: never imported by the web process
+
+    try:
+        score_fn, identity = scorer_for(run.rater.model, run.rater.adapter)
+    except Exception as exc:  # noqa: BLE001 - any load failure ends the run with its reason
+        run_stop(run, GenerationRun.State.FAILED, f"Could not load the reward model {run.rater.model}: "
+                                                  f"{type(exc).__name__}: {str(exc)[:1000]}")  # fmt: skip
+        return
+    reward_rate(run, score_fn, identity)
+    run_finish_if_done(run)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
+def generation_reward_task(run_id: int) -> None:
+    """A reward-model rater scores the candidates of an endpoint generator's run once they are all in."""
+    run = _live_run(run_id)
+    if run is not None:
+        _reward_rate(run)

@@ -8,7 +8,7 @@ from django.db.models import Q
 from annotation.access import lead_object_or_404
 from annotation.models import Project
 
-from .models import JudgeConfig, JudgeRun
+from .models import Composite, JudgeConfig, JudgeRun
 
 
 def judge_for_user(user, project: Project, public_id) -> JudgeConfig:
@@ -20,3 +20,9 @@ def judge_for_user(user, project: Project, public_id) -> JudgeConfig:
 def run_for_user(user, project: Project, public_id) -> JudgeRun:
     runs = JudgeRun.objects.select_related("judge", "prompt_version", "project").filter(project=project)
     return lead_object_or_404(user, project, runs, "run", public_id=public_id)
+
+
+def composite_for_user(user, project: Project, public_id) -> Composite:
+    """A composite of this project, for the project's leads."""
+    composites = Composite.objects.select_related("project").filter(project=project)
+    return lead_object_or_404(user, project, composites, "composite", public_id=public_id)

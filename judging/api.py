@@ -4,15 +4,27 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.access import LEAD, project_for_user
 
 from .access import judge_for_user, run_for_user
+from .audit import scorer_audit
+from .models import JudgeConfig
 from .selectors import judges_for, run_report, runs_of
 from .serializers import JudgeSerializer, RunRequestSerializer, RunSerializer
-from .services import JUDGE_SETTINGS, QueueUnavailable, judge_create, run_cancel, run_pause, run_resume, run_start
+from .services import (
+    JUDGE_SETTINGS,
+    QueueUnavailable,
+    judge_create,
+    reward_model_create,
+    run_cancel,
+    run_pause,
+    run_resume,
+    run_start,
+)
 
 
 class JudgeListView(APIView):
@@ -23,11 +35,18 @@ class JudgeListView(APIView):
 
     @extend_schema(request=JudgeSerializer, responses={201: JudgeSerializer})
     def post(self, request, slug):
-        """Create a judge for this project (admins: ``shared: true`` is not settable here; use the page)."""
+        """Create a judge for this project: an LLM judge (an endpoint), or with ``kind: reward_model`` a reward model
+        (``model`` and an optional ``adapter``). Admins share judges from the page."""
         project = project_for_user(request.user, slug, role=LEAD)
         serializer = JudgeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        if data.get("kind") == JudgeConfig.Kind.REWARD_MODEL:
+            judge = reward_model_create(project=project, user=request.user, name=data["name"], model=data["model"],
+                                        adapter=data.get("adapter", ""))  # fmt: skip
+            return Response(JudgeSerializer(judge).data, status=status.HTTP_201_CREATED)
+        if not data.get("base_url"):
+            raise ValidationError({"base_url": "An LLM judge needs its endpoint's URL."})
         text = {k: data[k] for k in ("system", "template") if k in data}
         judge = judge_create(project=project, user=request.user, **text,
                              **{k: v for k, v in data.items() if k in JUDGE_SETTINGS})  # fmt: skip
@@ -79,3 +98,13 @@ class RunActionView(APIView):
         except QueueUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(RunSerializer(run).data)
+
+
+class JudgeAuditView(APIView):
+    @extend_schema(responses={200: OpenApiResponse(description="The scorer's accuracy on the project's labelled pairs "
+                                                               "beside the length and position baselines, kappa with "
+                                                               "the annotators, slices and warnings.")})  # fmt: skip
+    def get(self, request, slug, judge_id):
+        project = project_for_user(request.user, slug, role=LEAD)
+        judge = judge_for_user(request.user, project, judge_id)
+        return Response(scorer_audit(judge, project))

@@ -8,13 +8,17 @@ from django.conf import settings
 from annotation.models import Project
 
 from .models import JudgeConfig, JudgeRun
-from .services import judge_create, judge_update, run_start
+from .services import judge_create, judge_update, reward_model_create, run_start
 
 DEMO_JUDGE = "local SmolLM2-135M"
 DEMO_RUN_PAIRS = 12
 # At temperature 0 SmolLM2 scores nearly every answer 1, so best-vs-worst pairs never have a margin; sampled at T=2
 # about a quarter of its scores differ. That is noise, not judgement, but it lets a campaign's loop run on a laptop.
 DEMO_RATER = "local SmolLM2-135M, sampled (T=2)"
+# SmolLM2 with a fresh (untrained) classification head: its audit shows what an untrained scorer looks like beside
+# the length baseline; the one to keep is trained from the demo export (the reward-lora preset, then "Use as a
+# reward model" on the job's page).
+DEMO_REWARD_MODEL = "local SmolLM2-135M reward head (untrained)"
 
 
 def demo_judge(project: Project, user) -> JudgeConfig:
@@ -46,3 +50,30 @@ def demo_judge_run(judge: JudgeConfig, user) -> JudgeRun | None:
     if JudgeRun.objects.filter(judge=judge).exists():
         return None
     return run_start(project=judge.project, judge=judge, user=user, limit=DEMO_RUN_PAIRS)
+
+
+def demo_reward_model(project: Project, user) -> JudgeConfig | None:
+    """The local model as a reward model (created once, where the model file is); None without the file."""
+    judge = JudgeConfig.objects.filter(project=project, name=DEMO_REWARD_MODEL).first()
+    if judge is None and settings.LOCAL_MODEL_PATH.exists():
+        judge = reward_model_create(project=project, user=user, name=DEMO_REWARD_MODEL,
+                                    model=str(settings.LOCAL_MODEL_PATH))  # fmt: skip
+    return judge
+
+
+DEMO_COMPOSITE = "demo: judge + reward model"
+
+
+def demo_composite(project: Project, user) -> None:
+    """One composite (created once): the demo judge and the reward model on one axis, equal weights, z-normalised.
+    Compute it on its page once both have scored."""
+    from .models import Composite
+    from .stacking.services import composite_create
+
+    if Composite.objects.filter(project=project, name=DEMO_COMPOSITE).exists():
+        return
+    if not JudgeConfig.objects.filter(project=project, name=DEMO_REWARD_MODEL).exists():
+        return
+    scorers = [{"judge": DEMO_JUDGE, "weight": 1}, {"judge": DEMO_REWARD_MODEL, "weight": 1}]
+    composite_create(project=project, user=user, name=DEMO_COMPOSITE, normalisation="z",
+                     axes=[{"name": "helpful", "weight": 1, "scorers": scorers}])  # fmt: skip

@@ -119,13 +119,13 @@ def _record(run: JudgeRun, call: JudgeCall, parsed: Parsed, *, from_cache: bool)
             ledger_add(run, calls=parsed.calls, from_cache=from_cache, tokens_in=parsed.tokens_in,
                        tokens_out=parsed.tokens_out, cost=cost, verdicts_done=1,
                        unparseable=0 if v else 1)  # fmt: skip
-            _combine(run, call.pair.pk)
+            combine(run, call.pair.pk)
     except IntegrityError:
         return False  # another delivery of this chunk wrote it first
     return True
 
 
-def _combine(run: JudgeRun, pair_id: int) -> None:
+def combine(run: JudgeRun, pair_id: int) -> None:
     """Once every order of a pair is in, store the pair's combined judgement (what curation reads)."""
     verdicts = list(
         Verdict.objects.filter(pair_id=pair_id, judge=run.judge, prompt_version=run.prompt_version).values_list(

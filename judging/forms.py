@@ -30,6 +30,24 @@ class JudgeForm(forms.ModelForm):
             del self.fields["shared"]
 
 
+class RewardModelForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    model = forms.CharField(
+        max_length=200,
+        help_text="A sequence-classification reward model: a hub id (e.g. Skywork/Skywork-Reward-V2-Llama-3.1-8B), a "
+        "folder with config.json, or a .gguf base model with an adapter below (read on the gpu workers).",
+    )
+    adapter = forms.CharField(
+        max_length=500, required=False, help_text="A LoRA adapter folder with its score head (a reward-model job's)."
+    )
+    shared = forms.BooleanField(required=False, label="Share with every project (admins only)")
+
+    def __init__(self, *args, can_share: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not can_share:
+            del self.fields["shared"]
+
+
 class RunStartForm(forms.Form):
     judge = forms.ModelChoiceField(queryset=JudgeConfig.objects.none(), to_field_name="public_id")
     only_unlabelled = forms.BooleanField(required=False, label="Only pairs without human labels")

@@ -80,7 +80,7 @@ class JudgeConfig(Endpoint):
     project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="judges")
     kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.LLM)
     adapter = models.CharField(
-        max_length=500, blank=True, help_text="Reward models: a LoRA adapter folder (a reward-model job's) on the model."
+        max_length=500, blank=True, help_text="Reward models: a LoRA adapter folder (a reward-model job's)."
     )
     trained_on = models.JSONField(
         default=list, blank=True, help_text="Pairs a reward model was trained on: left out of its audit (held out)."
@@ -225,3 +225,47 @@ class PairJudgement(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["pair", "judge", "prompt_version"], name="judgement_once_per_pair")
         ]
+
+
+class Composite(models.Model):
+    """Several scorers stacked per axis (issue 19): each scorer's margins normalised on the project, axes as weighted
+    means of their scorers, the composite as the weighted mean of the axes (judging.stacking). ``axes`` is
+    [{"name", "weight", "scorers": [{"judge": JudgeConfig pk, "weight"}]}], validated by judging.stacking.services;
+    ``stats`` is what the last compute used and found (per scorer, per axis, between axes)."""
+
+    class Normalisation(models.TextChoices):
+        Z = "z", "z-score"
+        RANK = "rank", "rank"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="composites")
+    name = models.CharField(max_length=100)
+    normalisation = models.CharField(max_length=4, choices=Normalisation.choices, default=Normalisation.Z)
+    axes = models.JSONField(default=list)
+    stats = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="composite_name_unique_per_project")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CompositeScore(models.Model):
+    """One pair's composite value (> 0: A preferred) and its axes' values ({axis name: value}; an axis none of whose
+    scorers judged the pair is absent)."""
+
+    composite = models.ForeignKey(Composite, on_delete=models.CASCADE, related_name="scores")
+    pair = models.ForeignKey(Pair, on_delete=models.CASCADE, related_name="composite_scores")
+    value = models.FloatField()
+    axes = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["composite", "pair"], name="composite_score_once_per_pair")]
+        indexes = [models.Index(fields=["composite", "value"], name="composite_score_value_idx")]

@@ -15,8 +15,11 @@ class JudgeSerializer(serializers.ModelSerializer):
     class Meta:
         model = JudgeConfig
         # api_key_env is the *name* of an environment variable; the key itself is never stored or returned.
-        fields = ["id", *JUDGE_SETTINGS, "response_mode", "logprobs_supported", "shared", "system", "template"]
-        read_only_fields = ["response_mode", "logprobs_supported"]
+        fields = ["id", "kind", *JUDGE_SETTINGS, "adapter", "trained_on", "response_mode", "logprobs_supported",
+                  "shared", "system", "template"]  # fmt: skip
+        read_only_fields = ["response_mode", "logprobs_supported", "trained_on"]
+        # A reward model has no endpoint: base_url stays empty (the model validates what each kind needs).
+        extra_kwargs = {"base_url": {"required": False}}
 
     def get_shared(self, obj) -> bool:
         return obj.project_id is None

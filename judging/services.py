@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef
@@ -9,11 +11,12 @@ from django.utils import timezone
 
 from annotation.models import Label, Pair, Project
 
+from .checkpoints import describe_base_model
 from .engine import orders_for
 from .models import EndpointRun, JudgeConfig, JudgeRun, PromptVersion, Verdict
 from .prompts import DEFAULT_SYSTEM, DEFAULT_TEMPLATE, template_problems
 from .signals import run_ended
-from .tasks import judge_run_dispatch_task
+from .tasks import judge_run_dispatch_task, reward_run_task
 
 JUDGE_SETTINGS = (
     "name", "base_url", "model", "api_key_env", "temperature", "max_tokens", "price_input_per_m",
@@ -46,10 +49,46 @@ def judge_create(*, project: Project | None, user, system: str = DEFAULT_SYSTEM,
     return judge
 
 
+def _check_reward_model(model: str, adapter: str) -> None:
+    try:
+        describe_base_model(model)
+    except ValueError as exc:
+        raise ValidationError({"model": str(exc)}) from exc
+    if adapter and not (Path(adapter).expanduser() / "adapter_config.json").is_file():
+        raise ValidationError({"adapter": f"{adapter}: no LoRA adapter there (a folder with adapter_config.json)."})
+
+
+@transaction.atomic
+def reward_model_create(*, project: Project | None, user, name: str, model: str, adapter: str = "",
+                        trained_on: list[int] | None = None) -> JudgeConfig:  # fmt: skip
+    """A reward model as a scorer (``project=None``: shared, admins only): a sequence-classification checkpoint
+    (hub id, folder or GGUF base, as for training jobs) with an optional LoRA adapter. It has no endpoint and no
+    prompt; its one prompt version (empty) is what its verdicts are filed under, as an LLM judge's are."""
+    model, adapter = model.strip(), adapter.strip()
+    _check_reward_model(model, adapter)
+    judge = JudgeConfig(project=project, created_by=user, kind=JudgeConfig.Kind.REWARD_MODEL, name=name, model=model,
+                        adapter=adapter, trained_on=sorted(set(trained_on or [])), both_orders=False,
+                        temperature=0.0)  # fmt: skip
+    judge.full_clean()
+    judge.save()
+    PromptVersion.objects.create(judge=judge, version=1, system="", template="", created_by=user)
+    return judge
+
+
 @transaction.atomic
 def judge_update(*, judge: JudgeConfig, **values) -> JudgeConfig:
     """Change settings. Changing the endpoint or model forgets the detected response format."""
     locked = JudgeConfig.objects.select_for_update().get(pk=judge.pk)
+    if locked.kind == JudgeConfig.Kind.REWARD_MODEL:
+        unknown = set(values) - {"name", "model", "adapter"}
+        if unknown:
+            raise ValidationError(f"A reward model has no setting {', '.join(sorted(unknown))}.")
+        for key, value in values.items():
+            setattr(locked, key, value.strip())
+        _check_reward_model(locked.model, locked.adapter)
+        locked.full_clean()
+        locked.save()
+        return locked
     _check_env_name(values.get("api_key_env", ""))
     for key, value in values.items():
         if key not in JUDGE_SETTINGS:
@@ -65,6 +104,8 @@ def judge_update(*, judge: JudgeConfig, **values) -> JudgeConfig:
 @transaction.atomic
 def prompt_update(*, judge: JudgeConfig, system: str, template: str, user) -> PromptVersion:
     """A new prompt version when the text changed (verdicts are per version, so old ones stay valid for theirs)."""
+    if judge.kind == JudgeConfig.Kind.REWARD_MODEL:
+        raise ValidationError({"template": "A reward model has no prompt."})
     problems = template_problems(template)
     if problems:
         raise ValidationError({"template": "; ".join(problems).capitalize() + "."})
@@ -115,8 +156,9 @@ def run_start(*, project: Project, judge: JudgeConfig, user, only_unlabelled: bo
 
 
 def _dispatch(run: JudgeRun) -> None:
+    task = reward_run_task if run.judge.kind == JudgeConfig.Kind.REWARD_MODEL else judge_run_dispatch_task
     try:
-        judge_run_dispatch_task.delay(run.pk)
+        task.delay(run.pk)
     except Exception as exc:  # noqa: BLE001 - any broker failure: fail loudly, never run inline
         JudgeRun.objects.filter(pk=run.pk).update(
             state=JudgeRun.State.FAILED, error=f"The task queue is unreachable: {exc}", finished_at=timezone.now()

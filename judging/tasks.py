@@ -1,4 +1,5 @@
-"""Celery tasks on the ``judge`` queue: ids in, a call to the engine, nothing else. Both are safe to run twice."""
+"""Celery tasks of judge runs: ids in, a call to the engine, nothing else; safe to run twice. LLM judges' requests
+go on the ``judge`` queue; a reward model's run scores on the ``gpu`` queue (torch loaded there only)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from celery import shared_task
 from .engine import judge_chunk
 from .lifecycle import MAX_TRANSIENT_RETRIES, retry_delay, run_begin, run_finish_if_done
 from .models import JudgeRun
+from .rewards.engine import reward_run
 
 logger = logging.getLogger(__name__)
 
@@ -42,3 +44,14 @@ def judge_run_chunk_task(self, run_id: int, pair_ids: list[int]) -> None:
         logger.warning("judge run %s: %s; chunk retried in %.0f s", run.pk, outcome.reason, countdown)
         raise self.retry(countdown=countdown)
     run_finish_if_done(run)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
+def reward_run_task(run_id: int) -> None:
+    """A reward model scores every pair of the run that has no verdict yet, in batches."""
+    run = _live_run(run_id)
+    if run is None:
+        return
+    from .rewards.scorer import scorer_for  # torch: never imported by the web process
+
+    reward_run(run, lambda: scorer_for(run.judge.model, run.judge.adapter))

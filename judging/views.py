@@ -1,4 +1,5 @@
-"""Judge pages for a project's leads: judges, starting runs, a run's live progress and report."""
+"""Judge pages for a project's leads: judges and reward models, starting runs, a run's live progress and report, a
+scorer's audit."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from annotation.access import LEAD, project_for_user
 from config.local_model import local_model_status
 
 from .access import judge_for_user, run_for_user
-from .forms import JudgeForm, RunStartForm
+from .audit import scorer_audit
+from .forms import JudgeForm, RewardModelForm, RunStartForm
+from .models import JudgeConfig
 from .prompts import DEFAULT_SYSTEM, DEFAULT_TEMPLATE
 from .selectors import judges_for, prompt_current, run_report, runs_of
 from .services import (
@@ -23,6 +26,7 @@ from .services import (
     judge_create,
     judge_update,
     prompt_update,
+    reward_model_create,
     run_cancel,
     run_pause,
     run_resume,
@@ -60,6 +64,8 @@ def judge_edit(request, slug, judge_id=None):
     judge = judge_for_user(request.user, project, judge_id) if judge_id else None
     if judge is not None and judge.project_id is None and not request.user.is_staff:
         return render(request, "judging/judge_shared.html", {"project": project, "judge": judge})
+    if judge is not None and judge.kind == JudgeConfig.Kind.REWARD_MODEL:
+        return reward_model_edit(request, slug, judge_id)
     current = prompt_current(judge) if judge else None
     initial = {"system": current.system if current else DEFAULT_SYSTEM,
                "template": current.template if current else DEFAULT_TEMPLATE}  # fmt: skip
@@ -80,6 +86,43 @@ def judge_edit(request, slug, judge_id=None):
             messages.success(request, f"Judge {judge.name} saved.")
             return redirect("judging:judges", slug=slug)
     return render(request, "judging/judge_edit.html", {"project": project, "judge": judge, "form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def reward_model_edit(request, slug, judge_id=None):
+    """Add a reward model (no id) or change its name, model or adapter."""
+    project = project_for_user(request.user, slug, role=LEAD)
+    judge = judge_for_user(request.user, project, judge_id) if judge_id else None
+    if judge is not None and (judge.kind != JudgeConfig.Kind.REWARD_MODEL or
+                              (judge.project_id is None and not request.user.is_staff)):  # fmt: skip
+        raise Http404("No such reward model.")
+    initial = {"name": judge.name, "model": judge.model, "adapter": judge.adapter} if judge else None
+    form = RewardModelForm(request.POST or None, initial=initial, can_share=request.user.is_staff and judge is None)
+    if request.method == "POST" and form.is_valid():
+        values = {k: form.cleaned_data[k] for k in ("name", "model", "adapter")}
+        try:
+            if judge is None:
+                shared = form.cleaned_data.get("shared", False)
+                judge = reward_model_create(project=None if shared else project, user=request.user, **values)
+            else:
+                judge = judge_update(judge=judge, **values)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Reward model {judge.name} saved.")
+            return redirect("judging:judges", slug=slug)
+    return render(request, "judging/reward_model_edit.html", {"project": project, "judge": judge, "form": form})
+
+
+@login_required
+def scorer_audit_page(request, slug, judge_id):
+    """A judge's or reward model's accuracy on the project's labelled pairs beside the length and position
+    baselines."""
+    project = project_for_user(request.user, slug, role=LEAD)
+    judge = judge_for_user(request.user, project, judge_id)
+    return render(request, "judging/audit.html", {"project": project, "judge": judge,
+                                                  "report": scorer_audit(judge, project)})  # fmt: skip
 
 
 def _progress(run) -> dict:

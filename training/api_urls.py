@@ -12,6 +12,11 @@ urlpatterns = [
     path("training/jobs/<uuid:job_id>/progress/", jobs.JobProgressView.as_view(), name="api-training-progress"),
     path("training/jobs/<uuid:job_id>/cancel/", jobs.JobCancelView.as_view(), name="api-training-cancel"),
     path("training/jobs/<uuid:job_id>/generator/", jobs.JobGeneratorView.as_view(), name="api-training-generator"),
+    path(
+        "training/jobs/<uuid:job_id>/reward-model/",
+        jobs.JobRewardModelView.as_view(),
+        name="api-training-reward-model",
+    ),  # fmt: skip
     path("training/campaigns/", campaigns.CampaignListView.as_view(), name="api-training-campaigns"),
     path("projects/<slug:slug>/campaigns/", campaigns.ProjectCampaignsView.as_view(), name="api-project-campaigns"),
     path(

@@ -57,9 +57,37 @@ class RecipeForm(forms.Form):
     max_pairs_per_prompt = forms.IntegerField(min_value=1, required=False, help_text="Empty: no cap.")
     balance_length = forms.BooleanField(required=False, help_text="Equalise chosen-longer and chosen-shorter.")
     seed = forms.IntegerField(min_value=0, initial=0)
+    criterion = forms.ChoiceField(
+        required=False,
+        help_text="Per-axis preference data: the human majority of this criterion's choices instead of the overall "
+        "choice (sources with human labels only).",
+    )
+
+    composite = forms.ChoiceField(
+        required=False,
+        help_text="The composite (judges and reward models stacked per axis) the composite sources read.",
+    )
+
+    def __init__(self, *args, criteria: list[str] = (), composites: list[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        # the project's own criteria and composites, or no field at all when it has none
+        for name, names, empty in (("criterion", criteria, "the overall choice"), ("composite", composites, "none")):
+            if names:
+                self.fields[name].choices = [("", empty), *((n, n) for n in names)]
+            else:
+                del self.fields[name]
 
     def config(self) -> dict:
         return {k: v for k, v in self.cleaned_data.items() if k != "name"}
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors:  # settings that go together (a criterion with a human source, a composite with its sources)
+            try:
+                RecipeConfig.from_dict(self.config())
+            except (TypeError, ValueError) as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return data
 
 
 class ExportForm(forms.Form):
@@ -81,7 +109,7 @@ class TrainingJobForm(forms.Form):
     export = forms.ModelChoiceField(
         queryset=DatasetExport.objects.none(),
         to_field_name="public_id",
-        help_text="A ready export: DPO format for DPO, ORPO and SimPO; KTO format for KTO.",
+        help_text="A ready export: DPO format for DPO, ORPO, SimPO and reward models; KTO format for KTO.",
     )
     name = forms.CharField(max_length=200, required=False)
     preset = forms.ChoiceField(choices=[(k, v["label"]) for k, v in PRESETS.items()], initial="dpo-lora")
@@ -121,11 +149,14 @@ class TrainingJobForm(forms.Form):
                                       help_text=SPEC_HELP["use_weighting"])  # fmt: skip
     kl_max = forms.FloatField(required=False, min_value=0, help_text=SPEC_HELP["kl_max"])
     length_checks = forms.IntegerField(required=False, min_value=0, help_text=SPEC_HELP["length_checks"])
+    center_rewards = forms.FloatField(required=False, min_value=0, help_text=SPEC_HELP["center_rewards"])
+    reward_margin = forms.ChoiceField(choices=[("", "(preset)"), ("yes", "yes"), ("no", "no")], required=False,
+                                      help_text=SPEC_HELP["reward_margin"])  # fmt: skip
 
     SETTINGS = ("base_model", "method", "loss_type", "lora_r", "lora_alpha", "learning_rate", "beta", "epochs",
                 "max_steps", "max_length", "batch_size", "micro_batch_size", "gradient_checkpointing", "precision",
                 "torch_compile", "seed", "rpo_alpha", "label_smoothing", "ld_alpha", "kl_max", "length_checks",
-                *(f"on_{name}" for name in ALARMS))  # fmt: skip
+                "center_rewards", *(f"on_{name}" for name in ALARMS))  # fmt: skip
 
     def __init__(self, *args, exports=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -141,7 +172,7 @@ class TrainingJobForm(forms.Form):
     def settings(self) -> dict:
         data = self.cleaned_data
         out = {k: data[k] for k in self.SETTINGS if data.get(k) not in (None, "")}
-        for flag in ("lora", "use_weighting"):
+        for flag in ("lora", "use_weighting", "reward_margin"):
             if data.get(flag):
                 out[flag] = data[flag] == "yes"
         return out

@@ -28,10 +28,11 @@ def exports_recent(project: Project, limit: int = 100):
     return DatasetExport.objects.filter(project=project).select_related("recipe", "created_by")[:limit]
 
 
-# The series the job page charts, in TRL's names (KTO logs kl; ORPO/SimPO log their own rewards).
+# The series the job page charts, in TRL's names (KTO logs kl; ORPO/SimPO log their own rewards; a reward model
+# logs accuracy, margin and its min/mean/max reward).
 CHARTED = ("loss", "rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "logps/chosen",
-           "logps/rejected", "kl", "kl_estimate", "answer_tokens", "learning_rate", "tokens_per_s", "gpu_memory_gib",
-           "grad_norm")  # fmt: skip
+           "logps/rejected", "kl", "kl_estimate", "answer_tokens", "accuracy", "margin", "mean_reward", "min_reward",
+           "max_reward", "learning_rate", "tokens_per_s", "gpu_memory_gib", "grad_norm")  # fmt: skip
 
 
 def jobs_recent(limit: int = 100):

@@ -15,6 +15,7 @@ urlpatterns = [
     path("training/jobs/<uuid:job_id>/progress.json", jobs.job_progress_json, name="job_progress"),
     path("training/jobs/<uuid:job_id>/cancel/", jobs.job_cancel_view, name="job_cancel"),
     path("training/jobs/<uuid:job_id>/generator/", jobs.job_generator_view, name="job_generator"),
+    path("training/jobs/<uuid:job_id>/reward-model/", jobs.job_reward_model_view, name="job_reward_model"),
     path("training/jobs/<uuid:job_id>/files/<str:name>", jobs.job_download, name="job_download"),
     path("training/jobs/<uuid:job_id>/evaluations/", evaluations.evaluation_new, name="evaluation_new"),
     path("training/evaluations/<uuid:evaluation_id>/", evaluations.evaluation_detail, name="evaluation_detail"),

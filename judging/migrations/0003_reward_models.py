@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='judgeconfig',
             name='adapter',
-            field=models.CharField(blank=True, help_text="Reward models: a LoRA adapter folder (a reward-model job's) on the model.", max_length=500),
+            field=models.CharField(blank=True, help_text="Reward models: a LoRA adapter folder (a reward-model job's).", max_length=500),
         ),
         migrations.AddField(
             model_name='judgeconfig',

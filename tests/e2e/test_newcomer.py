@@ -1,13 +1,13 @@
 """The newcomer's first hour, in a real browser: the demo `make run` sets up, a real worker for every queue and the
 real local model server (llama.cpp with SmolLM2). An annotator labels 10 pairs from the keyboard; the lead sees a κ
-heatmap of several annotators and a paused one, runs the local judge on a few pairs and reads its report, and
-exports; imports prompts, samples candidates from the local model at two temperatures and builds pairs from them;
-another annotator rates candidates by thumbs from the keyboard; the admin launches the smoke job from the export,
-sees it succeed with an evaluation, then its automatic win rate against the base model judged by the local judge,
-and sends the A/B pairs to people; it sees the run's health alarms and charts, sweeps β over two smoke runs from the
-export, compares them with their curves and the β–KL plot, and promotes the best; it launches a one-round
-iterative DPO campaign and watches it move stage by stage to its report; an annotator labels one A/B pair,
-blinded."""
+heatmap of several annotators and a paused one, runs the local judge on a few pairs and reads its report, adds a
+reward model, scores pairs with it and reads its audit beside the length baseline, and exports; imports prompts,
+samples candidates from the local model at two temperatures and builds pairs from them; another annotator rates
+candidates by thumbs from the keyboard; the admin launches the smoke job from the export, sees it succeed with an
+evaluation, then its automatic win rate against the base model judged by the local judge, and sends the A/B pairs
+to people; it sees the run's health alarms and charts, sweeps β over two smoke runs from the export, compares them
+with their curves and the β–KL plot, and promotes the best; it launches a one-round iterative DPO campaign and
+watches it move stage by stage to its report; an annotator labels one A/B pair, blinded."""
 
 import pytest
 from django.core.management import call_command
@@ -84,7 +84,26 @@ def test_a_newcomer_walks_the_loop_as_annotator_lead_and_admin(live_server, brow
         lead.wait_for_selector("#run-status.run-succeeded", timeout=240_000)
         lead.reload()
         assert "picked the response shown first" in lead.inner_text("#judge-report")
-        assert JudgeRun.objects.get().verdicts.count() == 6  # 3 pairs, both orders
+        assert JudgeRun.objects.get(judge__name="local SmolLM2-135M").verdicts.count() == 6  # 3 pairs, both orders
+
+        # A reward model as a scorer: the lead adds SmolLM2 with a classification head, scores pairs with it on the
+        # gpu worker (order-free: one verdict a pair) and reads its audit beside the length and position baselines.
+        lead.goto(f"{live_server.url}/p/demo/judges/")
+        lead.click("#new-reward-model")
+        lead.fill("#id_name", "my reward model")
+        lead.fill("#id_model", str(smollm2_gguf()))
+        lead.click("#reward-model-form button.primary")
+        lead.wait_for_selector("tr.reward-model[data-judge='my reward model']")
+        lead.select_option("#id_run-judge", label="my reward model")
+        lead.fill("#id_run-limit", "40")
+        lead.click("#run-start button.primary")
+        lead.wait_for_selector("#run-status.run-succeeded", timeout=240_000)
+        assert JudgeRun.objects.get(judge__name="my reward model").verdicts.count() == 40
+        lead.goto(f"{live_server.url}/p/demo/judges/")
+        lead.click("tr[data-judge='my reward model'] a.audit-link")
+        lead.wait_for_selector("#audit-summary tr[data-row='longer']")
+        assert int(lead.inner_text("#audit-summary tr[data-row='scorer'] td:last-child")) > 0
+        assert "Cohen" in lead.inner_text("#audit-kappa")
 
         # candidates from the local model at two temperatures, then every two of a prompt as a pair for people and
         # judges to label (the seeds' "all pairwise comparisons"; rated runs are tests/generation/test_worker_runs.py)

@@ -44,7 +44,7 @@ class Route:
     methods: tuple[str, ...] = ("GET",)
     # URL kwargs taken from the world by name (slug, batch_id, pair_id, assignment_id, user_id, judge_id, run_id,
     # recipe_id, export_id, job_id, prompt_set_id, generator_id, generation_run_id, candidate_id, evaluation_id,
-    # sweep_id, campaign_id),
+    # sweep_id, campaign_id, composite_id),
     # plus literal ones.
     kwargs: tuple[str, ...] = ()
     fixed: dict = field(default_factory=dict)
@@ -101,14 +101,27 @@ ROUTES: tuple[Route, ...] = (
     Route("judging:judges", LEADS, ("GET", "POST"), P),
     Route("judging:judge_new", LEADS, ("GET", "POST"), P),
     Route("judging:judge_edit", LEADS, ("GET", "POST"), (*P, "judge_id")),
+    Route("judging:reward_model_new", LEADS, ("GET", "POST"), P),
+    Route("judging:judge_audit", LEADS, kwargs=(*P, "judge_id")),
     Route("judging:run_detail", LEADS, kwargs=(*P, "run_id")),
     # pause: the one action that never queues a task (resume would send one to the broker)
     Route("judging:run_action", LEADS, ("POST",), (*P, "run_id"), fixed={"action": "pause"}),
     # judging: API
     Route("api-judges", LEADS, ("GET", "POST"), P),
+    Route("api-judge-audit", LEADS, kwargs=(*P, "judge_id")),
     Route("api-judge-runs", LEADS, ("GET", "POST"), P),
     Route("api-judge-run", LEADS, kwargs=(*P, "run_id")),
     Route("api-judge-run-action", LEADS, ("POST",), (*P, "run_id"), fixed={"action": "pause"}),
+    # judging: composites (stacked scorers per axis), pages and API
+    Route("judging:composites", LEADS, kwargs=P),
+    Route("judging:composite_new", LEADS, ("GET", "POST"), P),
+    Route("judging:composite_detail", LEADS, kwargs=(*P, "composite_id")),
+    Route("judging:composite_edit", LEADS, ("GET", "POST"), (*P, "composite_id")),
+    Route("judging:composite_compute", LEADS, ("POST",), (*P, "composite_id")),
+    Route("api-composites", LEADS, ("GET", "POST"), P),
+    Route("api-composite", LEADS, kwargs=(*P, "composite_id")),
+    Route("api-composite-compute", LEADS, ("POST",), (*P, "composite_id")),
+    Route("api-composite-scores", LEADS, kwargs=(*P, "composite_id")),
     # generation: pages
     Route("generation:home", LEADS, ("GET", "POST"), P),
     Route("generation:generator_new", LEADS, ("GET", "POST"), P),
@@ -144,6 +157,7 @@ ROUTES: tuple[Route, ...] = (
     Route("training:job_progress", ADMINS, kwargs=("job_id",)),
     Route("training:job_cancel", ADMINS, ("POST",), ("job_id",)),
     Route("training:job_generator", ADMINS, ("POST",), ("job_id",)),
+    Route("training:job_reward_model", ADMINS, ("POST",), ("job_id",)),
     Route("training:job_download", ADMINS, kwargs=("job_id",), fixed={"name": "README.md"}),
     Route("training:evaluation_new", ADMINS, ("POST",), ("job_id",)),
     Route("training:evaluation_detail", ADMINS, kwargs=("evaluation_id",)),
@@ -171,6 +185,7 @@ ROUTES: tuple[Route, ...] = (
     Route("api-training-progress", ADMINS, kwargs=("job_id",)),
     Route("api-training-cancel", ADMINS, ("POST",), ("job_id",)),
     Route("api-training-generator", ADMINS, ("POST",), ("job_id",)),
+    Route("api-training-reward-model", ADMINS, ("POST",), ("job_id",)),
     Route("api-training-evaluations", ADMINS, ("GET", "POST"), ("job_id",)),
     Route("api-training-evaluation", ADMINS, kwargs=("evaluation_id",)),
     Route("api-training-evaluation-action", ADMINS, ("POST",), ("evaluation_id",), fixed={"action": "refresh"}),

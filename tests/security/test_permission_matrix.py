@@ -24,8 +24,9 @@ from generation.imports import prompts_import
 from generation.models import Candidate, GenerationRun
 from generation.plan import plan_clean
 from generation.services import generator_create, rating_open
-from judging.models import JudgeConfig, JudgeRun, Verdict
+from judging.models import JudgeConfig, JudgeRun, PairJudgement, Verdict
 from judging.services import judge_create
+from judging.stacking.services import composite_compute, composite_create
 from tests.conftest import csrf
 from tests.factories import ProjectFactory, UserFactory, make_pairs, member
 from tests.security.permission_matrix import (
@@ -65,6 +66,7 @@ GENERATOR_NAME = "generator-name-vr7"
 GENERATOR_MODEL = "generator-model-vr7"
 VERDICT_RATIONALE = "Verdict-rationale-vr7"
 SHARED_JUDGE = "shared-judge-vr7"
+COMPOSITE_NAME = "composite-name-vr7"
 FORBIDDEN_PATHS = ("/exports/", "/curation/", "/training/", "/judges/", "/judge-runs/", "/quality/", "/pairs/",
                    "/members/", "/imports/", "/settings/")  # fmt: skip
 FORBIDDEN_KEYS = {"gold", "gold_explanation", "model_a", "model_b", "pair", "pair_id", "labels", "label_count",
@@ -182,6 +184,13 @@ def _build_world(root: Path) -> World:
     )  # fmt: skip
     CampaignRound.objects.create(campaign=campaign, number=1, state=CampaignRound.State.FAILED, error="matrix")
 
+    # A composite of the judge, computed over the judged gold pair.
+    PairJudgement.objects.create(pair=gold, judge=judge, prompt_version=prompt, winner="A", consistent=True, margin=3.0,
+                                 orders=1)  # fmt: skip
+    axes = [{"name": "helpful", "weight": 1, "scorers": [{"judge": judge.pk, "weight": 1}]}]
+    composite = composite_create(project=project, user=users[LEAD], name=COMPOSITE_NAME, axes=axes)
+    composite_compute(composite=composite)
+
     # Objects of the other project, for ids sent in request bodies.
     other_judge = judge_create(project=other, user=users[OTHER_LEAD], name="rival-judge", base_url=JUDGE_URL,
                                model="rival-model", api_key_env="ARBITER_TEST_JUDGE_KEY")  # fmt: skip
@@ -208,14 +217,16 @@ def _build_world(root: Path) -> World:
         "evaluation_id": evaluation.public_id,
         "sweep_id": sweep.public_id,
         "campaign_id": campaign.public_id,
+        "composite_id": composite.public_id,
     }
     secrets = ["model-alpha", "model-beta", GOLD_EXPLANATION, SECOND_ANNOTATOR, SECOND_RATIONALE, EXTERNAL_RATER,
                JUDGE_NAME, JUDGE_MODEL, JUDGE_URL, SHARED_JUDGE, VERDICT_RATIONALE, export.recipe.name,
-               GENERATOR_NAME, GENERATOR_MODEL,
+               GENERATOR_NAME, GENERATOR_MODEL, COMPOSITE_NAME,
                *FORBIDDEN_PATHS,
                *(str(url_kwargs[k]) for k in ("batch_id", "judge_id", "run_id", "export_id", "job_id",
                                               "prompt_set_id", "generator_id", "generation_run_id",
-                                              "evaluation_id", "sweep_id", "campaign_id"))]  # fmt: skip
+                                              "evaluation_id", "sweep_id", "campaign_id",
+                                              "composite_id"))]  # fmt: skip
     return World(users=users, project=project, other_project=other, url_kwargs=url_kwargs, gold_pair=gold,
                  other_judge=other_judge, other_recipe=other_recipe, shared_judge=shared, secrets=secrets)  # fmt: skip
 

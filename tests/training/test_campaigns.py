@@ -74,6 +74,7 @@ def test_create_refuses_bad_settings_by_field_and_creates_nothing(world, admin, 
         ({"pairing": {"strategy": "best"}}, "pairing", "strategy must be one of"),
         ({"eval_prompts": 10}, "eval_prompts", "has 10 prompts"),
         ({"stop_win_rate": 1.5}, "stop_win_rate", "between 0 and 1"),
+        ({"preset": "reward-lora"}, "preset", "a reward model does not generate"),
     ]
     for change, field, message in cases:
         values = {**world, "name": "c", "per_round": 2, "rounds": 2, "eval_prompts": 3, **change}

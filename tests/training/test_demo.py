@@ -10,14 +10,14 @@ from django.core.management import call_command
 from annotation.models import Assignment, Label, Membership, Pair, Project
 from annotation.selectors import project_quality
 from generation.models import GenerationRun, Generator, Prompt, PromptSet
-from judging.models import JudgeConfig, JudgeRun
+from judging.models import Composite, JudgeConfig, JudgeRun
 from tests.factories import ProjectFactory, make_pairs
 from training.models import CurationRecipe, DatasetExport
 
 pytestmark = pytest.mark.django_db
 
 COUNTED = (get_user_model(), Project, Membership, Pair, Assignment, Label, JudgeConfig, JudgeRun, CurationRecipe,
-           DatasetExport, PromptSet, Prompt, Generator, GenerationRun)  # fmt: skip
+           DatasetExport, PromptSet, Prompt, Generator, GenerationRun, Composite)  # fmt: skip
 
 
 def snapshot() -> dict:
@@ -61,7 +61,10 @@ def test_the_demo_shows_every_page_with_true_content_and_a_second_run_changes_no
     assert max(row["kappa"] for row in kappas) > 0.4  # the careful annotators agree; the others do not
     assert Pair.objects.filter(project=demo, open_slots__gt=0).count() >= 50  # work left for the people who log in
 
-    judge, rater = JudgeConfig.objects.filter(project=demo).order_by("pk")
+    judge, rater, reward_model = JudgeConfig.objects.filter(project=demo).order_by("pk")
+    assert reward_model.kind == "reward_model" and reward_model.model == str(settings.LOCAL_MODEL_PATH)
+    composite = Composite.objects.get(project=demo)
+    assert [s["judge"] for s in composite.axes[0]["scorers"]] == [judge.pk, reward_model.pk]
     assert judge.base_url == settings.LOCAL_MODEL_URL and not JudgeRun.objects.exists()  # runs when the model is up
     assert rater.base_url == settings.LOCAL_MODEL_URL and rater.temperature == 2.0  # for campaigns' best-vs-worst
     generator = Generator.objects.get(project=demo)
@@ -78,12 +81,16 @@ def test_the_demo_shows_every_page_with_true_content_and_a_second_run_changes_no
     assert snapshot() == first
 
     # when the local model is ready, `make run` starts the judge's and the generator's first small runs, once each:
-    # two messages on the broker's judge queue (no worker here: the test takes them off again)
+    # two messages on the broker's judge queue, one on the gpu queue (no worker here: the test takes them off again)
     queue = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    before = queue.llen("judge")
+    before, gpu_before = queue.llen("judge"), queue.llen("gpu")
     call_command("demo_local_runs")
     call_command("demo_local_runs")
-    assert queue.llen("judge") == before + 2 and len(JudgeRun.objects.get().pair_ids) == 12
+    assert queue.llen("judge") == before + 2 and len(JudgeRun.objects.get(judge=judge).pair_ids) == 12
+    # the reward model scores every pair on the gpu queue, once
+    assert queue.llen("gpu") == gpu_before + 1
+    assert len(JudgeRun.objects.get(judge=reward_model).pair_ids) == Pair.objects.filter(project=demo).count()
+    queue.lpop("gpu")
     generation = GenerationRun.objects.get()
     assert generation.rater == judge and len(generation.prompt_ids) == 6 and generation.requests_planned == 12
     queue.lpop("judge")  # kombu pushes on the left

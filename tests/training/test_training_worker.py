@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from generation.local import model_identity
 from generation.models import Candidate, GenerationRun
 from generation.services import generation_run_start, generator_create
+from judging.checkpoints import model_identity
 from tests.generation.helpers import prompt_set
 from tests.training.conftest import labelled_export, smollm2_gguf
 from tests.worker import wait_for

@@ -71,3 +71,39 @@ def test_trl_prepares_kto_rows_from_rated_candidates(project, lead, tiny_model_d
                           train_dataset=Dataset.from_list(kto.rows),
                           processing_class=AutoTokenizer.from_pretrained(tiny_model_dir)).train_dataset  # fmt: skip
     assert {"prompt_ids", "completion_ids"} <= set(prepared.column_names) and len(prepared) == 5
+
+
+@pytest.mark.parametrize("conversational", [False, True])
+def test_reward_rows_are_what_the_reward_judge_scores(project, lead, tiny_model_dir, tmp_path, conversational):
+    """A reward-model job tokenizes the pairs itself, as the reward-model judge renders a pair's prompt and response
+    (judging.rewards), so the scorer sees what it was trained on; RewardTrainer takes the rows as they are. A standard
+    export writes a multi-turn prompt as one text, so only a conversational export matches the judge on those."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig, RewardTrainer
+
+    from annotation.models import Pair
+    from judging.rewards.engine import conversation
+    from judging.rewards.scorer import render
+    from training.runner.reward import reward_rows
+
+    data = exported(project, lead, "dpo", conversational)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows, dropped = reward_rows(data["train"], tokenizer, max_length=512, margin=False)
+    assert dropped == 0
+    prompts = dict(Pair.objects.filter(project=project).values_list("pk", "prompt"))
+    checked = 0
+    for record, row in zip(data["train"], rows, strict=True):
+        prompt = prompts[record["pair_id"]]
+        if len(prompt) > 1 and not conversational:  # multi-turn, written as one text by a standard export
+            continue
+        for side in ("chosen", "rejected"):
+            text = record[side][-1]["content"] if conversational else record[side]
+            judged = tokenizer(render(tokenizer, [conversation(prompt, text)]), add_special_tokens=False)
+            assert row[f"{side}_ids"] == judged["input_ids"][0]
+        checked += 1
+    assert checked >= len(rows) // 2
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=1)
+    args = RewardConfig(output_dir=str(tmp_path / "out"), max_length=512, report_to=[], use_cpu=True, bf16=False,
+                        per_device_train_batch_size=2, remove_unused_columns=False)  # fmt: skip
+    prepared = RewardTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer).train_dataset
+    assert {"chosen_ids", "rejected_ids"} <= set(prepared.column_names) and len(prepared) == len(rows)

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from ..access import admin_or_404, job_for_user, trainable_export_for_user
 from ..selectors import after_step, job_progress, jobs_recent
 from ..serializers import JobRequestSerializer, JobSerializer
-from ..services.jobs import job_cancel, job_create, job_generator
+from ..services.jobs import job_cancel, job_create, job_generator, job_reward_model
 
 
 class JobListView(APIView):
@@ -58,3 +58,13 @@ class JobGeneratorView(APIView):
         generator = job_generator(job=job_for_user(request.user, job_id), user=request.user)
         return Response({"id": str(generator.public_id), "name": generator.name, "project": generator.project.slug},
                         status=status.HTTP_201_CREATED)  # fmt: skip
+
+
+class JobRewardModelView(APIView):
+    @extend_schema(request=None, responses={201: OpenApiResponse(description="The scorer's id and name.")})
+    def post(self, request, job_id):
+        """The succeeded reward-model job as a scorer (a reward-model judge) of its project (the same one when asked
+        twice)."""
+        judge = job_reward_model(job=job_for_user(request.user, job_id), user=request.user)
+        return Response({"id": str(judge.public_id), "name": judge.name, "project": judge.project.slug,
+                         "trained_on": len(judge.trained_on)}, status=status.HTTP_201_CREATED)  # fmt: skip

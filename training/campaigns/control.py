@@ -16,12 +16,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Project
-from generation.checkpoints import describe_base_model
 from generation.imports import PromptsRejected, prompts_import
 from generation.models import GenerationRun, Prompt, PromptSet
 from generation.pairing import STRATEGIES
 from generation.plan import plan_clean, slots
 from generation.services import generation_run_resume, pairs_options, run_cancel
+from judging.checkpoints import describe_base_model
 from judging.models import JudgeConfig, JudgeRun
 from judging.services import run_resume
 
@@ -119,10 +119,13 @@ def campaign_create(*, project: Project, user, name: str, base_model: str, promp
         raise ValidationError({"plan": "A pair needs two candidates: sample at least 2 per prompt."})
     settings_ = {k: v for k, v in (settings_ or {}).items() if k not in ("base_model", "init_adapter", "reference")}
     try:
-        spec_from_preset(preset, {**settings_, "base_model": base_model})
+        spec = spec_from_preset(preset, {**settings_, "base_model": base_model})
     except (TypeError, ValueError) as exc:
         field, _, message = str(exc).partition(": ")
         raise ValidationError({"settings": f"{field}: {message}" if message else str(exc)}) from None
+    if not spec.is_policy:
+        raise ValidationError({"preset": "Each round's model writes the next round's candidates: a reward model "
+                                         "does not generate."})  # fmt: skip
     pool = list(Prompt.objects.filter(prompt_set=prompt_set).order_by("pk"))
     if eval_prompt_set is None:  # hold out the pool's last prompts: never generated for, never trained on
         if len(pool) <= eval_prompts:

@@ -172,7 +172,7 @@ def _batch(campaign: Campaign, round_: CampaignRound) -> list[int]:
 
 
 def _pair(campaign: Campaign, round_: CampaignRound) -> bool:
-    options = pairs_options(campaign.pairing)
+    options = pairs_options({**campaign.pairing, "rater": campaign.judge_id if needs_scores(campaign) else None})
     built = pairs_build(prompt_set=campaign.prompt_set, options=options, user=campaign.created_by,
                 generator_ids=[round_.generator_id], prompt_ids=_batch(campaign, round_),
                 open_slots=campaign.people_k)  # fmt: skip

@@ -4,13 +4,16 @@ no Python object per pair (texts are read later, in batches, by training.curatio
 from __future__ import annotations
 
 import numpy as np
-from django.db.models import Case, Count, IntegerField, Q, Sum, Value, When
+from django.db.models import Case, CharField, Count, IntegerField, Q, Sum, Value, When
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from annotation.models import Assignment, Label, Membership, Pair, Project
 from annotation.selectors import pair_id_ranges
 from config.pg_arrays import query_columns
 from generation.models import PairOrigin
-from judging.models import PairJudgement, PromptVersion
+from judging.models import Composite, CompositeScore, PairJudgement, PromptVersion
+from judging.stacking.combine import TIE_EPSILON
 
 from .steps import GOLD_CHOICES, LEVEL, NO_GOLD, NONE, Candidates
 from .texts import pair_text_reader
@@ -39,22 +42,30 @@ def _place(pair_ids: np.ndarray, ids: np.ndarray, values: dict[str, np.ndarray])
     return out
 
 
-def _human_votes(project: Project, pair_ids: np.ndarray, lo: int, hi: int) -> dict[str, np.ndarray]:
+def _human_votes(project: Project, pair_ids: np.ndarray, lo: int, hi: int, criterion: str = "",
+                 ) -> dict[str, np.ndarray]:  # fmt: skip
     """Per pair, the labels annotation.selectors.pair_consensus counts (imported and regular human labels, paused
     annotators left out): votes for A, for B, for no preference. And, as curation always counted them, tie and
-    both-bad votes of every imported and regular label (paused annotators included). One GROUP BY."""
+    both-bad votes of every imported and regular label (paused annotators included). One GROUP BY. With a
+    ``criterion``, each label votes with its choice for that criterion (Label.criteria, A/B terms like the overall
+    choice); a label without one does not vote."""
     paused = Membership.objects.filter(project=project, paused_at__isnull=False).values("user_id")
     counted = Q(annotator__isnull=True) | ~Q(annotator_id__in=paused)
+    labels = Label.objects.filter(project=project, pair_id__gte=lo, pair_id__lte=hi)
+    vote = "choice"
+    if criterion:
+        # Cast: a plain text comparison (KeyTextTransform's own lookups compare JSON values, which SQLite refuses)
+        choice = Cast(KeyTextTransform(criterion, "criteria"), output_field=CharField())
+        labels, vote = labels.annotate(criterion_vote=choice), "criterion_vote"
     rows = (
-        Label.objects.filter(project=project, pair_id__gte=lo, pair_id__lte=hi)
-        .filter(Q(source=Label.Source.EXTERNAL) | Q(assignment__kind=Assignment.Kind.REGULAR))
+        labels.filter(Q(source=Label.Source.EXTERNAL) | Q(assignment__kind=Assignment.Kind.REGULAR))
         .values("pair_id")
         .annotate(
-            a=Count("pk", filter=counted & Q(choice="A")),
-            b=Count("pk", filter=counted & Q(choice="B")),
-            none=Count("pk", filter=counted & Q(choice__in=["tie", "both_bad"])),
-            tie=Count("pk", filter=Q(choice="tie")),
-            both_bad=Count("pk", filter=Q(choice="both_bad")),
+            a=Count("pk", filter=counted & Q(**{vote: "A"})),
+            b=Count("pk", filter=counted & Q(**{vote: "B"})),
+            none=Count("pk", filter=counted & Q(**{f"{vote}__in": ["tie", "both_bad"]})),
+            tie=Count("pk", filter=Q(**{vote: "tie"})),
+            both_bad=Count("pk", filter=Q(**{vote: "both_bad"})),
         )
         .order_by()
         .values_list("pair_id", "a", "b", "none", "tie", "both_bad")
@@ -124,13 +135,14 @@ def _score_margins(project: Project, pair_ids: np.ndarray, lo: int, hi: int) -> 
     return _place(pair_ids, columns.pop("pair_id"), columns)["margin"]
 
 
-def _candidate_columns(project: Project, latest: list[int], lo: int, hi: int) -> dict[str, np.ndarray]:
+def _candidate_columns(project: Project, latest: list[int], lo: int, hi: int, criterion: str = "",
+                       ) -> dict[str, np.ndarray]:  # fmt: skip
     """The Candidates columns of the pairs with ids in [lo, hi], sorted by id."""
     pairs = _pair_columns(project, lo, hi)
     order = np.argsort(pairs["pair_id"])
     pairs = {name: column[order] for name, column in pairs.items()}
     pair_ids, gold = pairs["pair_id"], pairs["gold"].astype(np.int8)
-    human = _human_votes(project, pair_ids, lo, hi)
+    human = _human_votes(project, pair_ids, lo, hi, criterion)
     votes = np.stack([human["a"], human["b"], human["none"]], axis=1).astype(np.int32)
     votes[gold != NO_GOLD] = 0  # consensus leaves calibration pairs out
     labels = votes.sum(axis=1)
@@ -156,15 +168,42 @@ def _candidate_columns(project: Project, latest: list[int], lo: int, hi: int) ->
     }
 
 
-def curation_candidates(project: Project, *, read_ahead: bool | None = None) -> Candidates:
+def _composite_margins(project: Project, name: str, pair_ids: np.ndarray) -> np.ndarray:
+    """Per pair (sorted ``pair_ids``), the named composite's stored preference as a signed strength: the sign of its
+    score (A above 0; 0 within judging.stacking's tie tolerance) times the share of the composite's scored pairs
+    whose |score| is at most this one's. NaN where it has no score (not computed, not judged, or no such composite)."""
+    out = np.full(len(pair_ids), np.nan)
+    composite = Composite.objects.filter(project=project, name=name).first()
+    if composite is None:
+        return out
+    rows = CompositeScore.objects.filter(composite=composite).values_list("pair_id", "value")
+    columns = query_columns(rows, {"pair_id": "i8", "value": "f8"})
+    values = columns["value"]
+    magnitude = np.abs(values)
+    strength = np.searchsorted(np.sort(magnitude), magnitude, side="right") / max(len(values), 1)
+    signed = np.where(values > TIE_EPSILON, strength, np.where(values < -TIE_EPSILON, -strength, 0.0))
+    pos = np.searchsorted(pair_ids, columns["pair_id"])
+    found = pos < len(pair_ids)
+    found[found] = pair_ids[pos[found]] == columns["pair_id"][found]
+    out[pos[found]] = signed[found]
+    return out
+
+
+def curation_candidates(project: Project, *, criterion: str = "", composite: str = "",
+                        read_ahead: bool | None = None) -> Candidates:  # fmt: skip
     """Every pair of the project as columns (training.curation.steps.Candidates): its human consensus as
     annotation.selectors.pair_consensus computes it (paused annotators left out; calibration pairs have none), tie
     and both-bad vote counts, its judge aggregate as judging.selectors.pair_judge_aggregate computes it, and its
-    response lengths. Set-based statements over ranges of about ARRAY_CHUNK pair ids; no text is read (the returned
-    text reader reads them later, in batches; ``read_ahead`` as in training.curation.texts.pair_text_reader)."""
+    response lengths. With a ``criterion`` (one of Project.criteria) the human figures are those of that
+    criterion's choices instead of the overall one (per-axis preference data). Set-based statements over ranges of
+    about ARRAY_CHUNK pair ids; no text is read (the returned text reader reads them later, in batches;
+    ``read_ahead`` as in training.curation.texts.pair_text_reader). With a ``composite`` (a name), its stored
+    scores as ``composite_margin``."""
     latest = _latest_prompt_versions(project)
-    parts = [_candidate_columns(project, latest, lo, hi) for lo, hi in pair_id_ranges(project, ARRAY_CHUNK)]
+    parts = [_candidate_columns(project, latest, lo, hi, criterion) for lo, hi in pair_id_ranges(project, ARRAY_CHUNK)]
     if not parts:
-        parts = [_candidate_columns(project, latest, 1, 0)]
+        parts = [_candidate_columns(project, latest, 1, 0, criterion)]
     columns = {name: np.concatenate([part.pop(name) for part in parts]) for name in list(parts[0])}
+    if composite:
+        columns["composite_margin"] = _composite_margins(project, composite, columns["pair_id"])
     return Candidates(**columns, texts=pair_text_reader(project, columns["pair_id"], read_ahead=read_ahead))

@@ -9,8 +9,13 @@ The steps run in this fixed order; each only removes rows, and the funnel record
    - ``agree``: only pairs where both exist, are decisive and name the same winner;
    - ``scores``: pairs built from rated candidates (generation's best-vs-worst), the higher-rated one chosen, as
      RLHFlow's iterative DPO lets its reward model pick (the margin is the score difference / 9);
-   - ``human_else_scores``: human where the pair has human labels, else scores.
-   Calibration pairs use their expected answer when ``include_gold`` is on.
+   - ``human_else_scores``: human where the pair has human labels, else scores;
+   - ``composite``: the recipe's ``composite`` (judging.stacking: scorers stacked per axis), its stored score's sign
+     the winner; the margin is the share of the composite's scored pairs with a weaker |score| (so z-score and rank
+     composites alike give margins in (0, 1]);
+   - ``human_else_composite``: human where the pair has human labels, else the composite.
+   Calibration pairs use their expected answer when ``include_gold`` is on. With a ``criterion``, "human" is the
+   majority of that criterion's choices (Label.criteria) rather than the overall one: per-axis preference data.
 2. ``gold``  calibration pairs are dropped unless ``include_gold``.
 3. ``human_agreement``  human-sourced pairs whose share of labels in the majority is below ``min_human_agreement``.
 4. ``vote_margin``  human-sourced pairs with |votes for A − votes for B| / labels below ``min_vote_margin``.
@@ -55,8 +60,8 @@ STEPS = ("preference", "gold", "human_agreement", "vote_margin", "judge_margin",
 A, B, NONE, LEVEL = 0, 1, 2, -1
 GOLD_CHOICES = ("A", "B", "tie", "both_bad")  # Pair.gold as an index into this; NO_GOLD on a normal pair
 NO_GOLD = -1
-ROW_SOURCES = ("human", "judge", "gold", "agree", "scores")  # Curated.source indexes this
-HUMAN, JUDGE, GOLD, AGREE, SCORES = range(5)
+ROW_SOURCES = ("human", "judge", "gold", "agree", "scores", "composite")  # Curated.source indexes this
+HUMAN, JUDGE, GOLD, AGREE, SCORES, COMPOSITE = range(6)
 
 # (sorted pair ids, fields among "prompt", "prompt_text", "response_a", "response_b") -> batches of (pair ids,
 # {field: values}) in pair id order; a prompt is its message list, a prompt_text its render_conversation.
@@ -87,6 +92,9 @@ class Candidates:
     texts: TextReader
     # float64: the rated candidates' score difference (chosen is A) of a pair built from candidates; 0 elsewhere
     score_margin: np.ndarray | None = None
+    # float64: the recipe composite's preference as a signed strength in [-1, 1] (> 0: A; 0: a tie); NaN where the
+    # composite has no score (training.curation.candidates._composite_margins)
+    composite_margin: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.pair_id)
@@ -160,6 +168,18 @@ def _preference(c: Candidates, config: RecipeConfig) -> tuple[np.ndarray, np.nda
             winner = np.where(has_h, c.human_majority, A)
             margin = np.where(has_h, h_margin, s_margin)
             source = np.where(has_h, HUMAN, SCORES)
+    elif config.source in ("composite", "human_else_composite"):
+        composite = c.composite_margin if c.composite_margin is not None else np.full(n, np.nan)
+        has_c = ~np.isnan(composite)
+        c_winner = np.where(composite > 0, A, np.where(composite < 0, B, NONE))
+        c_margin = np.abs(np.nan_to_num(composite))
+        if config.source == "composite":
+            ok, winner, margin, source = has_c, c_winner, c_margin, np.full(n, COMPOSITE)
+        else:
+            ok = np.where(has_h, h_ok, has_c)
+            winner = np.where(has_h, c.human_majority, c_winner)
+            margin = np.where(has_h, h_margin, c_margin)
+            source = np.where(has_h, HUMAN, COMPOSITE)
     else:  # agree
         ok = h_ok & has_j & (c.human_majority != NONE) & (c.human_majority == c.judge_winner)
         winner, margin, source = c.human_majority, np.minimum(h_margin, j_margin), np.full(n, AGREE)

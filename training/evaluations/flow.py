@@ -45,6 +45,8 @@ def job_generator(*, job: TrainingJob, user) -> Generator:
     click) returns the same generator."""
     if job.state not in TrainingJob.HAS_MODEL:
         raise ValidationError("Only a finished job's model can generate.")
+    if job.spec.get("method") == "reward":
+        raise ValidationError("A reward model scores responses and does not generate: use it as a scorer instead.")
     out = job_dir(job)
     lora = job.spec.get("lora", True)
     folder = out / ("adapter" if lora else "model")
@@ -412,6 +414,8 @@ def evaluation_after_job(job_id: int) -> Evaluation | None:
         return None  # deleted (with its project) before its task ran
     if not job.spec.get("eval_prompts") or job.state not in TrainingJob.HAS_MODEL:
         return None
+    if job.spec.get("method") == "reward":
+        return None  # a scorer answers no prompts: its held-out accuracy is in the job's own evaluation
     if Evaluation.objects.filter(job=job, automatic=True).exists():
         return None  # a re-delivered task
     try:

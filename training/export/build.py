@@ -109,7 +109,8 @@ def _build(export: DatasetExport, folder: Path, timings: dict | None, read_ahead
     # first, while little else is in memory: at a million labels this is the largest single step (docs/PERFORMANCE.md)
     agreement = agreement_for_datasheet(export.project)
     lap("datasheet_agreement_s")
-    candidates = curation_candidates(export.project, read_ahead=read_ahead)
+    candidates = curation_candidates(export.project, criterion=config.criterion, composite=config.composite,
+                                     read_ahead=read_ahead)  # fmt: skip
     if export.pair_ids:  # a scoped export (a campaign round's pairs): the rest of the project is not curated
         candidates = candidates.take(np.isin(candidates.pair_id, np.asarray(export.pair_ids, dtype=np.int64)))
     lap("read_arrays_s")

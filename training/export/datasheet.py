@@ -14,6 +14,16 @@ def _figure(f: dict) -> str:
     return f"{f['value']:.3f}" + (f" (95% CI {lo:.3f} to {hi:.3f})" if lo is not None else "")
 
 
+def _preference_notes(config: dict) -> list[str]:
+    notes = []
+    criterion, composite = config.get("criterion"), config.get("composite")
+    if criterion:
+        notes.append(f"- Human preferences: the majority on the criterion `{criterion}`, not the overall choice")
+    if composite:
+        notes.append(f"- Composite preferences: the sign of the composite `{composite}` (scorers stacked per axis)")
+    return notes
+
+
 def datasheet_markdown(sheet: dict) -> str:
     recipe = sheet["recipe"]
     split = sheet["split"]
@@ -29,6 +39,7 @@ def datasheet_markdown(sheet: dict) -> str:
         "## Where the preferences come from",
         "",
         *(f"- {source}: {n}" for source, n in sorted(sheet["sources"].items())),
+        *_preference_notes(recipe["config"]),
         "",
         "## Recipe",
         "",

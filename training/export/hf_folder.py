@@ -79,3 +79,14 @@ def finish(path: Path, splits: list[str], schema: pa.Schema, fingerprint: str) -
         (path / split / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
         (path / split / "dataset_info.json").write_text(info)
     (path / "dataset_dict.json").write_text(json.dumps({"splits": splits}))
+
+
+def split_pair_ids(path: Path, split: str) -> list[int]:
+    """The pair ids of one split of an export's folder, in row order (the shard is memory-mapped: the texts beside
+    them are not read into memory)."""
+    shard = path / split / SHARD
+    if not shard.is_file():
+        return []
+    with pa.memory_map(str(shard)) as source:
+        reader = pa.ipc.open_stream(source)
+        return [int(i) for batch in reader for i in batch.column("pair_id").to_pylist() if i is not None]

@@ -10,8 +10,10 @@ exploitation.
 TRL logs no KL for DPO, so the monitor estimates the drift from what it does log: rewards/chosen and
 rewards/rejected are β·(log π − log π_ref) summed over each response, so their mean magnitude over β is the policy's
 log-ratio to the reference on the training responses, in nats per response (``kl_estimate``). KTO logs its own
-``kl``. ORPO and SimPO have no reference, so the KL alarm does not apply to them. The sampled KL on held-out prompts
-after training (training.runner.evaluation) is the exact estimator; this one is cheap enough for every step.
+``kl``. ORPO and SimPO have no reference, so the KL alarm does not apply to them. A reward model (method "reward")
+logs accuracy, margin and rewards of its own scores, none of the keys the trend alarms read: only the non-finite
+loss alarm applies to it. The sampled KL on held-out prompts after training (training.runner.evaluation) is the
+exact estimator; this one is cheap enough for every step.
 
 Every alarm fires at most once per run and records step, value, threshold, advice and its policy: warn, or stop
 (the runner then ends training at this step, saves the adapter and marks the job stopped early with the reason).

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 
 from .health import ALARMS, DEFAULT_POLICY, POLICIES
 
-METHODS = ("dpo", "kto", "orpo", "simpo")
+METHODS = ("dpo", "kto", "orpo", "simpo", "reward")
 # TRL 1.16 DPOConfig.loss_type values that need nothing beyond the (prompt, chosen, rejected) rows.
 DPO_LOSSES = ("sigmoid", "ipo", "robust", "hinge", "exo_pair", "nca_pair", "bco_pair", "sppo_hard", "aot",
               "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm")  # fmt: skip
@@ -20,8 +20,8 @@ CHECKPOINTING = ("auto", "on", "off")
 COMPILE_MIN_STEPS = 1000
 
 HELP = {
-    "method": "DPO (pairs), KTO (unpaired good/bad examples), ORPO (no reference model) or SimPO (length-normalised, "
-    "no reference model).",
+    "method": "DPO (pairs), KTO (unpaired good/bad examples), ORPO (no reference model), SimPO (length-normalised, "
+    "no reference model), or reward: a reward model (a scorer of responses, trained on pairs; it does not generate).",
     "loss_type": "DPO only: sigmoid is the paper's loss; ipo, robust (noisy labels) and hinge are common variants.",
     "base_model": "A hub id (owner/name), a local checkpoint folder or a local .gguf file.",
     "lora": "Train a LoRA adapter (small, fast, the default) instead of every weight.",
@@ -29,14 +29,15 @@ HELP = {
     "lora_alpha": "LoRA scaling; usually twice the rank.",
     "lora_dropout": "Dropout on the LoRA branch: 0 lets PEFT skip that pass (faster); 0.05-0.1 against overfitting.",
     "lora_target_modules": "Layers that get adapters: all-linear, or comma-separated names such as q_proj,v_proj.",
-    "learning_rate": "Empty: full fine-tuning 5e-7 (DPO, KTO), 8e-6 (ORPO), 1e-6 (SimPO); LoRA ten times that.",
+    "learning_rate": "Empty: full fine-tuning 5e-7 (DPO, KTO), 8e-6 (ORPO), 1e-6 (SimPO), 5e-6 (reward model); LoRA "
+    "ten times that.",
     "beta": "Strength of the pull towards the reference (DPO, KTO), the odds-ratio weight (ORPO) or the reward scale "
     "(SimPO). Empty: 0.1, or 2.0 for SimPO.",
     "simpo_gamma": "SimPO only: the target reward margin ratio (gamma / beta).",
     "epochs": "Passes over the training split.",
     "max_steps": "Stop after this many optimizer steps (0: run the epochs).",
     "warmup_ratio": "Share of the steps spent warming the learning rate up.",
-    "max_length": "Tokens per prompt + response; longer rows are truncated.",
+    "max_length": "Tokens per prompt + response; longer rows are truncated (a reward model drops them instead).",
     "batch_size": "Pairs per optimizer step (micro-batch x accumulation).",
     "micro_batch_size": "Pairs per forward pass on one device; 0 sizes it to the device's memory.",
     "gradient_checkpointing": "Recompute activations to save memory: auto turns it on only when memory needs it.",
@@ -76,6 +77,10 @@ HELP = {
     "on_length": "What the length alarm does: off, warn or stop.",
     "init_adapter": "Start from this LoRA adapter (a folder with adapter_config.json, e.g. the previous round's) and "
     "train it further, instead of a fresh adapter on the base model. Empty: a fresh adapter.",
+    "center_rewards": "Reward model only: weight of a penalty on the squared mean reward, which keeps rewards centred "
+    "on zero (Eisenstein et al. 2023). Empty: 0.01, as TRL recommends; 0: off.",
+    "reward_margin": "Reward model only: subtract each pair's margin (the export's margin column: vote share, or judge "
+    "or rating difference / 9, in [0, 1]) inside the loss, so clearer preferences must be won by more.",
     "reference": "With init_adapter: the model the policy is pulled towards. previous: the adapter's own model (a "
     "frozen copy of it, TRL's default; each round moves a step from the last). initial: the base model without any "
     "adapter (RLHFlow's iterative DPO keeps the reference at the starting model).",
@@ -142,6 +147,8 @@ class JobSpec:
     on_length: str = DEFAULT_POLICY["length"]
     init_adapter: str = ""
     reference: str = "previous"
+    center_rewards: float | None = None
+    reward_margin: bool = False
 
     @classmethod
     def from_dict(cls, data: dict) -> JobSpec:
@@ -209,6 +216,14 @@ class JobSpec:
         need(0 <= self.length_checks <= 100, "length_checks", "must be between 0 and 100")
         need(self.reference in REFERENCES, "reference", f"must be one of {', '.join(REFERENCES)}")
         need(not self.init_adapter or self.lora, "init_adapter", "continuing an adapter needs lora on")
+        reward = self.method == "reward"
+        need(self.center_rewards is None or 0 <= self.center_rewards <= 10, "center_rewards",
+             "must be in [0, 10] (0: off)")  # fmt: skip
+        need(reward or self.center_rewards is None, "center_rewards", "centring rewards is a reward-model setting")
+        need(reward or not self.reward_margin, "reward_margin", "a margin in the loss is a reward-model setting")
+        need(not reward or self.beta is None, "beta", "a reward model has no β")
+        need(not reward or not self.init_adapter, "init_adapter",
+             "a reward model starts from the base model (continuing an adapter is not supported)")  # fmt: skip
         for name in ALARMS:
             need(getattr(self, f"on_{name}") in POLICIES, f"on_{name}", f"must be one of {', '.join(POLICIES)}")
 
@@ -229,16 +244,27 @@ class JobSpec:
     def needs_reference(self) -> bool:
         return self.method in ("dpo", "kto")
 
+    @property
+    def is_policy(self) -> bool:
+        """Whether the trained model answers prompts (every method but reward, whose model scores responses)."""
+        return self.method != "reward"
+
     def resolved_learning_rate(self) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
-        full = {"dpo": 5e-7, "kto": 5e-7, "orpo": 8e-6, "simpo": 1e-6}[self.method]
+        # reward: full fine-tuning of reward models uses ~5e-6 to 1e-5 (InstructGPT 9e-6, Skywork 2e-6)
+        full = {"dpo": 5e-7, "kto": 5e-7, "orpo": 8e-6, "simpo": 1e-6, "reward": 5e-6}[self.method]
         return full * 10 if self.lora else full
 
     def resolved_beta(self) -> float:
         if self.beta is not None:
             return self.beta
         return 2.0 if self.method == "simpo" else 0.1
+
+    def resolved_center_rewards(self) -> float | None:
+        """TRL's center_rewards_coefficient: None (off) for 0, 0.01 (TRL's recommendation) when unset."""
+        value = 0.01 if self.center_rewards is None else self.center_rewards
+        return value or None
 
 
 def kto_weights(spec: JobSpec, desirable: int, undesirable: int) -> tuple[float, float]:
@@ -271,6 +297,10 @@ PRESETS: dict[str, dict] = {
     "kto-lora": {"label": "KTO + LoRA", "settings": {"method": "kto"}},
     "orpo-lora": {"label": "ORPO + LoRA (no reference model)", "settings": {"method": "orpo"}},
     "simpo-lora": {"label": "SimPO + LoRA (no reference model)", "settings": {"method": "simpo"}},
+    "reward-lora": {
+        "label": "Reward model + LoRA (a scorer of responses, from pairs)",
+        "settings": {"method": "reward", "eval_prompts": 0, "length_checks": 0},  # it answers no prompts
+    },  # fmt: skip
     "smoke": {
         "label": "Smoke test: 2 steps, short rows (checks the pipeline end to end)",
         "settings": {

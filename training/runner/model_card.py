@@ -1,5 +1,7 @@
 """The model card saved next to a job's adapter (README.md, as the hub shows it): base model, the export it was
-trained on (with its datasheet), method, hyperparameters, final metrics, held-out evaluation and library versions."""
+trained on (with its datasheet), method, hyperparameters, final metrics, held-out evaluation and library versions.
+A reward model's card says what its score means, how to load it, and its held-out accuracy beside the length
+baseline."""
 
 from __future__ import annotations
 
@@ -21,8 +23,10 @@ def _interval(block: dict, key: str) -> str:
 
 def model_card(*, spec, context: dict, hardware: dict, summary: dict, evaluation: dict, versions: dict, state: str,
                args=None, alarms: list | None = None) -> str:  # fmt: skip
-    method = {"dpo": f"DPO ({spec.loss_type})", "kto": "KTO", "orpo": "ORPO", "simpo": "SimPO"}[spec.method]
-    tags = ["trl", spec.method, "arbiter", *(["lora", "peft"] if spec.lora else [])]
+    method = {"dpo": f"DPO ({spec.loss_type})", "kto": "KTO", "orpo": "ORPO", "simpo": "SimPO",
+              "reward": "reward modelling (Bradley–Terry)"}[spec.method]  # fmt: skip
+    tags = ["trl", spec.method, "arbiter", *(["lora", "peft"] if spec.lora else []),
+            *([] if spec.is_policy else ["reward-model"])]  # fmt: skip
     library = "peft" if spec.lora else "transformers"
     front = ["---", f"base_model: {json.dumps(spec.base_model)}", f"library_name: {library}", "tags:",
              *[f"- {t}" for t in tags], "---", ""]  # fmt: skip
@@ -47,18 +51,23 @@ def model_card(*, spec, context: dict, hardware: dict, summary: dict, evaluation
         "| setting | value |",
         "|---|---|",
         f"| learning rate | {_fmt(spec.resolved_learning_rate())} |",
-        f"| beta | {_fmt(spec.resolved_beta())} |",
     ]
+    if spec.is_policy:
+        lines.append(f"| beta | {_fmt(spec.resolved_beta())} |")
+    else:
+        lines.append(f"| center_rewards_coefficient | {_fmt(spec.resolved_center_rewards())} |")
     if args is not None and spec.method == "kto":
         lines.append(
             f"| desirable / undesirable weight | {_fmt(args.desirable_weight)} / {_fmt(args.undesirable_weight)} |"
         )
     for key, value in spec.as_dict().items():
-        if key not in ("base_model", "learning_rate", "beta"):
+        if key not in ("base_model", "learning_rate", "beta", "center_rewards"):
             lines.append(f"| {key} | {_fmt(value)} |")
     lines += ["", "## Final training metrics", "", "| metric | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in sorted(summary.items())]
-    if evaluation:
+    if not spec.is_policy:
+        lines += reward_section(spec, evaluation)
+    elif evaluation:
         base, tuned, implicit = evaluation["base"], evaluation["tuned"], evaluation["implicit_reward"]
         lines += [
             "",
@@ -91,3 +100,45 @@ def model_card(*, spec, context: dict, hardware: dict, summary: dict, evaluation
                   f"{a['advice']} |" for a in alarms]  # fmt: skip
     lines += ["", "## Library versions", ""] + [f"- {k} {v}" for k, v in versions.items()]
     return "\n".join(front + lines) + "\n"
+
+
+def reward_section(spec, evaluation: dict) -> list[str]:
+    """What a reward model's score means and how well it ranks held-out pairs."""
+    centring = spec.resolved_center_rewards()
+    lines = [
+        "",
+        "## The reward",
+        "",
+        "A scalar per conversation (the prompt, then the response as the assistant's turn, through the tokenizer's "
+        "chat template), read at its last token. Only differences between two responses to the same prompt mean "
+        "something: the model was trained so that σ(r(chosen) − r(rejected)) is the probability that the chosen "
+        "response is preferred"
+        + (" (minus the pair's margin from the export inside the loss)" if spec.reward_margin else "")
+        + ".",
+        "",
+        f"Centring: {'off' if centring is None else f'coefficient {centring:g} on the squared mean reward'}"
+        + ("" if centring is None else ", so rewards stay near zero and scores of different prompts are comparable")
+        + ".",
+        "",
+        "Load it as `AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)`"
+        + (", then `PeftModel.from_pretrained(model, this_folder)` (the adapter carries the trained `score` head)"
+           if spec.lora else "")
+        + "; set `model.config.pad_token_id` to the tokenizer's (saved here).",
+    ]  # fmt: skip
+    if not evaluation:
+        return lines
+    baseline, reward = evaluation["length_baseline"], evaluation["reward"]
+    lines += [
+        "",
+        f"## Held-out evaluation ({evaluation['pairs']} test pairs)",
+        "",
+        "| | preference accuracy |",
+        "|---|---|",
+        f"| this reward model | {_interval(evaluation, 'accuracy')} |",
+        f"| pick the longer response | {_interval(baseline, 'accuracy')} |",
+        "",
+        f"Mean reward: chosen {_interval(reward['chosen'], 'mean')}, rejected {_interval(reward['rejected'], 'mean')}; "
+        f"margin {_interval(reward['margin'], 'mean')}. An accuracy no better than the length baseline means the "
+        "model may have learned length rather than quality.",
+    ]  # fmt: skip
+    return lines

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.conf import settings
 from django.urls import reverse
 
-from generation.checkpoints import resolve_base_model
+from judging.checkpoints import resolve_base_model
 
 from ..jobs.lifecycle import (
     job_alarm_record,

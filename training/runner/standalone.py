@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from generation.checkpoints import resolve_base_model
+from judging.checkpoints import resolve_base_model
 
 from ..jobs.spec import JobSpec
 from .sinks import FileSink

@@ -1,5 +1,9 @@
 """One training run with TRL 1.16: model and data in, adapter (or model), metrics and evaluation out.
 
+A reward-model job (method "reward") trains a sequence classifier with one output (the base model's checkpoint,
+loaded with a fresh ``score`` head; PEFT's SEQ_CLS task saves that head with the adapter) on rows tokenized by
+training.runner.reward, answers no prompts (no length checks), and is evaluated as a scorer.
+
 Called by training.runner in a child process of a GPU worker (torch is imported here and nowhere in the web
 process). Progress goes to a sink (training.runner.sinks): the job's database rows, or files for the benchmark.
 
@@ -29,6 +33,7 @@ from ..jobs.health import HealthMonitor, length_check_steps
 from ..jobs.spec import JobSpec, kto_weights, resolve_precision
 from .evaluation import answer_lengths, evaluate, test_prompts
 from .model_card import model_card
+from .reward import evaluate_reward, reward_rows
 
 GiB = 1024**3
 
@@ -141,9 +146,18 @@ def detect_hardware(spec: JobSpec, model_config) -> Hardware:
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
-def load_model(path: str, precision: str, device: str):
+def load_model(path: str, precision: str, device: str, *, reward: bool = False):
+    """The causal LM, or for a reward model the same checkpoint as a one-output sequence classifier (a new ``score``
+    head; TRL's context hides transformers' warnings about that head and the unused lm_head)."""
     dtype = DTYPES[precision] if device == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    if reward:
+        from transformers import AutoModelForSequenceClassification
+        from trl.trainer.reward_trainer import suppress_seqcls_warning
+
+        with suppress_seqcls_warning():
+            model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype, num_labels=1)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     return model.to(device) if device == "cuda" and not os.environ.get("WORLD_SIZE") else model
 
 
@@ -253,7 +267,10 @@ class ProgressCallback(TrainerCallback):
 
 
 def _columns_for_training(dataset, method: str):
-    keep = {"prompt", "completion", "label"} if method == "kto" else {"prompt", "chosen", "rejected"}
+    keep = {
+        "kto": {"prompt", "completion", "label"},
+        "reward": {"chosen_ids", "rejected_ids", "margin"},  # already tokenized; margin only when the spec uses it
+    }.get(method, {"prompt", "chosen", "rejected"})
     return dataset.remove_columns([c for c in dataset.column_names if c not in keep])
 
 
@@ -299,8 +316,10 @@ def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out
         from peft import LoraConfig
 
         targets = spec.lora_target_modules.strip()
+        # SEQ_CLS: PEFT trains the reward model's new score head in full and saves it with the adapter
         peft_config = LoraConfig(
-            r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout, task_type="CAUSAL_LM",
+            r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout,
+            task_type="CAUSAL_LM" if spec.is_policy else "SEQ_CLS",
             target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()],
         )  # fmt: skip
     precompute = {"precompute_ref_log_probs": True, "precompute_ref_batch_size": max(hw.micro_batch_size * 2, 1)}
@@ -325,6 +344,12 @@ def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out
         args = KTOConfig(**common, **precompute, beta=beta, desirable_weight=dw, undesirable_weight=uw)
         trainer_cls = KTOTrainer
         extra = {"ref_model": ref_model} if ref_model is not None else {}
+    elif spec.method == "reward":
+        from trl import RewardConfig, RewardTrainer
+
+        args = RewardConfig(**common, center_rewards_coefficient=spec.resolved_center_rewards())
+        trainer_cls = RewardTrainer
+        extra = {}
     elif spec.method == "orpo":
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
@@ -387,17 +412,28 @@ def train(spec: JobSpec, data_dir: Path, model_path: str, out_dir: Path, sink, *
         model_config = AutoConfig.from_pretrained(model_path)
         hw = detect_hardware(spec, model_config)
         tokenizer = load_tokenizer(model_path)
-        model = load_model(model_path, hw.precision, hw.device)
+        model = load_model(model_path, hw.precision, hw.device, reward=not spec.is_policy)
+        if not spec.is_policy:  # the classifier reads the reward at the last token that is not padding
+            model.config.pad_token_id = tokenizer.pad_token_id
         model, ref_model = continued(spec, model, lambda: load_model(model_path, hw.precision, hw.device))
     except Exception as exc:
         raise ModelLoadError(spec.base_model, exc) from exc
     sink.hardware(hw.as_dict())
-    length_prompts = test_prompts(data["test"], 4) if "test" in data and spec.length_checks else []
+    train_data, dropped = data["train"], 0
+    if not spec.is_policy:
+        from trl.trainer.utils import global_then_local_main_first
+
+        sink.progress(0, 0, "tokenizing the pairs")
+        with global_then_local_main_first():  # as TRL maps: one process writes the datasets cache, the others read it
+            train_data, dropped = reward_rows(train_data, tokenizer, max_length=spec.max_length,
+                                              margin=spec.reward_margin)  # fmt: skip
+    answers = "test" in data and spec.length_checks and spec.is_policy  # a reward model answers nothing
+    length_prompts = test_prompts(data["test"], 4) if answers else []
     progress = ProgressCallback(sink, None, spec=spec, tokenizer=tokenizer, length_prompts=length_prompts)
     sink.progress(0, 0, "preparing the data" + (" and reference log-probs" if spec.needs_reference else ""))
     started = time.monotonic()
     with reference_fingerprint(str(out_dir.resolve())):
-        trainer, args = build_trainer(spec, hw, model, tokenizer, data["train"], out_dir, [progress], ref_model)
+        trainer, args = build_trainer(spec, hw, model, tokenizer, train_data, out_dir, [progress], ref_model)
     counter = TokenCounter(trainer.data_collator)
     trainer.data_collator = counter
     progress.counter = counter
@@ -414,6 +450,8 @@ def train(spec: JobSpec, data_dir: Path, model_path: str, out_dir: Path, sink, *
     summary |= {"steps": trainer.state.global_step, "prepare_seconds": prepare_seconds, "train_seconds": train_seconds,
                 "tokens": counter.tokens,
                 "tokens_per_s": counter.tokens / train_seconds if train_seconds else 0.0}  # fmt: skip
+    if not spec.is_policy:
+        summary |= {"rows_trained": len(train_data), "rows_dropped_too_long": dropped}
     if torch.cuda.is_available():
         summary["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / GiB
     is_main = trainer.accelerator.is_main_process
@@ -428,9 +466,11 @@ def train(spec: JobSpec, data_dir: Path, model_path: str, out_dir: Path, sink, *
     evaluation = {}
     if state in ("succeeded", "stopped") and is_main and "test" in data and (spec.eval_pairs or spec.eval_generations):
         sink.progress(trainer.state.global_step, trainer.state.max_steps, "evaluating on the test split")
-        policy = trainer.model
-        base_loader = None if spec.lora else (lambda: load_model(model_path, hw.precision, hw.device))
-        evaluation = evaluate(policy, tokenizer, data["test"], spec, base_loader=base_loader)
+        if spec.is_policy:
+            base_loader = None if spec.lora else (lambda: load_model(model_path, hw.precision, hw.device))
+            evaluation = evaluate(trainer.model, tokenizer, data["test"], spec, base_loader=base_loader)
+        else:
+            evaluation = evaluate_reward(trainer.model, tokenizer, data["test"], spec)
     versions = library_versions()
     alarms = [a.as_dict() for a in progress.monitor.fired] if progress.monitor else []
     card = model_card(spec=spec, context=context, hardware=hw.as_dict(), summary=summary, evaluation=evaluation,

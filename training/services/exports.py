@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 
 from annotation.models import Project
+from judging.models import Composite
 
 from ..export.build import export_build
 from ..models import CurationRecipe, DatasetExport
@@ -20,6 +21,12 @@ def export_create(*, project: Project, recipe: CurationRecipe, fmt: str, user, c
     default, when the project is small; otherwise it is queued for a worker after the transaction commits."""
     if recipe.project_id != project.pk:
         raise ValidationError({"recipe": "This recipe belongs to another project."})
+    criterion = recipe.config.get("criterion")
+    if criterion and criterion not in project.criteria:  # the project's criteria changed since the recipe was saved
+        raise ValidationError({"recipe": f"This recipe reads the criterion {criterion}, no longer the project's."})
+    composite = recipe.config.get("composite")
+    if composite and not Composite.objects.filter(project=project, name=composite).exists():
+        raise ValidationError({"recipe": f"This recipe reads the composite {composite}, which no longer exists."})
     if fmt not in DatasetExport.Format.values:
         raise ValidationError({"format": f"Format must be one of: {', '.join(DatasetExport.Format.values)}."})
     if not 0.0 <= test_fraction < 1.0:

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from annotation.models import Project
+from judging.models import Composite
 
 from ..curation.candidates import curation_candidates
 from ..curation.recipe import RecipeConfig
@@ -13,17 +14,23 @@ from ..curation.steps import chosen_longer_share, curate
 from ..models import CurationRecipe
 
 
-def _config(config: dict) -> RecipeConfig:
+def _config(config: dict, project: Project) -> RecipeConfig:
     try:
-        return RecipeConfig.from_dict(config)
+        clean = RecipeConfig.from_dict(config)
     except (TypeError, ValueError) as exc:
         raise ValidationError({"config": str(exc)}) from None
+    if clean.criterion and clean.criterion not in project.criteria:
+        known = ", ".join(project.criteria) or "none"
+        raise ValidationError({"criterion": f"{clean.criterion} is not one of the project's criteria ({known})."})
+    if clean.composite and not Composite.objects.filter(project=project, name=clean.composite).exists():
+        raise ValidationError({"composite": f"The project has no composite named {clean.composite}."})
+    return clean
 
 
 @transaction.atomic
 def recipe_save(*, project: Project, name: str, config: dict, user) -> CurationRecipe:
     """Save a recipe; a changed config becomes the next version (exports keep pointing at theirs)."""
-    clean = _config(config).as_dict()
+    clean = _config(config, project).as_dict()
     name = name.strip()
     if not name:
         raise ValidationError({"name": "A recipe needs a name."})
@@ -39,7 +46,9 @@ def recipe_save(*, project: Project, name: str, config: dict, user) -> CurationR
 def recipe_preview(*, project: Project, config: dict, fmt: str = "dpo") -> dict:
     """What a recipe would produce now, without saving anything: the funnel, a margin histogram, the
     chosen-longer share and counts per preference source."""
-    rows, funnel = curate(curation_candidates(project), _config(config), kto=fmt == "kto")
+    clean = _config(config, project)
+    candidates = curation_candidates(project, criterion=clean.criterion, composite=clean.composite)
+    rows, funnel = curate(candidates, clean, kto=fmt == "kto")
     return {
         "rows": len(rows),
         "funnel": funnel.steps,

@@ -53,6 +53,8 @@ def _last_values(jobs: list[TrainingJob]) -> dict[int, dict]:
 
 def run_row(job: TrainingJob, last: dict, report: dict | None) -> dict:
     ev = job.evaluation or {}
+    if ev.get("kind") == "reward":  # a reward model's held-out accuracy is its own, beside no base model
+        ev = {**ev, "tuned": {"accuracy": ev.get("accuracy"), "ci95": ev.get("ci95")}}
     wall = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
     kl_sampled = (ev.get("kl") or {}).get("mean")
     values = {
@@ -60,7 +62,7 @@ def run_row(job: TrainingJob, last: dict, report: dict | None) -> dict:
         "win_rate": (report or {}).get("win_rate"),
         "heldout_accuracy": (ev.get("tuned") or {}).get("accuracy"),
         "implicit_accuracy": (ev.get("implicit_reward") or {}).get("accuracy"),
-        "final_margin": last.get("rewards/margins"),
+        "final_margin": last.get("rewards/margins", last.get("margin")),  # a reward model logs "margin"
         "final_loss": last.get("loss"),
         "kl": kl_sampled,
     }

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.access import LEAD, project_for_user
 from annotation.rendering import markdown_to_html
+from judging.stacking.selectors import composites_of
 
 from ..access import export_for_user, recipe_for_user
 from ..forms import ExportForm, RecipeForm
@@ -28,7 +29,8 @@ def curation(request, slug):
     recipes = recipes_latest(project)
     chosen = next((r for r in recipes if r.name == request.GET.get("recipe")), None)
     initial = {"name": chosen.name, **chosen.config} if chosen else {"name": "default"}
-    form = RecipeForm(request.POST or None, initial=initial)
+    form = RecipeForm(request.POST or None, initial=initial, criteria=project.criteria,
+                      composites=[c.name for c in composites_of(project)])  # fmt: skip
     preview = None
     if request.method == "POST" and form.is_valid():
         if request.POST.get("action") == "save":
@@ -36,12 +38,15 @@ def curation(request, slug):
                 recipe = recipe_save(project=project, name=form.cleaned_data["name"], config=form.config(),
                                      user=request.user)  # fmt: skip
             except ValidationError as exc:
-                form.add_error(None, exc)
+                form.add_error(None, exc.messages)  # keyed by config settings, not all of them form fields
             else:
                 messages.success(request, f"Recipe {recipe.name} saved as version {recipe.version}.")
                 return redirect(f"{request.path}?recipe={recipe.name}")
         else:
-            preview = recipe_preview(project=project, config=form.config())
+            try:
+                preview = recipe_preview(project=project, config=form.config())
+            except ValidationError as exc:
+                form.add_error(None, exc.messages)
     return render(
         request, "training/curation.html",
         {"project": project, "form": form, "preview": preview, "recipes": recipes, "exports": exports_recent(project),

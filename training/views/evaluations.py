@@ -35,7 +35,8 @@ def evaluation_form(job: TrainingJob, data=None) -> EvaluationForm:
     judge = auto_judge(job.project)
     return EvaluationForm(
         data, judges=judges_for(job.project), prompt_sets=PromptSet.objects.filter(project=job.project),
-        jobs=TrainingJob.objects.filter(project=job.project, state__in=TrainingJob.HAS_MODEL).exclude(pk=job.pk),
+        jobs=TrainingJob.objects.filter(project=job.project, state__in=TrainingJob.HAS_MODEL).exclude(pk=job.pk)
+        .exclude(spec__method="reward"),  # a reward model answers no prompts
         initial={"judge": judge.pk} if judge else None,
     )  # fmt: skip
 

@@ -17,7 +17,7 @@ from ..evaluations.card import evaluation_markdown
 from ..forms import TrainingJobForm
 from ..jobs.spec import PRESETS
 from ..selectors import CHARTED, after_step, evaluations_of, exports_trainable, job_progress, jobs_recent
-from ..services.jobs import job_cancel, job_create, job_generator
+from ..services.jobs import job_cancel, job_create, job_generator, job_reward_model
 from ..storage import job_dir
 from .evaluations import evaluation_form
 
@@ -91,6 +91,20 @@ def job_generator_view(request, job_id):
         return redirect("training:job_detail", job.public_id)
     messages.success(request, f"Generator {generator.name} is ready: start a run with it.")
     return redirect("generation:home", slug=job.project.slug)
+
+
+@login_required
+@require_POST
+def job_reward_model_view(request, job_id):
+    """A reward-model job's model as a scorer of its project (a judge of kind reward model)."""
+    job = job_for_user(request.user, job_id)
+    try:
+        judge = job_reward_model(job=job, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("training:job_detail", job.public_id)
+    messages.success(request, f"Scorer {judge.name} is ready: run it on pairs from the Judges page.")
+    return redirect("judging:judges", slug=judge.project.slug)
 
 
 @login_required

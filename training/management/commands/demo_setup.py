@@ -20,7 +20,7 @@ from annotation.imports.importer import pairs_import
 from annotation.models import Label, Membership, Project
 from annotation.services.projects import membership_set, project_create
 from generation.demo import demo_generation
-from judging.demo import demo_judge, demo_rater
+from judging.demo import demo_composite, demo_judge, demo_rater, demo_reward_model
 from training.models import DatasetExport
 from training.services.exports import export_create
 from training.services.recipes import recipe_save
@@ -73,6 +73,8 @@ class Command(BaseCommand):
 
         demo_judge(project, users["demo-lead"])
         demo_rater(project, users["demo-lead"])
+        demo_reward_model(project, users["demo-lead"])
+        demo_composite(project, users["demo-lead"])
         demo_generation(project, users["demo-lead"])
         recipe_save(project=project, name=CAMPAIGN_RECIPE_NAME, config=CAMPAIGN_RECIPE, user=users["demo-lead"])
         recipe = recipe_save(project=project, name="demo", config=DEMO_RECIPE, user=users["demo-lead"])

@@ -72,8 +72,13 @@ class Command(BaseCommand):
             if job.state not in TrainingJob.LIVE:
                 if job.evaluation:
                     ev = job.evaluation
-                    base, tuned = ev["base"]["accuracy"], ev["tuned"]["accuracy"]
-                    self.stdout.write(f"held-out accuracy: base {base}, tuned {tuned} (n={ev['pairs']})")
+                    if ev.get("kind") == "reward":
+                        longer = ev["length_baseline"]["accuracy"]
+                        self.stdout.write(f"held-out accuracy: {ev['accuracy']}, picking the longer {longer} "
+                                          f"(n={ev['pairs']})")  # fmt: skip
+                    else:
+                        base, tuned = ev["base"]["accuracy"], ev["tuned"]["accuracy"]
+                        self.stdout.write(f"held-out accuracy: base {base}, tuned {tuned} (n={ev['pairs']})")
                 return job
             time.sleep(2)
 

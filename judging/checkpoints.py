@@ -1,7 +1,7 @@
-"""Where a model comes from (a training job's base model, a local generator's model): a local checkpoint folder, a
-local GGUF file (converted once to a plain checkpoint in a cache folder), or a Hugging Face hub id. torch is loaded
-lazily, by the training runner and local generation only; ``describe_base_model`` is what the web process uses to
-validate a name before a job or run is queued."""
+"""Where a model comes from (a training job's base model, a local generator's, a reward model's): a local checkpoint
+folder, a local GGUF file (converted once to a plain checkpoint in a cache folder), or a Hugging Face hub id. torch
+is loaded lazily, by the training runner, local generation and reward scoring only (gpu queue workers);
+``describe_base_model`` is what the web process uses to validate a name before a job or run is queued."""
 
 from __future__ import annotations
 
@@ -65,3 +65,17 @@ def resolve_base_model(name: str, cache_root: Path) -> str:
     if kind == "gguf":
         return str(gguf_checkpoint(Path(name).expanduser(), cache_root))
     return str(Path(name).expanduser()) if kind == "local" else name.strip()
+
+
+def model_identity(model_name: str, adapter: str) -> str:
+    """What wrote a candidate: the model's name, and with an adapter a digest of its weights (so a candidate says
+    which round's adapter wrote it, even after the folder was trained further or replaced)."""
+    if not adapter:
+        return model_name
+    folder = Path(adapter).expanduser()
+    digest = hashlib.sha256()
+    for weights in sorted(folder.glob("adapter_model.*")):
+        with weights.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return f"{Path(model_name).name or model_name}+lora:{digest.hexdigest()[:16]}"
