@@ -80,7 +80,11 @@ def _reward_rate(run: GenerationRun) -> None:
         run_stop(run, GenerationRun.State.FAILED, f"Could not load the reward model {run.rater.model}: "
                                                   f"{type(exc).__name__}: {str(exc)[:1000]}")  # fmt: skip
         return
-    reward_rate(run, score_fn, identity)
+    try:
+        reward_rate(run, score_fn, identity)
+    except Exception as exc:  # a chat template refusing a prompt, out of memory, the time limit: the run says so
+        run_stop(run, GenerationRun.State.FAILED, f"Rating failed: {type(exc).__name__}: {str(exc)[:1000]}")
+        raise
     run_finish_if_done(run)
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from django.db.models import Q
 from statsmodels.stats.proportion import proportion_confint
 
-from annotation.models import Label, Pair, Project
+from annotation.models import Assignment, Label, Membership, Pair, Project
 from annotation.quality.two_raters import kappa_with_ci
 from annotation.selectors import pair_consensus
 
@@ -48,9 +49,16 @@ def _score(rows: list[dict]) -> dict:
 
 
 def _criterion_majorities(project: Project, pair_ids) -> dict[str, dict[int, str]]:
-    """Per criterion, per pair: people's majority (A or B) on it, where one side has more votes."""
+    """Per criterion, per pair: people's majority (A or B) on it, where one side has more votes. The labels the
+    consensus counts: imported ones and regular ones (no practice, calibration or repeat), paused annotators out."""
     votes: dict[str, dict[int, Counter]] = defaultdict(lambda: defaultdict(Counter))
-    labels = Label.objects.filter(project=project, pair_id__in=pair_ids).exclude(criteria={})
+    paused = Membership.objects.filter(project=project, paused_at__isnull=False).values("user_id")
+    labels = (
+        Label.objects.filter(project=project, pair_id__in=pair_ids)
+        .filter(Q(source=Label.Source.EXTERNAL) | Q(assignment__kind=Assignment.Kind.REGULAR))
+        .filter(Q(annotator__isnull=True) | ~Q(annotator_id__in=paused))
+        .exclude(criteria={})
+    )
     for pair_id, criteria in labels.values_list("pair_id", "criteria").iterator():
         for name, choice in (criteria or {}).items():
             if choice in ("A", "B"):

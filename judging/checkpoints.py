@@ -21,11 +21,15 @@ def describe_base_model(name: str) -> str:
     path = Path(name)
     if path.is_absolute() or name.startswith((".", "~")):
         path = path.expanduser()
-        if path.is_file() and path.suffix == ".gguf":
-            return "gguf"
-        if path.is_dir() and (path / "config.json").is_file():
-            return "local"
-        if path.is_dir() and (path / "adapter_config.json").is_file():
+        try:
+            if path.is_file() and path.suffix == ".gguf":
+                return "gguf"
+            if path.is_dir() and (path / "config.json").is_file():
+                return "local"
+            adapter = path.is_dir() and (path / "adapter_config.json").is_file()
+        except OSError as exc:  # a name too long for the filesystem, say
+            raise ValueError(f"{name[:200]}: not a usable path ({exc.strerror}).") from exc
+        if adapter:
             raise ValueError(f"{name} is a LoRA adapter; name the model it was trained from.")
         raise ValueError(f"{name}: no such model folder (a folder with config.json) or .gguf file.")
     if HUB_ID.match(name) and ".." not in name:

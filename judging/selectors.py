@@ -103,12 +103,14 @@ def judge_audit(judge: JudgeConfig, project: Project, *, n_boot: int = 500) -> d
 
 
 def pair_judge_aggregate(project: Project) -> dict[int, dict]:
-    """Per pair, over every judge's latest prompt version that judged it: the judges' majority winner (tie when
-    level), the mean swap-consistent margin, how many judges and how many were swap-consistent. Curation reads
-    this next to the human consensus."""
+    """Per pair, over every LLM judge's latest prompt version that judged it (reward models' margins are on another
+    scale: composites stack them): the judges' majority winner (tie when level), the mean swap-consistent margin,
+    how many judges and how many were swap-consistent. Curation reads this next to the human consensus."""
     latest = {
         judge_id: version_id
-        for judge_id, version_id in PromptVersion.objects.filter(judgements__pair__project=project)
+        for judge_id, version_id in PromptVersion.objects.filter(
+            judgements__pair__project=project, judge__kind=JudgeConfig.Kind.LLM
+        )
         .order_by("judge_id", "version")
         .values_list("judge_id", "pk")
     }

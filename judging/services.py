@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -54,7 +54,7 @@ def _check_reward_model(model: str, adapter: str) -> None:
         describe_base_model(model)
     except ValueError as exc:
         raise ValidationError({"model": str(exc)}) from exc
-    if adapter and not (Path(adapter).expanduser() / "adapter_config.json").is_file():
+    if adapter and not os.path.isfile(os.path.join(os.path.expanduser(adapter), "adapter_config.json")):
         raise ValidationError({"adapter": f"{adapter}: no LoRA adapter there (a folder with adapter_config.json)."})
 
 
@@ -80,12 +80,16 @@ def judge_update(*, judge: JudgeConfig, **values) -> JudgeConfig:
     """Change settings. Changing the endpoint or model forgets the detected response format."""
     locked = JudgeConfig.objects.select_for_update().get(pk=judge.pk)
     if locked.kind == JudgeConfig.Kind.REWARD_MODEL:
+        # Its verdicts, ratings and cached rewards belong to its weights: another model is another reward model.
+        changed = {k for k in ("model", "adapter") if k in values and values[k].strip() != getattr(locked, k)}
+        if changed:
+            raise ValidationError({k: "A reward model's weights cannot change (its scores belong to them): add "
+                                      "another reward model." for k in changed})  # fmt: skip
         unknown = set(values) - {"name", "model", "adapter"}
         if unknown:
             raise ValidationError(f"A reward model has no setting {', '.join(sorted(unknown))}.")
-        for key, value in values.items():
-            setattr(locked, key, value.strip())
-        _check_reward_model(locked.model, locked.adapter)
+        if "name" in values:
+            locked.name = values["name"].strip()
         locked.full_clean()
         locked.save()
         return locked

@@ -119,8 +119,13 @@ def reward_run(run: JudgeRun, load: Callable[[], tuple[ScoreFn, str]]) -> None:
         run_stop(run, JudgeRun.State.FAILED, f"Could not load the reward model {run.judge.model}: "
                                              f"{type(exc).__name__}: {first}")  # fmt: skip
         return
-    for pair_ids in chunks:
-        if not is_live(run):
-            return
-        reward_chunk(run, pair_ids, score_fn, identity)
+    try:
+        for pair_ids in chunks:
+            if not is_live(run):
+                return
+            reward_chunk(run, pair_ids, score_fn, identity)
+    except Exception as exc:  # a chat template refusing a prompt, out of memory, the time limit: the run says so
+        run_stop(run, JudgeRun.State.FAILED, f"Scoring failed: {type(exc).__name__}: {str(exc)[:1000]} (resume "
+                                             "scores only the pairs without a verdict)")  # fmt: skip
+        raise
     run_finish_if_done(run)

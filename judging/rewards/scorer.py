@@ -27,6 +27,9 @@ def load(model_name: str, adapter: str = ""):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side, tokenizer.truncation_side = "right", "left"
+    # A checkpoint without a trained score head (a plain causal LM) gets a new random one: seeded, so every load
+    # draws the same head and cached rewards stay consistent with fresh ones.
+    torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=1, dtype=torch.bfloat16 if device == "cuda" else torch.float32
     )

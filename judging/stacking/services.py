@@ -24,10 +24,14 @@ MAX_AXES = 20
 MAX_SCORERS = 20
 WRITE_BATCH = 5000
 
+MAX_WEIGHT = 1e6  # weights are relative; beyond this a sum of weighted margins can overflow to inf
+
 
 def _weight(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValidationError({"axes": f"{where}: the weight must be a number above 0 (got {value!r})."})
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0
+            or value > MAX_WEIGHT):  # fmt: skip
+        raise ValidationError({"axes": f"{where}: the weight must be a number above 0 and at most {MAX_WEIGHT:g} "
+                                       f"(got {value!r})."})  # fmt: skip
     return float(value)
 
 

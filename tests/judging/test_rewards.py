@@ -192,3 +192,53 @@ def test_the_api_creates_reward_models_and_refuses_an_llm_judge_without_an_endpo
     assert bad.status_code == 400 and "model" in bad.json()
     no_url = api.post(url, {"name": "llm", "model": "m"}, format="json")
     assert no_url.status_code == 400 and "base_url" in no_url.json()
+
+
+def test_reward_models_stay_out_of_the_llm_judge_aggregate_and_of_automatic_evaluations(project, lead, reward_model):
+    from judging.selectors import pair_judge_aggregate
+    from judging.services import judge_create
+    from training.evaluations.flow import auto_judge
+
+    llm = judge_create(project=project, user=lead, name="llm", base_url="http://127.0.0.1:9/v1", model="m")
+    pair = make_pairs(project, 1)[0]
+    judgement(llm, pair, "A")
+    judgement(reward_model, pair, "B")  # raw reward differences: another scale, stacked only through composites
+    assert pair_judge_aggregate(project)[pair.pk] == {"judges": 1, "winner": "A", "mean_margin": 1,
+                                                      "consistent_judges": 1}  # fmt: skip
+    new_run(project, reward_model, [pair], lead)  # the last run on the project is the reward model's
+    assert auto_judge(project) == llm
+
+
+def test_a_scoring_failure_fails_the_run_with_its_reason(project, lead, reward_model):
+    from judging.rewards.engine import reward_run
+
+    pairs = make_pairs(project, 2)
+    run = new_run(project, reward_model, pairs, lead)
+    run.state = JudgeRun.State.QUEUED
+    run.save()
+
+    def broken(conversations):
+        raise ValueError("Conversation roles must alternate user/assistant")
+
+    with pytest.raises(ValueError):
+        reward_run(run, lambda: (broken, "id"))
+    run.refresh_from_db()
+    assert run.state == JudgeRun.State.FAILED and "roles must alternate" in run.error
+    failed = new_run(project, reward_model, pairs, lead)
+    failed.state = JudgeRun.State.QUEUED
+    failed.save()
+    reward_run(failed, lambda: (_ for _ in ()).throw(OSError("no such model")))
+    failed.refresh_from_db()
+    assert failed.state == JudgeRun.State.FAILED and "Could not load the reward model" in failed.error
+
+
+def test_a_reward_models_weights_cannot_change_and_long_paths_are_refused_cleanly(project, lead, reward_model):
+    from judging.services import judge_update
+
+    with pytest.raises(ValidationError) as err:
+        judge_update(judge=reward_model, model="/somewhere/else.gguf")
+    assert "model" in err.value.message_dict
+    assert judge_update(judge=reward_model, name="renamed").name == "renamed"
+    with pytest.raises(ValidationError) as err:
+        reward_model_create(project=project, user=lead, name="long", model="/" + "x" * 300 + ".gguf")
+    assert "not a usable path" in err.value.message_dict["model"][0]

@@ -12,7 +12,7 @@ from annotation.models import Assignment, Label, Membership, Pair, Project
 from annotation.selectors import pair_id_ranges
 from config.pg_arrays import query_columns
 from generation.models import PairOrigin
-from judging.models import Composite, CompositeScore, PairJudgement, PromptVersion
+from judging.models import Composite, CompositeScore, JudgeConfig, PairJudgement, PromptVersion
 from judging.stacking.combine import TIE_EPSILON
 
 from .steps import GOLD_CHOICES, LEVEL, NO_GOLD, NONE, Candidates
@@ -76,9 +76,10 @@ def _human_votes(project: Project, pair_ids: np.ndarray, lo: int, hi: int, crite
 
 
 def _latest_prompt_versions(project: Project) -> list[int]:
-    """Each judge's latest prompt version among those that judged the project's pairs."""
+    """Each LLM judge's latest prompt version among those that judged the project's pairs. Reward models are left
+    out: their margins are raw reward differences on another scale (they reach curation through composites)."""
     versions = (
-        PromptVersion.objects.filter(judgements__pair__project=project)
+        PromptVersion.objects.filter(judgements__pair__project=project, judge__kind=JudgeConfig.Kind.LLM)
         .values_list("judge_id", "version", "pk")
         .distinct()
     )

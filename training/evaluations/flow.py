@@ -64,13 +64,15 @@ def job_generator(*, job: TrainingJob, user) -> Generator:
 
 
 def auto_judge(project: Project) -> JudgeConfig | None:
-    """The judge an automatic evaluation uses: the one the project's leads ran last, else the project's first,
-    else the first shared one; None when there is none."""
-    last = JudgeRun.objects.filter(project=project).order_by("-created_at").select_related("judge").first()
+    """The LLM judge an automatic evaluation uses: the one the project's leads ran last, else the project's first,
+    else the first shared one; None when there is none. (Reward models are picked by hand.)"""
+    llm = JudgeConfig.Kind.LLM
+    last = (JudgeRun.objects.filter(project=project, judge__kind=llm).order_by("-created_at").select_related("judge")
+            .first())  # fmt: skip
     if last is not None:
         return last.judge
-    return (JudgeConfig.objects.filter(project=project).order_by("pk").first()
-            or JudgeConfig.objects.filter(project__isnull=True).order_by("pk").first())  # fmt: skip
+    return (JudgeConfig.objects.filter(project=project, kind=llm).order_by("pk").first()
+            or JudgeConfig.objects.filter(project__isnull=True, kind=llm).order_by("pk").first())  # fmt: skip
 
 
 def held_out_prompts(*, export: DatasetExport, user) -> PromptSet:
