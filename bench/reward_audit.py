@@ -2,6 +2,7 @@
 the two baselines every scorer must beat, with the project's own tools.
 
     .venv/bin/python bench/reward_audit.py [--pairs 400] [--steps 40] [--max-length 512] [--lr 5e-5]
+    .venv/bin/python bench/reward_audit.py --baselines-only    # the file's length and position baselines only
 
 Everything runs through the app, on this machine (CPU unless a GPU is there), with a real gpu-queue worker:
 1. the first --pairs records of ../shared/data/alpacaeval_pairs.jsonl are imported into a fresh project; their two
@@ -33,15 +34,48 @@ DB = "arbiter_bench_reward"
 BROKER = "redis://127.0.0.1:6379/12"
 
 
+def file_baselines() -> dict:
+    """What "pick the longer" and "always A" score against the GPT-4 labels over the whole file (pairs whose two
+    labels agree and are not ties; equal lengths count half), overall and per source: the bar any scorer must
+    clear on this data. Plain Python over the file, no database."""
+    from collections import defaultdict
+
+    from statsmodels.stats.proportion import proportion_confint
+
+    rows = defaultdict(lambda: [0.0, 0, 0])  # source -> [longer hits, always-A hits, n]
+    for line in DATA.read_text().splitlines():
+        record = json.loads(line)
+        labels = {label["preference"] for label in record["labels"]}
+        if len(labels) != 1 or labels == {1.5}:
+            continue
+        human = "A" if labels == {1.0} else "B"
+        a, b = len(record["response_a"]), len(record["response_b"])
+        longer = 0.5 if a == b else float(("A" if a > b else "B") == human)
+        for key in ("all", record.get("source", "")):
+            rows[key][0] += longer
+            rows[key][1] += human == "A"
+            rows[key][2] += 1
+
+    def acc(hits, n):
+        lo, hi = proportion_confint(hits, n, method="wilson")
+        return {"accuracy": round(hits / n, 3), "ci95": [round(lo, 3), round(hi, 3)], "n": n}
+
+    return {key: {"longer": acc(h, n), "always_a": acc(a, n)} for key, (h, a, n) in sorted(rows.items())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=400)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--lr", type=float, default=None, help="empty: the app's LoRA default for reward models")
+    parser.add_argument("--baselines-only", action="store_true", help="only the file's length/position baselines")
     args = parser.parse_args()
     if not DATA.exists():
         raise SystemExit(f"{DATA} is missing")
+    if args.baselines_only:
+        print(json.dumps(file_baselines(), indent=2))
+        return
     out = bench_setup(DB, BROKER)
     started = time.monotonic()
     from django.conf import settings
@@ -114,6 +148,7 @@ def main() -> None:
             "runner_heldout": {k: ev.get(k) for k in ("pairs", "n", "accuracy", "ci95", "length_baseline",
                                                       "reward")},
             "audits": audits,
+            "file_baselines": file_baselines(),
             "timings_s": {**timings, "total": time.monotonic() - started},
         }  # fmt: skip
     finally:
