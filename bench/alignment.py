@@ -43,6 +43,18 @@ def wait(predicate, timeout: float, what: str, interval: float = 2.0) -> None:
     raise SystemExit(f"timed out waiting for {what}")
 
 
+def start_worker(work, broker: str, name: str):
+    """One solo-pool Celery worker on the gpu, judge and default queues of the bench's broker, logging to work/."""
+    import subprocess
+
+    env = {**os.environ, "CELERY_BROKER_URL": broker, "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,judge,default", "--pool", "solo",
+         "--loglevel", "WARNING", "-n", f"{name}-{os.getpid()}@%h", "--without-mingle", "--without-gossip"],
+        cwd=ROOT, env=env, stdout=open(work / "worker.log", "w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pairs", type=int, default=800)
@@ -74,14 +86,7 @@ def main() -> None:
     work = out / "alignment"
     work.mkdir(exist_ok=True)
     server, url = start_server(work / "llama.log", n_ctx=8192)
-    env = {**os.environ, "CELERY_BROKER_URL": BROKER, "HF_HUB_OFFLINE": "1"}
-    import subprocess
-
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,judge,default", "--pool", "solo",
-         "--loglevel", "WARNING", "-n", f"bench-align-{os.getpid()}@%h", "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env=env, stdout=open(work / "worker.log", "w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    worker = start_worker(work, BROKER, "bench-align")
     timings = {}
     try:
         admin = get_user_model().objects.create(username="bench-admin", is_staff=True, is_superuser=True)

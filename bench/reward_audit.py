@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 
-from _env import ROOT, machine_info
-from alignment import DATA, wait
+from _env import machine_info
+from alignment import DATA, start_worker, wait
 from judge import bench_setup
 
 DB = "arbiter_bench_reward"
@@ -93,12 +91,7 @@ def main() -> None:
 
     work = out / "reward_audit"
     work.mkdir(exist_ok=True)
-    env = {**os.environ, "CELERY_BROKER_URL": BROKER, "HF_HUB_OFFLINE": "1"}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "gpu,judge,default", "--pool", "solo",
-         "--loglevel", "WARNING", "-n", f"bench-reward-{os.getpid()}@%h", "--without-mingle", "--without-gossip"],
-        cwd=ROOT, env=env, stdout=open(work / "worker.log", "w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    worker = start_worker(work, BROKER, "bench-reward")
     timings = {}
     try:
         admin = get_user_model().objects.create(username="bench-admin", is_staff=True, is_superuser=True)

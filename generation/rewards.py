@@ -13,7 +13,8 @@ from django.db import IntegrityError, transaction
 
 from judging.endpoint import is_live, ledger_add
 from judging.models import JudgeConfig
-from judging.rewards.engine import ScoreFn, conversation, score_key, score_missing, store_fresh
+from judging.rewards.conversations import conversation
+from judging.rewards.engine import ScoreFn, score_key, score_missing, store_fresh
 
 from .models import Candidate, GenerationRun, Rating
 from .plan import slots

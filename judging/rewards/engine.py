@@ -22,14 +22,9 @@ from ..endpoint import cache_store, is_live, ledger_add
 from ..engine import cache_key, combine
 from ..lifecycle import run_begin, run_finish_if_done, run_stop
 from ..models import CachedReply, JudgeRun, Verdict
+from .conversations import conversation
 
 ScoreFn = Callable[[list[list[dict]]], list[tuple[float, int]]]
-
-
-def conversation(prompt, response: str) -> list[dict]:
-    """The prompt (text, or chat messages) with the response as the assistant's turn."""
-    messages = list(prompt) if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
-    return [*messages, {"role": "assistant", "content": response}]
 
 
 def score_key(identity: str, messages: list[dict]) -> str:

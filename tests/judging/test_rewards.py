@@ -11,7 +11,8 @@ from django.core.exceptions import ValidationError
 from annotation.models import Label
 from judging.audit import scorer_audit
 from judging.models import CachedReply, JudgeConfig, JudgeRun, PairJudgement, Verdict
-from judging.rewards.engine import conversation, reward_chunk
+from judging.rewards.conversations import conversation
+from judging.rewards.engine import reward_chunk
 from judging.services import prompt_update, reward_model_create
 from tests.factories import make_pairs
 from tests.training.conftest import smollm2_gguf

@@ -108,10 +108,11 @@ def test_a_reward_model_job_trains_a_scorer_that_loads_back_and_becomes_a_judge(
     from safetensors import safe_open
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from judging.rewards.conversations import conversation
     from judging.rewards.scorer import load, score
     from training.export.hf_folder import split_pair_ids
     from training.runner.evaluation import test_pairs
-    from training.runner.reward import conversation, rewards
+    from training.runner.reward import rewards
     from training.services.jobs import job_reward_model
     from training.storage import export_root
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import torch
 
+from judging.rewards.conversations import conversation
+
 from .evaluation import accuracy, mean_interval, test_pairs
 
 SHOWN_CHARS = 500  # of each text in the examples table
@@ -25,13 +27,6 @@ SHOWN_CHARS = 500  # of each text in the examples table
 
 class NothingToTrain(ValueError):
     """Every training row is longer than max_length."""
-
-
-def conversation(prompt, response) -> list[dict]:
-    """A prompt (text or messages) and a response (text, or a conversational export's one assistant message)."""
-    messages = list(prompt) if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
-    reply = list(response) if isinstance(response, list) else [{"role": "assistant", "content": str(response)}]
-    return [*messages, *reply]
 
 
 def response_text(response) -> str:
