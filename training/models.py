@@ -88,6 +88,11 @@ class TrainingJob(BackgroundWork):
     step = models.PositiveIntegerField(default=0)
     max_steps = models.PositiveIntegerField(default=0)
     hardware = models.JSONField(default=dict, blank=True, help_text="Device, precision and batch sizes chosen.")
+    memory_plan = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="How the job fits the GPU memory (training.jobs.memory): before queueing, then on the worker.",
+    )
     summary = models.JSONField(default=dict, blank=True, help_text="Final training metrics.")
     evaluation = models.JSONField(default=dict, blank=True)
     model_card = models.TextField(blank=True)

@@ -68,8 +68,8 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingJob
         fields = ["id", "name", "project", "export", "spec", "state", "stage", "step", "max_steps", "hardware",
-                  "summary", "evaluation", "alarms", "stop_reason", "sweep", "sweep_point", "artifacts", "error",
-                  "created_at", "started_at", "finished_at"]  # fmt: skip
+                  "memory_plan", "summary", "evaluation", "alarms", "stop_reason", "sweep", "sweep_point", "artifacts",
+                  "error", "created_at", "started_at", "finished_at"]  # fmt: skip
 
 
 class EvaluationRequestSerializer(serializers.Serializer):

@@ -10,7 +10,7 @@ from celery import shared_task
 from .evaluations.flow import evaluation_advance, evaluation_after_job, evaluations_stuck
 from .export.build import export_build
 from .jobs.lifecycle import jobs_reap
-from .jobs.supervisor import job_supervise
+from .jobs.supervisor import job_join, job_supervise
 from .models import DatasetExport
 from .signals import job_ended
 from .sweeps.flow import sweep_after_job, sweeps_settle
@@ -33,6 +33,12 @@ def job_run_task(job_id: int) -> None:
     sweep_after_job(job_id)
     evaluation_after_job(job_id)
     job_ended.send(sender=None, job_id=job_id)
+
+
+@shared_task
+def job_join_task(job_id: int, rank: int, plan: dict) -> None:
+    """On node ``rank``'s own queue (gpu-node<rank>): its part of a multi-node job (training.jobs.supervisor)."""
+    job_join(job_id, rank, plan)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -17,6 +17,8 @@ DPO_LOSSES = ("sigmoid", "ipo", "robust", "hinge", "exo_pair", "nca_pair", "bco_
               "aot_unpaired", "apo_zero", "apo_down", "discopop", "sigmoid_norm")  # fmt: skip
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 CHECKPOINTING = ("auto", "on", "off")
+QUANTIZATIONS = ("auto", "none", "nf4")
+SHARDINGS = ("auto", "none", "fsdp")
 COMPILE_MIN_STEPS = 1000
 
 HELP = {
@@ -42,8 +44,16 @@ HELP = {
     "micro_batch_size": "Pairs per forward pass on one device; 0 sizes it to the device's memory.",
     "gradient_checkpointing": "Recompute activations to save memory: auto turns it on only when memory needs it.",
     "precision": "auto: bf16 on Ampere or newer GPUs, fp16 on older ones, fp32 on CPU.",
-    "torch_compile": "torch.compile on a GPU: 1.65x faster steps after ~2 minutes of compiling; auto turns it on for "
-    "runs of 1,000 steps or more.",
+    "torch_compile": "torch.compile of each decoder layer on a GPU (compiled once, reused by every layer, cached on "
+    "the worker for later jobs of the same shape): faster steps after a short compile; auto turns it on for runs of "
+    "1,000 steps or more.",
+    "fused_kernels": "DPO on a GPU: Liger's fused Triton kernels (RMSNorm, SwiGLU, RoPE) where the liger-kernel "
+    "package is installed: auto uses them there, off never.",
+    "quantization": "LoRA only. nf4: QLoRA, the base model loaded in 4-bit NF4 with double quantisation and bf16 "
+    "compute (bitsandbytes, a GPU); none: bf16; auto: bf16 when it fits the GPU, else QLoRA.",
+    "sharding": "Full fine-tuning only. fsdp: PyTorch FSDP shards weights, gradients and optimizer state over every "
+    "GPU of the worker (and of every node of a multi-node worker); none: each GPU holds a whole copy; auto: shard only "
+    "when a copy does not fit one GPU.",
     "desirable_weight": "KTO only: weight of good examples; empty balances the classes.",
     "undesirable_weight": "KTO only: weight of bad examples; empty balances the classes.",
     "seed": "Seed for data order, initialisation and sampling.",
@@ -121,6 +131,9 @@ class JobSpec:
     gradient_checkpointing: str = "auto"
     precision: str = "auto"
     torch_compile: str = "auto"
+    fused_kernels: str = "auto"
+    quantization: str = "auto"
+    sharding: str = "auto"
     desirable_weight: float | None = None
     undesirable_weight: float | None = None
     seed: int = 0
@@ -184,6 +197,15 @@ class JobSpec:
         need(self.gradient_checkpointing in CHECKPOINTING, "gradient_checkpointing", "must be auto, on or off")
         need(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}")
         need(self.torch_compile in CHECKPOINTING, "torch_compile", "must be auto, on or off")
+        need(self.fused_kernels in CHECKPOINTING, "fused_kernels", "must be auto, on or off")
+        need(self.quantization in QUANTIZATIONS, "quantization", f"must be one of {', '.join(QUANTIZATIONS)}")
+        need(self.sharding in SHARDINGS, "sharding", f"must be one of {', '.join(SHARDINGS)}")
+        need(self.quantization != "nf4" or self.lora, "quantization", "QLoRA trains a LoRA adapter: turn lora on "
+             "(a 4-bit model cannot be fully fine-tuned)")  # fmt: skip
+        need(self.quantization != "nf4" or self.precision in ("auto", "bf16"), "quantization",
+             "QLoRA computes in bf16: leave precision on auto or bf16")  # fmt: skip
+        need(self.sharding in ("auto", "none") or not self.lora, "sharding", "sharding is for full fine-tuning; a "
+             "LoRA adapter of a model too big for one GPU trains with quantization nf4 (QLoRA)")  # fmt: skip
         for name in ("desirable_weight", "undesirable_weight"):
             value = getattr(self, name)
             need(value is None or 0 < value <= 100, name, "must be in (0, 100]")
@@ -236,8 +258,8 @@ class JobSpec:
         return "kto" if self.method == "kto" else "dpo"
 
     def compiles(self, planned_steps: int) -> bool:
-        """Whether to torch.compile a GPU run of this many optimizer steps: compiling cost ~136 s and then saved 40%
-        of each step for a 1.7B model on an H100 (docs/PERFORMANCE.md), so it pays from roughly 600 steps on."""
+        """Whether to torch.compile a GPU run of this many optimizer steps (docs/PERFORMANCE.md has what compiling
+        costs and saves)."""
         return self.torch_compile == "on" or (self.torch_compile == "auto" and planned_steps >= COMPILE_MIN_STEPS)
 
     @property
@@ -285,7 +307,22 @@ def kto_weights(spec: JobSpec, desirable: int, undesirable: int) -> tuple[float,
 
 PRESETS: dict[str, dict] = {
     "dpo-lora": {"label": "DPO + LoRA (default)", "settings": {"method": "dpo"}},
-    "dpo-full": {"label": "DPO, full fine-tuning", "settings": {"method": "dpo", "lora": False}},
+    "dpo-full": {
+        "label": "DPO, full fine-tuning (sharded over the GPUs when one cannot hold it)",
+        "settings": {"method": "dpo", "lora": False},
+    },
+    "dpo-lora-r64": {
+        "label": "DPO + LoRA r64 (seed 003: rank 64-128 for DPO)",
+        "settings": {"method": "dpo", "lora_r": 64, "lora_alpha": 128},
+    },  # fmt: skip
+    "dpo-lora-r128": {
+        "label": "DPO + LoRA r128",
+        "settings": {"method": "dpo", "lora_r": 128, "lora_alpha": 256},
+    },  # fmt: skip
+    "dpo-qlora": {
+        "label": "DPO + QLoRA r64 (4-bit NF4 base: big models on one GPU)",
+        "settings": {"method": "dpo", "quantization": "nf4", "lora_r": 64, "lora_alpha": 128},
+    },  # fmt: skip
     "ipo-lora": {
         "label": "IPO + LoRA (less overfitting on deterministic labels)",
         "settings": {"method": "dpo", "loss_type": "ipo"},

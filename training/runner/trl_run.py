@@ -18,6 +18,7 @@ Defaults that matter for speed (issue 6; measured in docs/PERFORMANCE.md):
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -30,6 +31,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
 from ..jobs.health import HealthMonitor, length_check_steps
+from ..jobs.memory import NF4_BYTES, ModelShape, plan_job
 from ..jobs.spec import JobSpec, kto_weights, resolve_precision
 from .evaluation import answer_lengths, evaluate, test_prompts
 from .model_card import model_card
@@ -80,6 +82,10 @@ class Hardware:
     micro_batch_size: int
     accumulation: int
     gradient_checkpointing: bool
+    strategy: str = "lora"  # the memory plan's: lora | qlora | full | fsdp
+    compiled: bool = False
+    fused_kernels: bool = False
+    plan: dict | None = None
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -99,7 +105,32 @@ def pair_activation_bytes(config, max_length: int) -> float:
     return 2 * max_length * (34 * hidden * layers + 6 * vocab)
 
 
-def plan_batches(spec: JobSpec, config, precision: str, gpus: int) -> tuple[int, int, bool]:
+def memory_cap_gib() -> float | None:
+    """The worker's cap on GPU memory (TRAINING_GPU_MEMORY_GIB, passed as ARBITER_GPU_MEMORY_GIB): a GPU shared with
+    another server."""
+    raw = os.environ.get("ARBITER_GPU_MEMORY_GIB", "")
+    return float(raw) if raw.strip() and float(raw) > 0 else None
+
+
+def cap_gpu_memory() -> None:
+    """Hold this process to the cap (torch raises out-of-memory beyond it, as if the card were that size)."""
+    cap = memory_cap_gib()
+    if cap and torch.cuda.is_available():
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(cap * GiB / total, 1.0), 0)
+
+
+def usable_gpu_memory() -> tuple[float, float]:
+    """(free, total) bytes of this process's GPU, within the cap."""
+    free, total = torch.cuda.mem_get_info(0)
+    cap = memory_cap_gib()
+    if cap:
+        total = min(total, cap * GiB)
+        free = min(free, total - torch.cuda.memory_reserved(0))
+    return free, total
+
+
+def plan_batches(spec: JobSpec, config, precision: str, gpus: int, strategy: str = "lora") -> tuple[int, int, bool]:
     """(micro-batch, gradient accumulation, checkpointing) for the spec on this device."""
     if spec.micro_batch_size:
         micro = spec.micro_batch_size
@@ -107,9 +138,14 @@ def plan_batches(spec: JobSpec, config, precision: str, gpus: int) -> tuple[int,
     elif not torch.cuda.is_available():
         micro, checkpointing = min(spec.batch_size, 2), spec.gradient_checkpointing == "on"
     else:
-        free, _ = torch.cuda.mem_get_info(0)
-        params = _parameter_estimate(config)
-        weight_bytes = params * (2 if precision != "fp32" else 4) * (1 if spec.lora else 4)  # full FT: grads + Adam
+        free, _ = usable_gpu_memory()
+        shape = ModelShape.from_config(config.to_dict())
+        width = 2 if precision != "fp32" else 4
+        weight_bytes = {  # asked before the weights load; full fine-tuning adds gradients and Adam's two moments
+            "lora": shape.params * width, "full": shape.params * width * 4,
+            "qlora": shape.linear_params * NF4_BYTES + (shape.params - shape.linear_params) * width,
+            "fsdp": shape.params * width * 4 / max(gpus, 1),
+        }.get(strategy, shape.params * width)  # fmt: skip
         budget = 0.8 * free - weight_bytes
         per_pair = pair_activation_bytes(config, spec.max_length)
         fits = int(budget // per_pair) if budget > 0 else 0
@@ -124,40 +160,76 @@ def plan_batches(spec: JobSpec, config, precision: str, gpus: int) -> tuple[int,
     return micro, accumulation, checkpointing
 
 
-def _parameter_estimate(config) -> int:
-    h, layers, v = config.hidden_size, config.num_hidden_layers, config.vocab_size
-    inter = getattr(config, "intermediate_size", 4 * h)
-    return layers * (4 * h * h + 3 * h * inter) + 2 * v * h
+def memory_plan(spec: JobSpec, model_config, precision: str) -> dict:
+    """The worker's plan (ARBITER_MEMORY_PLAN, decided before this process started), or for a standalone run the
+    same decision made here with the model's config and this GPU. Raises DoesNotFit with the numbers."""
+    given = os.environ.get("ARBITER_MEMORY_PLAN")
+    if given:
+        return json.loads(given)
+    cuda = torch.cuda.is_available()
+    have = usable_gpu_memory()[1] / GiB if cuda else None
+    quantizable = cuda and importlib.util.find_spec("bitsandbytes") is not None
+    return plan_job(spec, ModelShape.from_config(model_config.to_dict()), gpus=int(os.environ.get("WORLD_SIZE", "1")),
+                    have_gib=have, precision=precision, quantization_available=quantizable)  # fmt: skip
 
 
-def detect_hardware(spec: JobSpec, model_config) -> Hardware:
+def detect_hardware(spec: JobSpec, model_config, plan: dict | None = None) -> Hardware:
     precision = pick_precision(spec)
+    plan = plan or {}
     if torch.cuda.is_available():
         gpus = int(os.environ.get("WORLD_SIZE", "1"))
         name = torch.cuda.get_device_name(0)
-        memory = torch.cuda.get_device_properties(0).total_memory / GiB
+        memory = usable_gpu_memory()[1] / GiB
         device = "cuda"
     else:
         gpus, name, memory, device = 0, "cpu", 0.0, "cpu"
-    micro, accumulation, checkpointing = plan_batches(spec, model_config, precision, gpus)
-    return Hardware(device, name, gpus, precision, round(memory, 1), micro, accumulation, checkpointing)
+    strategy = plan.get("strategy") or ("lora" if spec.lora else "full")
+    micro, accumulation, checkpointing = plan_batches(spec, model_config, precision, gpus, strategy)
+    checkpointing = checkpointing or (bool(plan.get("checkpointing")) and spec.gradient_checkpointing != "off")
+    return Hardware(device, name, gpus, precision, round(memory, 1), micro, accumulation, checkpointing,
+                    strategy=strategy, plan=plan or None)  # fmt: skip
 
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
-def load_model(path: str, precision: str, device: str, *, reward: bool = False):
+class QuantizationUnavailable(ValueError):
+    """QLoRA was planned but this worker cannot load 4-bit weights (no CUDA GPU or no bitsandbytes)."""
+
+
+def quantization_config():
+    """QLoRA's loading (Dettmers et al. 2023): 4-bit NF4 weights, double quantisation of their scales, bf16 compute."""
+    if not torch.cuda.is_available():
+        raise QuantizationUnavailable("QLoRA (quantization nf4) needs a CUDA GPU: bitsandbytes' 4-bit kernels do not "
+                                      "run here.")  # fmt: skip
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise QuantizationUnavailable("QLoRA (quantization nf4) needs the bitsandbytes package on the GPU worker "
+                                      "(pip install bitsandbytes).")  # fmt: skip
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16)  # fmt: skip
+
+
+def load_model(path: str, precision: str, device: str, *, reward: bool = False, quantized: bool = False):
     """The causal LM, or for a reward model the same checkpoint as a one-output sequence classifier (a new ``score``
-    head; TRL's context hides transformers' warnings about that head and the unused lm_head)."""
+    head; TRL's context hides transformers' warnings about that head and the unused lm_head). ``quantized``: the
+    linear layers in 4-bit NF4 (QLoRA), placed on this process's GPU as they load."""
     dtype = DTYPES[precision] if device == "cuda" else torch.float32
+    kwargs: dict = {"dtype": dtype}
+    if quantized:
+        kwargs |= {"quantization_config": quantization_config(),
+                   "device_map": {"": int(os.environ.get("LOCAL_RANK", "0"))}}  # fmt: skip
     if reward:
         from transformers import AutoModelForSequenceClassification
         from trl.trainer.reward_trainer import suppress_seqcls_warning
 
         with suppress_seqcls_warning():
-            model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype, num_labels=1)
+            model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, **kwargs)
     else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if quantized:
+        return model
     return model.to(device) if device == "cuda" and not os.environ.get("WORLD_SIZE") else model
 
 
@@ -304,7 +376,7 @@ def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out
         "lr_scheduler_type": "cosine",
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,
-        "torch_compile": hw.device == "cuda" and spec.compiles(planned_steps(spec, len(train_data))),
+        "torch_compile": False,  # compiled per decoder layer instead (compile_layers), after the trainer is built
     }
     from transformers import TrainingArguments
 
@@ -332,7 +404,7 @@ def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out
             losses, weights = [spec.loss_type, "sft"], [1.0, spec.rpo_alpha]
         args = DPOConfig(**common, **precompute, beta=beta, loss_type=losses, loss_weights=weights,
                          label_smoothing=spec.label_smoothing, ld_alpha=spec.ld_alpha,
-                         use_weighting=spec.use_weighting)  # fmt: skip
+                         use_weighting=spec.use_weighting, use_liger_kernel=hw.fused_kernels)  # fmt: skip
         trainer_cls = DPOTrainer
         extra = {"ref_model": ref_model} if ref_model is not None else {}
     elif spec.method == "kto":
@@ -365,6 +437,33 @@ def build_trainer(spec: JobSpec, hw: Hardware, model, tokenizer, train_data, out
     trainer = trainer_cls(model=model, args=args, train_dataset=train_data, processing_class=tokenizer,
                           peft_config=peft_config, callbacks=callbacks, **extra)  # fmt: skip
     return trainer, args
+
+
+def uses_fused_kernels(spec: JobSpec, device: str) -> bool:
+    """Liger's Triton kernels (RMSNorm, SwiGLU, RoPE; TRL's DPO keeps its own fused log-prob head): DPO on a GPU where
+    liger-kernel is installed, unless turned off; "on" without the package fails with the reason."""
+    if spec.fused_kernels == "off" or spec.method != "dpo" or device != "cuda":
+        return False
+    available = importlib.util.find_spec("liger_kernel") is not None
+    if spec.fused_kernels == "on" and not available:
+        raise ValueError("fused_kernels on needs the liger-kernel package on the GPU worker (pip install "
+                         "liger-kernel).")  # fmt: skip
+    return available
+
+
+def compile_layers(model) -> int:
+    """Regional compilation: torch.compile each decoder layer (the model's ``_no_split_modules`` classes) instead of
+    the whole model. The layers share one compiled graph, so compiling costs about one layer's worth, and the
+    compiled code is cached on the worker (TORCHINDUCTOR_CACHE_DIR) for the next job of the same shape. Returns
+    the number of layers compiled."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = set(getattr(base, "_no_split_modules", None) or [])
+    count = 0
+    for module in base.modules():
+        if type(module).__name__ in names:
+            module.compile()
+            count += 1
+    return count
 
 
 def continued(spec: JobSpec, model, load_base):
@@ -408,14 +507,24 @@ def train(spec: JobSpec, data_dir: Path, model_path: str, out_dir: Path, sink, *
     sink.progress(0, 0, "loading the model")
     from transformers import AutoConfig
 
+    cap_gpu_memory()
     try:
         model_config = AutoConfig.from_pretrained(model_path)
-        hw = detect_hardware(spec, model_config)
+    except Exception as exc:
+        raise ModelLoadError(spec.base_model, exc) from exc
+    plan = memory_plan(spec, model_config, pick_precision(spec))  # DoesNotFit: the job fails with the numbers
+    hw = detect_hardware(spec, model_config, plan)
+    quantized = hw.strategy == "qlora"
+    hw.fused_kernels = uses_fused_kernels(spec, hw.device)
+    try:
         tokenizer = load_tokenizer(model_path)
-        model = load_model(model_path, hw.precision, hw.device, reward=not spec.is_policy)
+        model = load_model(model_path, hw.precision, hw.device, reward=not spec.is_policy, quantized=quantized)
         if not spec.is_policy:  # the classifier reads the reward at the last token that is not padding
             model.config.pad_token_id = tokenizer.pad_token_id
-        model, ref_model = continued(spec, model, lambda: load_model(model_path, hw.precision, hw.device))
+        model, ref_model = continued(spec, model, lambda: load_model(model_path, hw.precision, hw.device,
+                                                                     quantized=quantized))  # fmt: skip
+    except QuantizationUnavailable:
+        raise  # said as it is, not as a model that failed to load
     except Exception as exc:
         raise ModelLoadError(spec.base_model, exc) from exc
     sink.hardware(hw.as_dict())
@@ -434,6 +543,9 @@ def train(spec: JobSpec, data_dir: Path, model_path: str, out_dir: Path, sink, *
     started = time.monotonic()
     with reference_fingerprint(str(out_dir.resolve())):
         trainer, args = build_trainer(spec, hw, model, tokenizer, train_data, out_dir, [progress], ref_model)
+    if hw.device == "cuda" and spec.compiles(planned_steps(spec, len(train_data))):
+        hw.compiled = compile_layers(trainer.model) > 0
+        sink.hardware(hw.as_dict())
     counter = TokenCounter(trainer.data_collator)
     trainer.data_collator = counter
     progress.counter = counter

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
@@ -15,6 +16,7 @@ from judging.services import reward_model_create
 from ..evaluations.flow import job_generator
 from ..export.hf_folder import split_pair_ids
 from ..jobs.lifecycle import job_cancel_request
+from ..jobs.memory import DoesNotFit, plan_job, read_shape
 from ..jobs.spec import spec_from_preset
 from ..models import DatasetExport, TrainingJob
 from ..storage import export_root, job_dir
@@ -54,11 +56,26 @@ def job_create(*, export: DatasetExport, user, settings_: dict | None = None, pr
                                          f"this one is {export.format.upper()}."})  # fmt: skip
     if export.rows_train == 0:
         raise ValidationError({"export": "This export has no training rows."})
+    plan = queue_plan(spec)
     with transaction.atomic():
         job = TrainingJob.objects.create(project=export.project, export=export, spec=spec.as_dict(), name=name.strip(),
-                                         created_by=user, sweep=sweep, sweep_point=sweep_point or {})  # fmt: skip
+                                         created_by=user, sweep=sweep, sweep_point=sweep_point or {},
+                                         memory_plan=plan)  # fmt: skip
         job_run_task.delay_on_commit(job.pk)
     return job
+
+
+def queue_plan(spec) -> dict:
+    """The memory check before queueing (training.jobs.memory): against the GPU size the workers declare
+    (TRAINING_GPU_MEMORY_GIB, TRAINING_GPUS, TRAINING_NUM_MACHINES) when the model's config can be read here; the
+    worker checks again with its real GPUs either way."""
+    have = settings.TRAINING_GPU_MEMORY_GIB or None
+    try:
+        plan = plan_job(spec, read_shape(spec.base_model), gpus=settings.TRAINING_GPUS * settings.TRAINING_NUM_MACHINES,
+                        have_gib=have)  # fmt: skip
+    except DoesNotFit as exc:
+        raise ValidationError({"settings": str(exc)}) from None
+    return plan | {"checked_on": "queueing"}
 
 
 def job_cancel(*, job: TrainingJob) -> TrainingJob:

@@ -15,6 +15,7 @@ from annotation.rendering import markdown_to_html
 from ..access import admin_or_404, job_for_user
 from ..evaluations.card import evaluation_markdown
 from ..forms import TrainingJobForm
+from ..jobs.memory import describe as describe_plan
 from ..jobs.spec import PRESETS
 from ..selectors import CHARTED, after_step, evaluations_of, exports_trainable, job_progress, jobs_recent
 from ..services.jobs import job_cancel, job_create, job_generator, job_reward_model
@@ -61,6 +62,7 @@ def job_detail(request, job_id):
         "job": job, "progress": job_progress(job), "charted": CHARTED,
         "card_html": markdown_to_html(card) if job.model_card else "", "evaluations": evaluations,
         "latest": latest, "report": latest.report if latest else None, "evaluation_form": evaluation_form(job),
+        "memory_plan": describe_plan(job.memory_plan) if job.memory_plan.get("strategy") else "",
     })  # fmt: skip
 
 
