@@ -109,8 +109,9 @@ def test_fsdp_and_multi_node_configs_are_what_accelerate_reads(tmp_path):
     assert (node.main_process_ip, node.main_process_port, node.distributed_type) == ("10.0.0.5", 29512, "FSDP")
     assert command[-3:] == ["-m", "training.runner", "9"] and (tmp_path / "accelerate-node1.json").is_file()
     # one GPU but two nodes: still distributed (data parallel over the nodes)
-    assert "accelerate.commands.launch" in runner_command(9, tmp_path, gpus=1, precision="bf16",
-                                                          cluster=Cluster(gpus=1, machines=2, main_address="h"))
+    assert "accelerate.commands.launch" in runner_command(
+        9, tmp_path, gpus=1, precision="bf16", cluster=Cluster(gpus=1, machines=2, main_address="h")
+    )
 
 
 def _config_dir(tmp_path, config: dict):
@@ -130,7 +131,7 @@ def test_a_job_that_cannot_fit_is_refused_before_queueing(export, admin, tmp_pat
     job = job_create(export=export, user=admin, settings_={"base_model": str(folder)})  # LoRA: QLoRA fits
     assert (job.memory_plan["strategy"], job.memory_plan["checked"]) == ("qlora", True)
     page = login(admin).get(reverse("training:job_detail", args=[job.public_id]))
-    assert b'id="memory-plan"' in page.content and "QLoRA: 4-bit NF4 base".encode() in page.content
+    assert b'id="memory-plan"' in page.content and b"QLoRA: 4-bit NF4 base" in page.content
     settings.TRAINING_GPU_MEMORY_GIB = 0  # unknown GPU size: queued, checked on the worker
     unchecked = job_create(export=export, user=admin, settings_={"base_model": str(folder), "lora": False})
     assert unchecked.memory_plan["checked"] is False
