@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import IntegrityError
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
@@ -165,6 +165,11 @@ class NextAssignmentView(APIView):
 class LabelView(APIView):
     @extend_schema(
         request=LabelRequestSerializer,
+        parameters=[
+            OpenApiParameter(
+                "next", bool, description="Also claim and return the next pair (one round trip per label)."
+            )
+        ],  # fmt: skip
         responses={
             201: LabelResponseSerializer,
             200: LabelResponseSerializer,
@@ -172,7 +177,9 @@ class LabelView(APIView):
         },
     )
     def post(self, request, slug, assignment_id):
-        """Submit an answer in screen terms (left/right). Repeating the same answer is safe (200, created=false)."""
+        """Submit an answer in screen terms (left/right). Repeating the same answer is safe (200, created=false).
+        With ?next=1 the answer carries the next pair (claimed as POST …/assignments/next/ would): one round trip per
+        label."""
         project = project_for_user(request.user, slug)
         assignment = assignment_for_user(request.user, assignment_id, project=project)
         serializer = LabelRequestSerializer(data=request.data)
@@ -182,6 +189,12 @@ class LabelView(APIView):
         except AnnotationError as exc:
             return _conflict(exc)
         body = {"ok": True, "created": created, "feedback": practice_feedback(assignment, label)}
+        if request.query_params.get("next") in ("1", "true"):
+            try:
+                following = assignment_next(project=project, annotator=request.user)
+            except AnnotationError:  # e.g. the annotator was paused by the answer just given: no next pair
+                following = None
+            body["next"] = AssignmentSerializer.from_assignment(following) if following is not None else None
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

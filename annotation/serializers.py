@@ -118,6 +118,11 @@ class LabelResponseSerializer(serializers.Serializer):
     feedback = PracticeFeedbackSerializer(
         required=False, allow_null=True, help_text="Only after a practice item: the expected answer."
     )
+    next = AssignmentSerializer(
+        required=False, allow_null=True,
+        help_text="Only with ?next=1: the annotator's next pair, claimed in the same request (null: nothing left), so "
+        "labelling takes one round trip per pair.",
+    )  # fmt: skip
 
 
 class AnnotatorProgressSerializer(serializers.Serializer):

@@ -75,7 +75,7 @@ class Server:
                 parts = raw.decode(errors="replace").split()
                 if len(parts) < 5 or parts[0] != "POST":
                     continue
-                path, micros = parts[1], parts[-1]
+                path, micros = parts[1].split("?")[0], parts[-1]
                 kind = "next" if path.endswith("/assignments/next/") else "label" if path.endswith("/label/") else None
                 if kind:
                     times[kind].append(int(micros) / 1000)
@@ -145,7 +145,10 @@ class Connection:
             self.writer = None
 
 
-async def _http_clients(server: Server, slug: str, tokens: list[str], seconds: float, period: float) -> dict:
+async def _http_clients(server: Server, slug: str, tokens: list[str], seconds: float, period: float,
+                        one_trip: bool = False) -> dict:  # fmt: skip
+    """Every annotator loops next + label, or with ``one_trip`` label?next=1 whose answer carries the next pair (the
+    first pair of each annotator comes from next/)."""
     rec = {
         "next": [],
         "label": [],
@@ -163,20 +166,31 @@ async def _http_clients(server: Server, slug: str, tokens: list[str], seconds: f
     def count(key: str) -> None:
         rec["status"][key] = rec["status"].get(key, 0) + 1
 
+    held: dict[Connection, str | None] = {}
+
     async def cycle(conn: Connection, record: bool) -> bool:
         t0 = time.perf_counter()
-        status, payload = await conn.post(next_path)
+        current = held.pop(conn, None) if one_trip else None
+        if current is None:
+            status, payload = await conn.post(next_path)
+            count(f"next {status}")
+            if status == 204:
+                rec["empty"] += 1
+                return False
+            if status != 200:
+                return True
+            current = json.loads(payload)["id"]
         t1 = time.perf_counter()
-        count(f"next {status}")
-        if status == 204:
-            rec["empty"] += 1
-            return False
-        if status != 200:
-            return True
-        status, _ = await conn.post(label_path.format(json.loads(payload)["id"]), body)
+        status, payload = await conn.post(label_path.format(current) + ("?next=1" if one_trip else ""), body)
         t2 = time.perf_counter()
         count(f"label {status}")
         created = status == 201
+        if one_trip and status in (200, 201):
+            following = json.loads(payload).get("next")
+            if following is None:
+                rec["empty"] += 1
+                return False
+            held[conn] = following["id"]
         if record:
             rec["next"].append((t1 - t0) * 1000)
             rec["label"].append((t2 - t1) * 1000)
@@ -236,14 +250,14 @@ async def _http_clients(server: Server, slug: str, tokens: list[str], seconds: f
     return rec
 
 
-def phase_http(args, project, server: Server, prefix: str, rate: float) -> dict:
+def phase_http(args, project, server: Server, prefix: str, rate: float, one_trip: bool = False) -> dict:
     from rest_framework.authtoken.models import Token
 
     users = pass_users(project, prefix, args.annotators)
     tokens = [Token.objects.get(user=u).key for u in users]
     analyze_s = analyze() if args.analyze else None
     period = args.annotators / rate if rate else 0.0
-    rec = asyncio.run(_http_clients(server, project.slug, tokens, args.seconds, period))
+    rec = asyncio.run(_http_clients(server, project.slug, tokens, args.seconds, period, one_trip))
     time.sleep(1)  # gunicorn writes the access log line after the response
     server_side = server.server_times(rec["mark"])
     check = verify(project, [u.pk for u in users])
@@ -251,6 +265,7 @@ def phase_http(args, project, server: Server, prefix: str, rate: float) -> dict:
     return {
         "annotators": len(users),
         "offered_rate": rate or None,
+        "round_trips_per_label": 1 if one_trip else 2,
         "server": {"workers": args.http_workers, "threads": args.http_threads},
         "seconds": round(elapsed, 2),
         "client_latency_ms": {k: summarize(rec[k]) for k in ("next", "label", "cycle")},

@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--skip-atomic-check", action="store_true")
     parser.add_argument("--skip-service", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--round-trips", choices=["1", "2", "both"], default="both",
+                        help="HTTP: next + label (2), label?next=1 carrying the next pair (1), or both")  # fmt: skip
     parser.add_argument("--paced-only", action="store_true", help="skip the saturated passes")
     parser.add_argument("--explain", action="store_true", help="print the query plans of one assignment_next")
     parser.add_argument(
@@ -179,10 +181,11 @@ def main() -> None:
             server = Server(args, workdir)
             server.wait_ready(lead_token)
             report["http"] = []
-            for i, rate in enumerate(rates):
-                res = phase_http(args, project, server, f"r{run_id}-http{i}", rate)
+            trips = {"1": [True], "2": [False], "both": [False, True]}[args.round_trips]
+            for i, (one_trip, rate) in enumerate((t, r) for t in trips for r in rates):
+                res = phase_http(args, project, server, f"r{run_id}-http{i}", rate, one_trip)
                 report["http"].append(res)
-                print_pass("HTTP", res, http=True)
+                print_pass(f"HTTP ({'1 round trip' if one_trip else '2 round trips'})", res, http=True)
             server.stop()
             report["server_errors_log_tail"] = server.error_log.read_text()[-3000:] if server.error_log.exists() else ""
         report["pool_after"] = pool_state(project)

@@ -101,6 +101,31 @@ def test_annotate_flow_is_blinded_and_idempotent(project, annotator):
     assert Label.objects.count() == 1
 
 
+def test_one_round_trip_per_label_the_answer_carries_the_next_pair(project, annotator):
+    make_pairs(project, 3, model_a="hidden-a", model_b="hidden-b")
+    client = api(annotator)
+    first = client.post("/api/v1/projects/demo/assignments/next/").json()
+    seen = {first["id"]}
+    current = first
+    for _ in range(2):
+        r = client.post(f"/api/v1/projects/demo/assignments/{current['id']}/label/?next=1", {"choice": "left"},
+                        format="json")  # fmt: skip
+        assert r.status_code == 201 and r.json()["created"] is True
+        current = r.json()["next"]
+        assert current["id"] not in seen and "hidden-" not in json.dumps(current)  # blinded like next/
+        seen.add(current["id"])
+    # a repeated answer (a double click) is still idempotent and hands back the pair already held, not a new one
+    last = client.post(f"/api/v1/projects/demo/assignments/{current['id']}/label/?next=1", {"choice": "left"},
+                       format="json").json()  # fmt: skip
+    assert last["created"] is True and last["next"] is None  # nothing left
+    again = client.post(f"/api/v1/projects/demo/assignments/{current['id']}/label/?next=1", {"choice": "left"},
+                        format="json").json()  # fmt: skip
+    assert again["created"] is False and again["next"] is None
+    assert Label.objects.count() == 3
+    plain = client.post(f"/api/v1/projects/demo/assignments/{first['id']}/label/", {"choice": "left"}, format="json")
+    assert "next" not in plain.json()  # without ?next the answer is as before
+
+
 def test_import_through_api_reports_errors_and_writes_nothing(project, lead):
     bad = b'{"prompt": "p", "response_a": "a", "response_b": "b"}\n{"prompt": "q", "response_a": "a"}\n'
     f = io.BytesIO(bad)

@@ -168,6 +168,8 @@ def test_a_newcomer_walks_the_loop_as_annotator_lead_and_admin(live_server, brow
         admin.wait_for_selector("#evaluation")  # the page reloads itself when the job ends
         assert "Held-out evaluation" in admin.inner_text("#evaluation")
         assert admin.query_selector("#artifacts a:text('adapter.zip')")
+        # the worker's memory plan for the job (issue 20): a LoRA adapter on the converted GGUF, checked there
+        assert "Memory plan (on the worker): LoRA adapter, base not quantized: ≈" in admin.inner_text("#memory-plan")
         # The job evaluates itself against its base model: both answer the held-out prompts, the demo's judge
         # compares them in both orders; its page follows the runs and shows the win rate and every prompt.
         assert wait_for(lambda: Evaluation.objects.filter(job=job).exists(), timeout=60)

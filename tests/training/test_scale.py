@@ -3,6 +3,7 @@ queueing and on the worker), the generated FSDP / multi-node accelerate configs 
 loader), and a QLoRA plan that cannot run here failing with its reason."""
 
 import json
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -61,7 +62,7 @@ def test_the_estimator_refuses_with_the_numbers():
     message = str(caught.value)
     assert "70.55 B parameters" in message and "80 GiB" in message and "72.0 GiB usable" in message
     assert "full fine-tuning on one GPU needs ≈" in message and "LoRA" in message  # what to try instead
-    with pytest.raises(DoesNotFit, match=r"LoRA, bf16 base needs ≈ \d+(\.\d)? GiB.*nf4"):
+    with pytest.raises(DoesNotFit, match=r"LoRA adapter, base not quantized needs ≈ \d+(\.\d)? GiB.*nf4"):
         plan(LLAMA_8B, quantization="none", gib=16)
     with pytest.raises(DoesNotFit, match="QLoRA"):
         plan(LLAMA_70B, quantization="nf4", gib=24)
@@ -167,3 +168,34 @@ def test_qlora_without_a_gpu_fails_with_its_reason(tmp_path):
 
     with pytest.raises(QuantizationUnavailable, match="QLoRA .* needs a CUDA GPU"):
         load_model(str(tmp_path), "bf16", "cpu", quantized=True)
+
+
+def test_a_multi_node_worker_sends_each_other_node_its_part(export, admin, tmp_path, settings, monkeypatch):
+    folder = _config_dir(tmp_path, LLAMA_8B)
+    job = job_create(export=export, user=admin, settings_={"base_model": str(folder), "lora": False})
+    settings.TRAINING_NUM_MACHINES, settings.TRAINING_MAIN_ADDRESS, settings.TRAINING_GPU_MEMORY_GIB = 3, "h0", 40
+    settings.TRAINING_ROOT = tmp_path / "training"
+    sent, started = [], []
+    monkeypatch.setattr("training.jobs.supervisor.current_app.send_task", lambda name, **kw: sent.append((name, kw)))
+    monkeypatch.setattr("training.jobs.supervisor._start", lambda command, *a: started.append(command) or _Done())
+    monkeypatch.setattr("training.jobs.supervisor.MONITOR_INTERVAL_S", 0)
+    job_supervise(job.pk)
+    assert [(n, kw["queue"], kw["args"][1]) for n, kw in sent] == [
+        ("training.tasks.job_join_task", "gpu-node1", 1),
+        ("training.tasks.job_join_task", "gpu-node2", 2),
+    ]
+    assert sent[0][1]["args"][2]["strategy"] == "fsdp"  # 8B full fine-tuning over 3 nodes of one 40 GB GPU
+    assert "accelerate.commands.launch" in started[0]
+    config = json.loads(Path(started[0][started[0].index("--config_file") + 1]).read_text())
+    assert (config["num_machines"], config["machine_rank"], config["main_process_ip"]) == (3, 0, "h0")
+    assert config["distributed_type"] == "FSDP"
+
+
+class _Done:
+    pid = 0
+
+    def poll(self):
+        return 0
+
+    def wait(self, timeout=None):
+        return 0

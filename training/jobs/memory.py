@@ -122,7 +122,7 @@ class Plan:
 
 
 LABELS = {
-    "lora": "LoRA, bf16 base",
+    "lora": "LoRA adapter, base not quantized",
     "qlora": "QLoRA: 4-bit NF4 base (double quantisation, bf16 compute)",
     "full": "full fine-tuning on one GPU",
     "fsdp": "full fine-tuning sharded with FSDP",
@@ -232,7 +232,7 @@ def describe(plan: dict) -> str:
     if plan.get("need_gib") is None:
         return f"{label} ({plan.get('reason') or 'size not estimated'})."
     parts = ", ".join(f"{k} {v:g}" for k, v in plan.get("parts", {}).items() if v >= 0.05)
-    have = f" of {plan['have_gib']:g} GiB" if plan.get("have_gib") is not None else " (GPU size unknown here)"
+    have = f" of {plan['have_gib']:g} GiB" if plan.get("have_gib") is not None else " (no GPU size to check against)"
     over = f" over {plan['gpus']} GPUs" if plan.get("gpus", 1) > 1 else ""
     ckpt = ", activation checkpointing" if plan.get("checkpointing") else ""
     return (

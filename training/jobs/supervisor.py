@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
 from django.utils import timezone
 
@@ -88,9 +89,10 @@ def _start(command: list[str], log_path: Path, plan: dict) -> subprocess.Popen:
         **os.environ,
         "PYTHONUNBUFFERED": "1",
         "TOKENIZERS_PARALLELISM": "false",
-        "ARBITER_MEMORY_PLAN": json.dumps(plan),
         "TORCHINDUCTOR_CACHE_DIR": str(settings.TRAINING_COMPILE_CACHE),
     }
+    if plan.get("checked"):  # else the runner plans with the model's config once it has it
+        env["ARBITER_MEMORY_PLAN"] = json.dumps(plan)
     if settings.TRAINING_GPU_MEMORY_GIB:
         env["ARBITER_GPU_MEMORY_GIB"] = str(settings.TRAINING_GPU_MEMORY_GIB)
     with open(log_path, "ab") as log:
@@ -114,10 +116,8 @@ def job_supervise(job_id: int) -> None:
         return
     TrainingJob.objects.filter(pk=job.pk).update(memory_plan=plan)
     command = job_command(job, out_dir, gpus=cluster.gpus, plan=plan, cluster=cluster)
-    from ..tasks import job_join_task  # tasks imports this module
-
-    for rank in range(1, cluster.machines):  # the other nodes start their part
-        job_join_task.apply_async((job.pk, rank, plan), queue=f"gpu-node{rank}")
+    for rank in range(1, cluster.machines):  # the other nodes start their part (by name: tasks imports this module)
+        current_app.send_task("training.tasks.job_join_task", args=(job.pk, rank, plan), queue=f"gpu-node{rank}")
     proc = _start(command, log_path, plan)
     terminated_for_cancel = False
     while proc.poll() is None:

@@ -62,8 +62,16 @@ def job_detail(request, job_id):
         "job": job, "progress": job_progress(job), "charted": CHARTED,
         "card_html": markdown_to_html(card) if job.model_card else "", "evaluations": evaluations,
         "latest": latest, "report": latest.report if latest else None, "evaluation_form": evaluation_form(job),
-        "memory_plan": describe_plan(job.memory_plan) if job.memory_plan.get("strategy") else "",
+        "memory_plan": describe_plan(plan) if (plan := job_memory_plan(job)) else "",
     })  # fmt: skip
+
+
+def job_memory_plan(job) -> dict:
+    """The runner's plan (made with the model's real config on the worker) once it ran, else the one made before."""
+    plan = (job.hardware or {}).get("plan") or job.memory_plan or {}
+    if (job.hardware or {}).get("plan"):
+        plan = plan | {"checked_on": "worker"}
+    return plan if plan.get("strategy") else {}
 
 
 @login_required
