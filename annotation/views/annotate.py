@@ -151,6 +151,15 @@ def annotate_submit(request, slug, assignment_id):
     feedback = practice_feedback(assignment, label)
     if feedback is not None:
         body["feedback_html"] = render_to_string("annotation/_practice_feedback.html", {"feedback": feedback})
+    elif request.GET.get("next") == "1":
+        # one round trip: the answer carries the pair after the one the page has prefetched ("" when none is left)
+        exclude = _valid_uuids(request.GET.getlist("exclude")[:5])
+        try:
+            following = assignment_next(project=project, annotator=request.user, exclude=exclude)
+        except AnnotatorPaused:
+            following = None  # the page reloads when it runs out and says why
+        body["next_html"] = (render_to_string("annotation/_pair.html", item_context(following), request=request)
+                             if following is not None else "")  # fmt: skip
     return JsonResponse(body)
 
 

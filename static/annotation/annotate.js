@@ -53,7 +53,8 @@
     return prefetching;
   }
 
-  async function showNext() {
+  // `following`: a submit answer that carried the pair after the prefetched one (one round trip per label).
+  async function showNext(following) {
     if (prefetching) await prefetching;
     if (prefetched.innerHTML.trim()) {
       slot.innerHTML = prefetched.innerHTML;
@@ -68,7 +69,12 @@
     }
     shownAt = performance.now();
     window.scrollTo(0, 0);
-    prefetch();
+    if (following && typeof following.next_html === "string") {
+      prefetched.innerHTML = following.next_html;
+      prefetchedEmpty = !following.next_html.trim();
+    } else {
+      prefetch();
+    }
   }
 
   function answer() {
@@ -111,12 +117,18 @@
     }
     busy = true;
     f.classList.add("sending");
+    // With a pair prefetched, the answer brings the one after it (one request per label); a prefetch still in
+    // flight is waited for first (showing the next pair would wait for it anyway).
+    if (action === "submit" && prefetching) await prefetching;
+    const aheadForm = prefetched.content.querySelector("form.item");  // a <template>: its children are in .content
+    const ahead = action === "submit" && aheadForm ? aheadForm.dataset.assignment : null;
+    const query = ahead ? `?next=1&exclude=${encodeURIComponent(ahead)}` : "";
     try {
       // Retries are safe: the server keeps one label per assignment and answers a repeat with the stored one.
       let r = null;
       for (let attempt = 0; attempt < 3; attempt++) {
         try {
-          r = await post(`${baseUrl}${id}/${action}/`, payload ? JSON.stringify(payload) : null, !!payload);
+          r = await post(`${baseUrl}${id}/${action}/${query}`, payload ? JSON.stringify(payload) : null, !!payload);
           break;
         } catch (e) {
           await new Promise((ok) => setTimeout(ok, 400 * (attempt + 1)));
@@ -128,7 +140,7 @@
         say("");
         if (data.created) { done += 1; left = Math.max(left - 1, 0); showCount(); }
         if (data.feedback_html) showFeedback(data.feedback_html);  // practice: Continue (Enter) moves on
-        else await showNext();
+        else await showNext(ahead ? data : null);
       } else if (data.code === "expired" || data.code === "already_answered") {
         say(data.message, "warning");
         await showNext();

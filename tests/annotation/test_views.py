@@ -102,6 +102,27 @@ def test_label_prefetch_and_skip_flow(project, annotator, as_annotator):
     assert Label.objects.count() == 1
 
 
+def test_the_pages_answer_carries_the_pair_after_the_prefetched_one(project, annotator, as_annotator):
+    """One request per label on the page: submit?next=1&exclude=<prefetched> claims and renders the pair after it."""
+    make_pairs(project, 3, model_a="hidden-a", model_b="hidden-b")
+    token = csrf(as_annotator, reverse("annotation:annotate", args=[project.slug]))
+    first = Assignment.objects.get()
+    as_annotator.post(reverse("annotation:annotate_next", args=[project.slug]), {"exclude": str(first.public_id)},
+                      HTTP_X_CSRFTOKEN=token)  # fmt: skip
+    second = Assignment.objects.exclude(pk=first.pk).get()
+    url = reverse("annotation:annotate_submit", args=[project.slug, first.public_id])
+    r = as_annotator.post(f"{url}?next=1&exclude={second.public_id}", data='{"choice": "left"}',
+                          content_type="application/json", HTTP_X_CSRFTOKEN=token)  # fmt: skip
+    third = Assignment.objects.exclude(pk__in=[first.pk, second.pk]).get()
+    assert r.json()["created"] is True and str(third.public_id) in r.json()["next_html"]
+    assert "hidden-" not in r.json()["next_html"]
+    url = reverse("annotation:annotate_submit", args=[project.slug, second.public_id])
+    last = as_annotator.post(f"{url}?next=1&exclude={third.public_id}", data='{"choice": "left"}',
+                             content_type="application/json", HTTP_X_CSRFTOKEN=token)  # fmt: skip
+    assert last.json() == {"ok": True, "created": True, "next_html": ""}  # nothing after the third
+    assert Assignment.objects.count() == 3
+
+
 def test_bad_submission_gets_a_clear_message(project, as_annotator):
     make_pairs(project, 1)
     token = csrf(as_annotator, reverse("annotation:annotate", args=[project.slug]))

@@ -34,6 +34,8 @@ def test_annotator_labels_from_the_keyboard_blinded(live_server, page):
     texts_a = {p.response_a for p in pairs}
 
     log_in(page, live_server, user, "/p/kb/annotate/")
+    posts = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     a_on_left = []
     keys = ["1", "ArrowRight", "2", "t", "ArrowLeft", "b"]
     for i in range(N_ITEMS):
@@ -55,6 +57,9 @@ def test_annotator_labels_from_the_keyboard_blinded(live_server, page):
             arg=current,
         )
     page.wait_for_function(f"document.getElementById('progress-counter').textContent.startsWith('{N_ITEMS} ')")
+    # one request per label once a pair is prefetched: the answer brings the pair after it (issue 20)
+    assert sum("/next/" in url for url in posts) <= 2, posts
+    assert sum("?next=1" in url for url in posts) >= N_ITEMS - 2
 
     labels = Label.objects.filter(annotator=user).select_related("assignment").order_by("created_at")
     assert labels.count() == N_ITEMS
