@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections import Counter
 from contextlib import nullcontext
 from datetime import datetime, timedelta
@@ -27,6 +28,8 @@ from functools import lru_cache
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+
+from config.rows import columns, db_value, fetch_one, instance
 
 from ..errors import AnnotatorPaused, AssignmentAlreadyAnswered, AssignmentExpired
 from ..models import Assignment, GuidelineVersion, Membership, Pair, Project
@@ -224,27 +227,45 @@ def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) 
     with nullcontext() if single_statement_writes() else transaction.atomic():
         if _reclaim_due(project.pk):
             leases_reclaim(project=project, now=now)
-        held = (
-            Assignment.objects.filter(
-                project=project, annotator=annotator, state=Assignment.State.ACTIVE, expires_at__gt=now
-            )
-            .exclude(public_id__in=list(exclude))
-            .order_by("served_at", "pk")
-            .first()
-        )
+        held = _held(project, annotator, now, exclude)
         if held is not None:
             held.project = project
-            return held
+            return _with_pair(held)
         for attempt in range(2):
             assignment = _new_assignment(project, annotator, now)
             if assignment is not None:
-                return assignment
+                return _with_pair(assignment)
             if attempt:
                 break
             # Looks empty: give back every lease that has run out (waiting for a concurrent reclaim to finish) and
             # look once more, so nobody is told "nothing left" while slots are on their way back to the pool.
             leases_reclaim(project=project, now=now, wait=True)
     return None
+
+
+def _held(project: Project, annotator, now: datetime, exclude) -> Assignment | None:
+    """The annotator's oldest live assignment other than ``exclude`` (public ids; malformed ones are ignored)."""
+    keys = []
+    for value in exclude:
+        try:
+            keys.append(db_value(Assignment, "public_id", uuid.UUID(str(value))))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    skip = f" AND a.public_id NOT IN ({', '.join(['%s'] * len(keys))})" if keys else ""
+    row = fetch_one(
+        f"SELECT {columns(Assignment, 'a')} FROM {Assignment._meta.db_table} a WHERE a.project_id = %s AND "
+        f"a.annotator_id = %s AND a.state = %s AND a.expires_at > %s{skip} ORDER BY a.served_at, a.id LIMIT 1",
+        [project.pk, annotator.pk, Assignment.State.ACTIVE, db_value(Assignment, "expires_at", now), *keys],
+    )  # fmt: skip
+    return None if row is None else instance(Assignment, row)
+
+
+def _with_pair(assignment: Assignment) -> Assignment:
+    """The assignment with its pair loaded (every caller shows it), by one written-out SELECT."""
+    row = fetch_one(f"SELECT {columns(Pair, 'p')} FROM {Pair._meta.db_table} p WHERE p.id = %s", [assignment.pair_id])
+    if row is not None:
+        assignment.pair = instance(Pair, row)
+    return assignment
 
 
 def assignment_close(assignment: Assignment, state: str, now: datetime) -> None:

@@ -21,6 +21,16 @@ def test_requires_authentication(project):
     assert APIClient().get("/api/v1/projects/").status_code == 401
 
 
+def test_token_authentication_refuses_bad_and_inactive_tokens(project, annotator):
+    assert APIClient(HTTP_AUTHORIZATION="Token nope").get("/api/v1/projects/").status_code == 401
+    client = api(annotator)
+    assert client.get("/api/v1/projects/").status_code == 200
+    annotator.is_active = False
+    annotator.save(update_fields=["is_active"])
+    refused = client.get("/api/v1/projects/")
+    assert refused.status_code == 401 and "inactive" in refused.json()["detail"]
+
+
 def test_project_list_and_detail_are_scoped(project, annotator, outsider):
     assert [p["slug"] for p in api(annotator).get("/api/v1/projects/").json()] == ["demo"]
     assert api(outsider).get("/api/v1/projects/").json() == []
