@@ -38,12 +38,15 @@ def project_for_user(user, slug: str, *, role: str | None = None) -> Project:
         row = fetch_one(f"SELECT {cols} FROM {_PROJECT} p WHERE p.slug = %s", [slug])
         row = None if row is None else (*row, LEAD)
     else:
-        row = fetch_one(f"SELECT {cols}, m.role FROM {_MEMBERSHIP} m JOIN {_PROJECT} p ON p.id = m.project_id "
-                        "WHERE m.user_id = %s AND p.slug = %s", [user.pk, slug])  # fmt: skip
+        row = fetch_one(f"SELECT {cols}, m.paused_at IS NOT NULL, m.paused_reason, m.role FROM {_MEMBERSHIP} m "
+                        f"JOIN {_PROJECT} p ON p.id = m.project_id WHERE m.user_id = %s AND p.slug = %s",
+                        [user.pk, slug])  # fmt: skip
     if row is None or (role == LEAD and row[-1] != LEAD):
         raise Http404("No such project.")
     project = instance(Project, row)
     project.user_role = row[-1]
+    if not user.is_staff:  # saves assignment_next its own query (annotation.services.assignment.paused_reason)
+        project.member_paused = (user.pk, row[-2] if row[-3] else None)
     return project
 
 

@@ -210,6 +210,18 @@ def _reclaim_due(project_id: int) -> bool:
 _PAUSED_SQL = "SELECT paused_reason FROM {membership} WHERE project_id = %s AND user_id = %s AND paused_at IS NOT NULL"
 
 
+def paused_reason(project: Project, annotator) -> str | None:
+    """Why the annotator is paused in the project, or None. project_for_user read it with the membership
+    (``member_paused``, dropped by whatever pauses someone within the request); else one SQL query."""
+    known = getattr(project, "member_paused", None)
+    if known is not None and known[0] == annotator.pk:
+        return known[1]
+    with connection.cursor() as cursor:  # SQL, not the ORM: this runs on every claim (docs/PERFORMANCE.md)
+        cursor.execute(_PAUSED_SQL.format(membership=Membership._meta.db_table), [project.pk, annotator.pk])
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
 def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) -> Assignment | None:
     """The annotator's next assignment, or None when nothing is left for them. Raises AnnotatorPaused for an
     annotator a lead (or a failed calibration check) has paused.
@@ -218,11 +230,9 @@ def assignment_next(*, project: Project, annotator, exclude: list | tuple = ()) 
     the same pair instead of claiming another; ``exclude`` (public ids) skips the ones already on screen, which is
     how the page prefetches the following pair. Expired leases are returned to the pool at most a second after
     this notices them, and always before it answers "nothing left"."""
-    with connection.cursor() as cursor:  # SQL, not the ORM: this runs on every claim (docs/PERFORMANCE.md)
-        cursor.execute(_PAUSED_SQL.format(membership=Membership._meta.db_table), [project.pk, annotator.pk])
-        paused = cursor.fetchone()
+    paused = paused_reason(project, annotator)
     if paused is not None:
-        raise AnnotatorPaused(f"You are paused in this project: {paused[0]} A lead can reinstate you.")
+        raise AnnotatorPaused(f"You are paused in this project: {paused} A lead can reinstate you.")
     now = timezone.now()
     with nullcontext() if single_statement_writes() else transaction.atomic():
         if _reclaim_due(project.pk):

@@ -137,6 +137,7 @@ def label_submit(*, assignment: Assignment, submission: Submission) -> tuple[Lab
         raise
     assignment.state, assignment.finished_at = Assignment.State.DONE, now
     if assignment.kind == Assignment.Kind.GOLD:
+        project.__dict__.pop("member_paused", None)  # the check may pause them: the next claim must ask again
         calibration_check(assignment=assignment)
     return label, True
 

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from annotation.errors import AnnotatorPaused
 from annotation.imports.importer import pairs_import
-from annotation.models import PAUSE_AFTER, Label, Membership
+from annotation.models import PAUSE_AFTER, Assignment, Label, Membership
 from annotation.selectors import pair_consensus, project_agreement
 from annotation.services.assignment import assignment_next
 from annotation.services.labels import Submission, label_submit
@@ -65,6 +65,24 @@ def test_failing_calibration_pauses_and_a_lead_reinstates(calibrated, annotator,
     assert Membership.objects.get(project=project, user=annotator).paused_at is None
     project.calibration_rate = 0.0
     assert assignment_next(project=project, annotator=annotator) is not None
+
+
+def test_the_answer_that_pauses_an_annotator_brings_no_next_pair(calibrated, annotator):
+    """One round trip (label?next=1): the membership read with the request says "not paused", the calibration answer
+    pauses them, and the next pair is not served on the stale reading."""
+    project = calibrated
+    project.save(update_fields=["calibration_rate"])
+    answer_gold(project, annotator, correctly=False, n=PAUSE_AFTER - 1)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=annotator).key}")
+    a = client.post(f"/api/v1/projects/{project.slug}/assignments/next/").json()
+    held = Assignment.objects.get(public_id=a["id"])
+    wrong = "right" if held.left_is_a else "left"
+    r = client.post(f"/api/v1/projects/{project.slug}/assignments/{a['id']}/label/?next=1", {"choice": wrong},
+                    format="json")  # fmt: skip
+    assert r.status_code == 201 and r.json()["next"] is None
+    assert Membership.objects.get(project=project, user=annotator).paused_at is not None
+    assert not Assignment.objects.filter(annotator=annotator, state="active").exists()
 
 
 def test_careful_annotator_is_not_paused(calibrated, annotator):
