@@ -139,6 +139,17 @@ class ImportDetailView(APIView):
         return Response(ImportBatchSerializer(import_for_user(request.user, project, batch_id)).data)
 
 
+def _exclude(request) -> list[str]:
+    """The ?exclude= assignment ids (at most 5) a client already has on screen or prefetched."""
+    exclude = []
+    for value in request.query_params.getlist("exclude")[:5]:
+        try:
+            exclude.append(str(uuid.UUID(value)))
+        except ValueError:
+            raise ValidationError({"exclude": ["Not an assignment id."]}) from None
+    return exclude
+
+
 class NextAssignmentView(APIView):
     @extend_schema(
         request=None, responses={200: AssignmentSerializer, 204: OpenApiResponse(description="Nothing left.")}
@@ -146,14 +157,8 @@ class NextAssignmentView(APIView):
     def post(self, request, slug):
         """Claim the next pair (or get the one you already hold). Pass ?exclude=<id> to prefetch another."""
         project = project_for_user(request.user, slug)
-        exclude = []
-        for value in request.query_params.getlist("exclude")[:5]:
-            try:
-                exclude.append(str(uuid.UUID(value)))
-            except ValueError:
-                raise ValidationError({"exclude": ["Not an assignment id."]}) from None
         try:
-            assignment = assignment_next(project=project, annotator=request.user, exclude=exclude)
+            assignment = assignment_next(project=project, annotator=request.user, exclude=_exclude(request))
         except AnnotationError as exc:
             return _conflict(exc)
         if assignment is None:
@@ -178,20 +183,22 @@ class LabelView(APIView):
     )
     def post(self, request, slug, assignment_id):
         """Submit an answer in screen terms (left/right). Repeating the same answer is safe (200, created=false).
-        With ?next=1 the answer carries the next pair (claimed as POST …/assignments/next/ would): one round trip per
-        label."""
+        With ?next=1 the answer carries the next pair (claimed as POST …/assignments/next/ would, ?exclude= alike):
+        one round trip per label."""
         project = project_for_user(request.user, slug)
         assignment = assignment_for_user(request.user, assignment_id, project=project)
         serializer = LabelRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        wants_next = request.query_params.get("next") in ("1", "true")
+        exclude = _exclude(request) if wants_next else []  # a bad id is refused before anything is stored
         try:
             label, created = label_submit(assignment=assignment, submission=Submission(**serializer.validated_data))
         except AnnotationError as exc:
             return _conflict(exc)
         body = {"ok": True, "created": created, "feedback": practice_feedback(assignment, label)}
-        if request.query_params.get("next") in ("1", "true"):
+        if wants_next:
             try:
-                following = assignment_next(project=project, annotator=request.user)
+                following = assignment_next(project=project, annotator=request.user, exclude=exclude)
             except AnnotationError:  # e.g. the annotator was paused by the answer just given: no next pair
                 following = None
             body["next"] = AssignmentSerializer.from_assignment(following) if following is not None else None

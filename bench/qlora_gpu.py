@@ -24,32 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.training_gpu import build_data  # noqa: E402
+from bench.training_gpu import build_data, build_model  # noqa: E402
 from training.jobs.memory import DoesNotFit, ModelShape, choose  # noqa: E402
 
 SHAPE = {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
          "num_key_value_heads": 8, "max_position_embeddings": 8192, "rope_theta": 500000.0,
          "tie_word_embeddings": False, "rms_norm_eps": 1e-5}  # fmt: skip
-
-
-def build_model(tokenizer_dir: Path, target: Path) -> int:
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, **SHAPE)  # fmt: skip
-    torch.manual_seed(0)
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda"):
-        model = LlamaForCausalLM(config)
-    torch.set_default_dtype(torch.float32)
-    params = sum(p.numel() for p in model.parameters())
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    del model
-    torch.cuda.empty_cache()
-    return params
 
 
 def main() -> None:
@@ -63,7 +43,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     model_dir, data_dir = work / "model", work / "data"
-    params = build_model(args.tokenizer, model_dir)
+    params = build_model(args.tokenizer, model_dir, SHAPE)
     build_data(args.tokenizer, data_dir, args.steps * 8)
     report = {"command": " ".join(["bench/qlora_gpu.py", *sys.argv[1:]]), "parameters": params,
               "build_s": time.monotonic() - started, "cap_gib": args.cap_gib}  # fmt: skip

@@ -66,16 +66,22 @@ json.dump({"prepare_seconds": t1 - t0, "train_seconds": t2 - t1, "steps": traine
 """
 
 
-def build_model(tokenizer_dir: Path, target: Path) -> int:
+def build_model(tokenizer_dir: Path, target: Path, shape: dict | None = None) -> int:
+    """A random-init Llama of ``shape`` (default SmolLM2-1.7B's) with the tokenizer, initialised on the GPU directly
+    in bf16 (an 8B model never exists in fp32), saved to ``target``; returns its parameter count."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, **SHAPE)  # fmt: skip
+                         eos_token_id=tokenizer.eos_token_id, **(shape or SHAPE))  # fmt: skip
     torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = LlamaForCausalLM(config).to(torch.bfloat16)
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device("cuda"):
+            model = LlamaForCausalLM(config)
+    finally:
+        torch.set_default_dtype(torch.float32)
     params = sum(p.numel() for p in model.parameters())
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)

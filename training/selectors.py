@@ -168,3 +168,11 @@ def campaigns_visible_to(user):
         return campaigns
     led = Membership.objects.filter(user=user, role=Membership.Role.LEAD).values("project_id")
     return campaigns.filter(project_id__in=led)
+
+
+def job_memory_plan(job) -> dict:
+    """The runner's plan (made with the model's real config on the worker) once it ran, else the one made before."""
+    plan = (job.hardware or {}).get("plan") or job.memory_plan or {}
+    if (job.hardware or {}).get("plan"):
+        plan = plan | {"checked_on": "worker"}
+    return plan if plan.get("strategy") else {}

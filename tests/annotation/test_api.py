@@ -132,6 +132,9 @@ def test_one_round_trip_per_label_the_answer_carries_the_next_pair(project, anno
                         format="json").json()  # fmt: skip
     assert again["created"] is False and again["next"] is None
     assert Label.objects.count() == 3
+    bad = client.post(f"/api/v1/projects/demo/assignments/{first['id']}/label/?next=1&exclude=nope", {"choice": "left"},
+                      format="json")  # fmt: skip
+    assert bad.status_code == 400 and "exclude" in bad.json()
     plain = client.post(f"/api/v1/projects/demo/assignments/{first['id']}/label/", {"choice": "left"}, format="json")
     assert "next" not in plain.json()  # without ?next the answer is as before
 

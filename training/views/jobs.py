@@ -17,7 +17,15 @@ from ..evaluations.card import evaluation_markdown
 from ..forms import TrainingJobForm
 from ..jobs.memory import describe as describe_plan
 from ..jobs.spec import PRESETS
-from ..selectors import CHARTED, after_step, evaluations_of, exports_trainable, job_progress, jobs_recent
+from ..selectors import (
+    CHARTED,
+    after_step,
+    evaluations_of,
+    exports_trainable,
+    job_memory_plan,
+    job_progress,
+    jobs_recent,
+)
 from ..services.jobs import job_cancel, job_create, job_generator, job_reward_model
 from ..storage import job_dir
 from .evaluations import evaluation_form
@@ -64,14 +72,6 @@ def job_detail(request, job_id):
         "latest": latest, "report": latest.report if latest else None, "evaluation_form": evaluation_form(job),
         "memory_plan": describe_plan(plan) if (plan := job_memory_plan(job)) else "",
     })  # fmt: skip
-
-
-def job_memory_plan(job) -> dict:
-    """The runner's plan (made with the model's real config on the worker) once it ran, else the one made before."""
-    plan = (job.hardware or {}).get("plan") or job.memory_plan or {}
-    if (job.hardware or {}).get("plan"):
-        plan = plan | {"checked_on": "worker"}
-    return plan if plan.get("strategy") else {}
 
 
 @login_required
