@@ -339,7 +339,7 @@ SIMULATED = (
     Simulated("demo-sim-steady", labels=100, accuracy=0.85, seconds=(3.0, 10.0), calibration_accuracy=0.95),
     Simulated("demo-sim-leftclicker", labels=80, always_left=True, seconds=(2.0, 5.0)),
     Simulated("demo-sim-speedy", labels=80, accuracy=0.6, seconds=(0.25, 0.7), calibration_accuracy=0.9),
-    Simulated("demo-sim-drifting", labels=100, accuracy=0.85, calibration_right=2),
+    Simulated("demo-sim-drifting", labels=300, accuracy=0.85, calibration_right=2),  # a cap: the pause stops them
 )
 
 
