@@ -87,6 +87,12 @@ def import_for_user(user, project: Project, public_id) -> ImportBatch:
     return lead_object_or_404(user, project, ImportBatch.objects.filter(project=project), "import", public_id=public_id)
 
 
+def membership_for_user(user, project: Project, member_id) -> Membership:
+    """The membership of user ``member_id`` in a project the user leads, with its user."""
+    memberships = Membership.objects.filter(project=project).select_related("user")
+    return lead_object_or_404(user, project, memberships, "member", user_id=member_id)
+
+
 def pair_for_user(user, project: Project, pair_id) -> Pair:
     """A pair of a project the user leads, with its model names and labels (annotators never see a pair by id)."""
     return lead_object_or_404(user, project, Pair.objects.filter(project=project), "pair", pk=pair_id)

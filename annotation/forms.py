@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth import get_user_model
 
 from .models import Choice, Membership, Project
+from .selectors import user_to_add
 from .services.projects import PROJECT_SETTINGS
 
 
@@ -48,7 +48,7 @@ class MemberAddForm(forms.Form):
 
     def clean_username(self):
         username = self.cleaned_data["username"]
-        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        user = user_to_add(username=username)
         if user is None:
             raise forms.ValidationError(f"No active user named {username!r}.")
         return user

@@ -6,16 +6,24 @@ krippendorff (~1 s), which every other page and every worker would otherwise pay
 from __future__ import annotations
 
 import statistics
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max, Min, Q, Sum
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 
 from .models import ROLLING_GOLD_WINDOW, Assignment, GuidelineVersion, ImportBatch, Label, Membership, Pair, Project
 
 
 def guidelines_current(project: Project) -> GuidelineVersion | None:
     return GuidelineVersion.objects.filter(project=project).order_by("-version").first()
+
+
+def guideline_history(project: Project):
+    """Every guideline version of the project, newest first, with its author."""
+    return GuidelineVersion.objects.filter(project=project).select_related("created_by").order_by("-version")
 
 
 @dataclass
@@ -103,8 +111,25 @@ def annotator_counts(project: Project, user) -> dict:
     return {"done": done, "left": left}
 
 
-def members_of(project: Project):
-    return Membership.objects.filter(project=project).select_related("user").order_by("role", "user__username")
+def members_of(project: Project, *, with_label_counts: bool = False):
+    """The project's memberships with their users. ``with_label_counts`` adds ``labels``: each member's labels in
+    the project (one subquery on the label_annotator_idx index, not a join that multiplies rows)."""
+    members = Membership.objects.filter(project=project).select_related("user").order_by("role", "user__username")
+    if with_label_counts:
+        counted = (Label.objects.filter(project=project, annotator_id=OuterRef("user_id"))
+                   .values("annotator_id").annotate(n=Count("pk")).values("n"))  # fmt: skip
+        members = members.annotate(labels=Coalesce(Subquery(counted), Value(0)))
+    return members
+
+
+def user_to_add(*, username: str = "", email: str = ""):
+    """The active user a lead names to add to a project, by username or by e-mail (case-insensitive); None when
+    there is none. Several active users sharing an e-mail address is None too: the lead must give the username."""
+    if not (username or email):
+        return None
+    users = get_user_model().objects.filter(is_active=True)
+    found = list(users.filter(username=username)[:1] if username else users.filter(email__iexact=email)[:2])
+    return found[0] if len(found) == 1 else None
 
 
 def imports_of(project: Project):
@@ -287,9 +312,14 @@ def project_quality(project: Project, *, space: str = "with_ties", n_boot: int =
 PAIRS_PER_PAGE = 50
 
 
-def pairs_of(project: Project, *, gold: str = "", query: str = ""):
-    """Pairs for the lead's pair browser, newest first. ``gold``: "yes" (calibration pairs only), "no" (the rest)
-    or "" (all); ``query`` matches the external id exactly or a prompt/response substring."""
+def pairs_of(project: Project, *, gold: str = "", query: str = "", labelled: bool | None = None,
+             complete: bool | None = None, source: str = "", judged: bool | uuid.UUID | None = None):  # fmt: skip
+    """Pairs for the lead's pair browser and the API's pair list, newest first. ``gold``: "yes" (calibration pairs
+    only), "no" (the rest) or "" (all); ``query`` matches the external id exactly or a prompt/response substring.
+    ``labelled``: with at least one label, or none; ``complete``: with at least K labels (as project_progress
+    counts), or fewer; ``source``: an import batch's public id or a ``source`` in the pairs' metadata;
+    ``judged``: True (a verdict from any judge), False (none) or a judge's public id. None or "" leaves a filter
+    out."""
     pairs = Pair.objects.filter(project=project).only(
         "pk", "external_id", "prompt", "gold", "label_count", "open_slots", "created_at"
     )
@@ -304,6 +334,24 @@ def pairs_of(project: Project, *, gold: str = "", query: str = ""):
             | Q(response_b__icontains=query)
             | Q(prompt__icontains=query)
         )
+    if labelled is not None:
+        pairs = pairs.filter(label_count__gt=0) if labelled else pairs.filter(label_count=0)
+    if complete is not None:
+        at_k = Q(label_count__gte=project.overlap_k)
+        pairs = pairs.filter(at_k) if complete else pairs.exclude(at_k)
+    if source:
+        from_source = Q(metadata__source=source)
+        try:
+            from_source |= Q(import_batch__public_id=uuid.UUID(source))
+        except ValueError:
+            pass  # not a batch id: a metadata source only
+        pairs = pairs.filter(from_source)
+    if judged is not None:
+        # judging's Verdict through the reverse relation: judging imports annotation, not the other way round
+        verdicts = Pair._meta.get_field("verdicts").related_model.objects.filter(pair=OuterRef("pk"))
+        if isinstance(judged, uuid.UUID):
+            verdicts = verdicts.filter(judge__public_id=judged)
+        pairs = pairs.filter(~Exists(verdicts) if judged is False else Exists(verdicts))
     return pairs.order_by("-pk")
 
 
@@ -320,11 +368,19 @@ def pair_labels(pair: Pair):
             "source",
             "external_annotator",
             "time_on_item_ms",
+            "criteria",
             "created_at",
             "annotator__username",
             "assignment__kind",
         )  # fmt: skip
         .order_by("created_at", "pk")
+    )
+
+
+def pair_verdicts(pair: Pair):
+    """Every judge verdict on a pair (leads only), judge by judge, each prompt version's orders together."""
+    return pair.verdicts.select_related("judge", "prompt_version").order_by(
+        "judge__name", "prompt_version__version", "order"
     )
 
 

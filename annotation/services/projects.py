@@ -102,6 +102,9 @@ def membership_set(*, project: Project, user, role: str) -> Membership:
 
 
 @transaction.atomic
-def membership_remove(*, project: Project, user) -> None:
-    """Remove a member. Their finished labels stay; their live leases are released by the normal expiry."""
+def membership_remove(*, project: Project, user, by=None) -> None:
+    """Remove a member. Their finished labels stay; their live leases are released by the normal expiry. ``by``:
+    the lead asking, who may not remove themselves (a project could otherwise lose its last lead by a slip)."""
+    if by is not None and by.pk == user.pk:
+        raise ValidationError("You cannot remove yourself.")
     Membership.objects.filter(project=project, user=user).delete()

@@ -5,16 +5,30 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ..access import LEAD, can_create_projects, import_for_user, project_for_user, projects_visible_to
+from ..access import (
+    LEAD,
+    can_create_projects,
+    import_for_user,
+    membership_for_user,
+    project_for_user,
+    projects_visible_to,
+)
 from ..forms import GuidelinesForm, ImportForm, MemberAddForm, ProjectCreateForm, ProjectSettingsForm
 from ..imports.importer import import_progress
 from ..quality.agreement import DEFAULT_SPACE, LABEL_SPACES
 from ..rendering import markdown_to_html
-from ..selectors import annotator_counts, guidelines_current, imports_of, members_of, project_progress, project_quality
+from ..selectors import (
+    annotator_counts,
+    guideline_history,
+    guidelines_current,
+    imports_of,
+    members_of,
+    project_progress,
+    project_quality,
+)
 from ..services.calibration import membership_reinstate
 from ..services.imports import upload_import
 from ..services.projects import (
@@ -97,7 +111,7 @@ def guidelines(request, slug):
         version = guidelines_update(project=project, body=form.cleaned_data["body"], user=request.user)
         messages.success(request, f"Guidelines saved as version {version.version}.")
         return redirect("annotation:guidelines", slug=slug)
-    history = project.guideline_versions.select_related("created_by").all()
+    history = guideline_history(project)
     return render(
         request,
         "annotation/guidelines.html",
@@ -127,20 +141,18 @@ def members(request, slug):
 def _member_for_lead(user, slug, user_id):
     """(project, membership) for a lead of the project; 404 for anyone else or an unknown member."""
     project = project_for_user(user, slug, role=LEAD)
-    membership = members_of(project).filter(user_id=user_id).first()
-    if membership is None:
-        raise Http404("No such member.")
-    return project, membership
+    return project, membership_for_user(user, project, user_id)
 
 
 @login_required
 @require_POST
 def member_remove(request, slug, user_id):
     project, membership = _member_for_lead(request.user, slug, user_id)
-    if membership.user_id == request.user.pk:
-        messages.error(request, "You cannot remove yourself.")
+    try:
+        membership_remove(project=project, user=membership.user, by=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
     else:
-        membership_remove(project=project, user=membership.user)
         messages.success(request, f"Removed {membership.user.username}.")
     return redirect("annotation:members", slug=slug)
 
