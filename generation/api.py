@@ -1,5 +1,5 @@
-"""Generation REST API (/api/v1/projects/<slug>/prompt-sets|generators|generation-runs): leads only, 404 for anyone
-else. The same services as the pages."""
+"""Generation REST API (/api/v1/projects/<slug>/prompt-sets|generators|generation-runs|candidates): leads only, 404
+for anyone else. The same services as the pages."""
 
 from __future__ import annotations
 
@@ -12,10 +12,23 @@ from rest_framework.views import APIView
 from annotation.access import LEAD, project_for_user
 from judging.access import judge_for_user
 
-from .access import generation_run_for_user, generator_for_user, prompt_set_for_user
+from .access import (
+    candidate_for_user,
+    generation_run_for_user,
+    generator_for_user,
+    prompt_set_for_user,
+)
 from .models import Candidate
-from .selectors import generators_of, prompt_sets_of, run_progress, run_summary, runs_of
+from .selectors import (
+    generators_of,
+    human_rating_report,
+    prompt_sets_of,
+    run_progress,
+    run_summary,
+    runs_of,
+)
 from .serializers import (
+    CandidateGoldSerializer,
     CandidateSerializer,
     GenerationRunRequestSerializer,
     GenerationRunSerializer,
@@ -24,22 +37,29 @@ from .serializers import (
     PairsRequestSerializer,
     PromptSetSerializer,
     PromptSetUploadSerializer,
+    RatingOpenSerializer,
 )
 from .services import (
     GENERATION_RUN_ACTIONS,
     GENERATOR_SETTINGS,
     PromptsRejected,
     QueueUnavailable,
+    candidate_gold_set,
     generation_run_start,
     generator_create,
+    generator_update,
     kto_rows,
     pairs_build,
     pairs_options,
     pairs_preview,
     prompt_set_upload,
+    rating_open,
 )
 
 CANDIDATES_PAGE = 200
+ERRORS = OpenApiResponse(description="Errors by field.")
+RATING_STATE = OpenApiResponse(description="Whether people rate the set (k per candidate) and what they said: thumbs, "
+                               "stars, agreement, calibration accuracy.")  # fmt: skip
 
 
 class PromptSetListView(APIView):
@@ -154,6 +174,23 @@ class GeneratorListView(APIView):
         return Response(GeneratorSerializer(generator).data, status=status.HTTP_201_CREATED)
 
 
+class GeneratorDetailView(APIView):
+    @extend_schema(responses={200: GeneratorSerializer})
+    def get(self, request, slug, generator_id):
+        project = project_for_user(request.user, slug, role=LEAD)
+        return Response(GeneratorSerializer(generator_for_user(request.user, project, generator_id)).data)
+
+    @extend_schema(request=GeneratorSerializer, responses={200: GeneratorSerializer, 400: ERRORS})
+    def patch(self, request, slug, generator_id):
+        """Change what is given (the generator's page: endpoint, model, prices, limits, kind, adapter)."""
+        project = project_for_user(request.user, slug, role=LEAD)
+        generator = generator_for_user(request.user, project, generator_id)
+        serializer = GeneratorSerializer(generator, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        values = {k: v for k, v in serializer.validated_data.items() if k in GENERATOR_SETTINGS}
+        return Response(GeneratorSerializer(generator_update(generator=generator, **values)).data)
+
+
 class RunListView(APIView):
     @extend_schema(responses={200: GenerationRunSerializer(many=True)})
     def get(self, request, slug):
@@ -206,3 +243,37 @@ class RunActionView(APIView):
         except QueueUnavailable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(GenerationRunSerializer(run).data)
+
+
+def _rating_state(prompt_set) -> dict:
+    return {"rating_k": prompt_set.rating_k, "hide_identity_leaks": prompt_set.hide_identity_leaks,
+            "report": human_rating_report(prompt_set, n_boot=200) if prompt_set.rating_k else None}  # fmt: skip
+
+
+class PromptSetRatingView(APIView):
+    @extend_schema(responses={200: RATING_STATE})
+    def get(self, request, slug, prompt_set_id):
+        project = project_for_user(request.user, slug, role=LEAD)
+        return Response(_rating_state(prompt_set_for_user(request.user, project, prompt_set_id)))
+
+    @extend_schema(request=RatingOpenSerializer, responses={200: RATING_STATE})
+    def post(self, request, slug, prompt_set_id):
+        """Open the set's candidates for people to rate, k people a candidate (k 0 closes it)."""
+        project = project_for_user(request.user, slug, role=LEAD)
+        prompt_set = prompt_set_for_user(request.user, project, prompt_set_id)
+        serializer = RatingOpenSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(_rating_state(rating_open(prompt_set=prompt_set, **serializer.validated_data)))
+
+
+class CandidateGoldView(APIView):
+    @extend_schema(operation_id="projects_candidates_gold", request=CandidateGoldSerializer,
+                   responses={200: OpenApiResponse(description="The candidate's id and gold.")})  # fmt: skip
+    def post(self, request, slug, candidate_id):
+        """Make a candidate a calibration item with the expected thumbs, or a plain one again."""
+        project = project_for_user(request.user, slug, role=LEAD)
+        candidate = candidate_for_user(request.user, project, candidate_id)
+        serializer = CandidateGoldSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        candidate = candidate_gold_set(candidate=candidate, gold=serializer.validated_data["gold"])
+        return Response({"id": candidate.pk, "gold": candidate.gold})

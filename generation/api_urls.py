@@ -22,7 +22,20 @@ urlpatterns = [
     path(
         "projects/<slug:slug>/prompt-sets/<uuid:prompt_set_id>/kto/", api.KtoView.as_view(), name="api-prompt-set-kto"
     ),
+    path(
+        "projects/<slug:slug>/prompt-sets/<uuid:prompt_set_id>/rating/",
+        api.PromptSetRatingView.as_view(),
+        name="api-prompt-set-rating",
+    ),
+    path(
+        "projects/<slug:slug>/candidates/<int:candidate_id>/gold/",
+        api.CandidateGoldView.as_view(),
+        name="api-candidate-gold",
+    ),
     path("projects/<slug:slug>/generators/", api.GeneratorListView.as_view(), name="api-generators"),
+    path(
+        "projects/<slug:slug>/generators/<uuid:generator_id>/", api.GeneratorDetailView.as_view(), name="api-generator"
+    ),
     path("projects/<slug:slug>/generation-runs/", api.RunListView.as_view(), name="api-generation-runs"),
     path(
         "projects/<slug:slug>/generation-runs/<uuid:generation_run_id>/",

@@ -102,3 +102,15 @@ class KtoRequestSerializer(serializers.Serializer):
     good_at = serializers.FloatField(min_value=1, max_value=10, default=7)
     bad_at = serializers.FloatField(min_value=1, max_value=10, default=4)
     include_flagged = serializers.BooleanField(default=False)
+
+
+class RatingOpenSerializer(serializers.Serializer):
+    k = serializers.IntegerField(min_value=0, max_value=20, help_text="People per candidate (0 closes the set).")
+    hide_identity_leaks = serializers.BooleanField(default=True, help_text="Keep candidates that name a model away "
+                                                   "from people.")  # fmt: skip
+
+
+class CandidateGoldSerializer(serializers.Serializer):
+    gold = serializers.ChoiceField(choices=["", "up", "down"], allow_blank=True,
+                                   help_text='The expected thumbs of a calibration candidate; "" makes it a plain '
+                                             "one again.")  # fmt: skip

@@ -28,6 +28,20 @@ def prompt_current(judge: JudgeConfig) -> PromptVersion | None:
     return PromptVersion.objects.filter(judge=judge).order_by("-version").first()
 
 
+VERDICT_FIELDS = ("pair_id", "pair__external_id", "order", "status", "winner", "winner_slot", "score_a", "score_b",
+                  "confidence", "rationale", "raw", "tokens_in", "tokens_out", "from_cache", "created_at")  # fmt: skip
+
+
+def run_verdicts(run: JudgeRun):
+    """The verdicts a run's report reads (its judge and prompt version on its pairs, those found from earlier runs
+    included), as dicts by pair and order."""
+    return (
+        Verdict.objects.filter(judge=run.judge_id, prompt_version=run.prompt_version_id, pair_id__in=run.pair_ids)
+        .order_by("pair_id", "order")
+        .values(*VERDICT_FIELDS)
+    )
+
+
 def _rate(hits: int, total: int) -> float | None:
     return hits / total if total else None
 

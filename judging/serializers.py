@@ -3,12 +3,21 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from .models import JudgeConfig, JudgeRun
+from .selectors import prompt_current
 from .services import JUDGE_SETTINGS
+
+
+class SharedField(serializers.BooleanField):
+    """Read: whether the judge is shared with every project (it has no project). Written when a judge is created:
+    admins only."""
+
+    def get_attribute(self, instance):
+        return instance.project_id is None
 
 
 class JudgeSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="public_id", read_only=True)
-    shared = serializers.SerializerMethodField()
+    shared = SharedField(required=False, help_text="Shared with every project (set on creation, by admins).")
     system = serializers.CharField(write_only=True, required=False)
     template = serializers.CharField(write_only=True, required=False)
 
@@ -21,8 +30,19 @@ class JudgeSerializer(serializers.ModelSerializer):
         # A reward model has no endpoint: base_url stays empty (the model validates what each kind needs).
         extra_kwargs = {"base_url": {"required": False}}
 
-    def get_shared(self, obj) -> bool:
-        return obj.project_id is None
+
+class JudgeDetailSerializer(JudgeSerializer):
+    prompt = serializers.SerializerMethodField()
+
+    class Meta(JudgeSerializer.Meta):
+        fields = [*JudgeSerializer.Meta.fields, "prompt"]
+
+    def get_prompt(self, obj) -> dict | None:
+        """The current prompt version (None for a reward model's empty one)."""
+        current = prompt_current(obj)
+        if current is None or obj.kind == JudgeConfig.Kind.REWARD_MODEL:
+            return None
+        return {"version": current.version, "system": current.system, "template": current.template}
 
 
 class RunRequestSerializer(serializers.Serializer):

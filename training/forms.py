@@ -97,6 +97,16 @@ class ExportForm(forms.Form):
     seed = forms.IntegerField(min_value=0, initial=0)
 
 
+class HubPushForm(forms.Form):
+    repo_id = forms.CharField(max_length=200, label="Dataset repo", help_text="owner/name on the Hugging Face Hub "
+                              "(created if missing).")  # fmt: skip
+    private = forms.BooleanField(required=False, initial=True, help_text="An existing repo keeps its visibility; a "
+                                 "public one is refused when this is ticked.")  # fmt: skip
+    token_env = forms.CharField(max_length=100, initial="HF_TOKEN", label="Token variable",
+                                help_text="The name of the environment variable that holds a write token on the "
+                                "workers. Never the token itself.")  # fmt: skip
+
+
 def export_label(e: DatasetExport) -> str:
     return (f"{e.project.name} · {e.recipe.name} v{e.recipe.version} · {e.format.upper()} · {e.rows_train} rows · "
             f"{e.created_at:%Y-%m-%d %H:%M}")  # fmt: skip

@@ -64,6 +64,40 @@ class DatasetExport(BackgroundWork):
     )
 
 
+class HubPush(BackgroundWork):
+    """One push of a finished export to a Hugging Face Hub dataset repo, run by a worker (training.services.hub).
+    The token is never stored: ``token_env`` names the environment variable the worker reads it from."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Pushing"
+        SUCCEEDED = "succeeded", "Pushed"
+        FAILED = "failed", "Failed"
+
+    IN_FLIGHT = (State.QUEUED, State.RUNNING)
+
+    export = models.ForeignKey(DatasetExport, on_delete=models.CASCADE, related_name="hub_pushes")
+    repo_id = models.CharField(max_length=200, help_text="The dataset repo, owner/name.")
+    private = models.BooleanField(default=True)
+    token_env = models.CharField(max_length=100, help_text="The name of the environment variable holding the token.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    repo_url = models.CharField(max_length=500, blank=True)
+    commit_url = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta(BackgroundWork.Meta):
+        constraints = [
+            # a double click (or a second tab) while one push of this export to this repo is under way adds nothing
+            models.UniqueConstraint(
+                fields=["export", "repo_id"], condition=models.Q(state__in=["queued", "running"]),
+                name="hub_push_in_flight_once",
+            ),
+        ]  # fmt: skip
+
+    def __str__(self) -> str:
+        return f"push of {self.export_id} to {self.repo_id}"
+
+
 class TrainingJob(BackgroundWork):
     """A DPO / KTO / ORPO / SimPO run on an export, executed by a GPU worker in a child process
     (training.tasks.job_run_task -> python -m training.runner). ``spec`` holds training.jobs.spec.JobSpec."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from .jobs.spec import PRESETS
-from .models import Campaign, CampaignRound, CurationRecipe, DatasetExport, Evaluation, Sweep, TrainingJob
+from .models import Campaign, CampaignRound, CurationRecipe, DatasetExport, Evaluation, HubPush, Sweep, TrainingJob
 from .sweeps.compare import METRICS
 
 
@@ -48,6 +48,26 @@ class ExportSerializer(serializers.ModelSerializer):
             "created_at",
             "finished_at",
         ]
+
+
+class HubPushRequestSerializer(serializers.Serializer):
+    repo_id = serializers.CharField(max_length=200, help_text="The Hub dataset repo, owner/name (created if missing).")
+    private = serializers.BooleanField(default=True, help_text="Create the repo private (an existing repo keeps its "
+                                       "visibility; a public one is refused when private is asked).")  # fmt: skip
+    token_env = serializers.CharField(
+        max_length=100, default="HF_TOKEN",
+        help_text="The NAME of the environment variable that holds the token on the workers; never the token.",
+    )  # fmt: skip
+
+
+class HubPushSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    export = serializers.UUIDField(source="export.public_id", read_only=True)
+
+    class Meta:
+        model = HubPush
+        fields = ["id", "export", "repo_id", "private", "token_env", "state", "repo_url", "commit_url", "error",
+                  "created_at", "started_at", "finished_at"]  # fmt: skip
 
 
 class JobRequestSerializer(serializers.Serializer):

@@ -20,3 +20,31 @@ def export_folder(export) -> Path:
 def job_dir(job) -> Path:
     """One folder per training job: TRAINING_ROOT/<job id>/ (log, adapter, model card)."""
     return Path(settings.TRAINING_ROOT) / str(job.public_id)
+
+
+def export_file(export, name: str) -> Path | None:
+    """The file ``name`` of a finished export (page and API downloads alike), or None. Only names the export lists
+    are looked up, never a path from the URL; the ``hf`` folder is not a file; and the path must stay under
+    EXPORT_ROOT whatever the database says."""
+    entry = export.files.get(name)
+    if export.state != export.State.SUCCEEDED or entry is None or name == "hf":
+        return None
+    path = (export_root() / entry["path"]).resolve()
+    if not path.is_file() or export_root().resolve() not in path.parents:
+        return None
+    return path
+
+
+def export_download_name(export, name: str) -> str:
+    return f"{export.project.slug}-{export.recipe.name}-v{export.recipe.version}-{export.format}-{name}"
+
+
+def job_file(job, name: str) -> Path | None:
+    """An artifact of a training job by the name the job lists, or None; never outside the job's own folder."""
+    entry = job.artifacts.get(name)
+    if entry is None:
+        return None
+    path = (job_dir(job).parent / entry["path"]).resolve()
+    if not path.is_file() or job_dir(job).resolve() not in path.parents:
+        return None
+    return path

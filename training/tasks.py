@@ -9,6 +9,7 @@ from celery import shared_task
 
 from .evaluations.flow import evaluation_advance, evaluation_after_job, evaluations_stuck
 from .export.build import export_build
+from .export.hub import hub_push_run
 from .jobs.lifecycle import jobs_reap
 from .jobs.supervisor import job_join, job_supervise
 from .models import DatasetExport
@@ -23,6 +24,12 @@ def export_build_task(export_id: int) -> None:
     export = DatasetExport.objects.select_related("project", "recipe", "created_by").filter(pk=export_id).first()
     if export is not None:
         export_build(export)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=55 * 60, time_limit=60 * 60)
+def hub_push_task(push_id: int) -> None:
+    """An export's files to a Hub dataset repo (training.export.hub): claimed once, ends succeeded or failed."""
+    hub_push_run(push_id)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -10,6 +10,7 @@ urlpatterns = [
     path("p/<slug:slug>/curation/<int:recipe_id>/export/", curation.export_new, name="export_new"),
     path("p/<slug:slug>/exports/<uuid:export_id>/", curation.export_detail, name="export_detail"),
     path("p/<slug:slug>/exports/<uuid:export_id>/files/<str:name>", curation.export_download, name="export_download"),
+    path("p/<slug:slug>/exports/<uuid:export_id>/push/", curation.export_push, name="export_push"),
     path("training/", jobs.jobs, name="jobs"),
     path("training/jobs/<uuid:job_id>/", jobs.job_detail, name="job_detail"),
     path("training/jobs/<uuid:job_id>/progress.json", jobs.job_progress_json, name="job_progress"),

@@ -15,7 +15,7 @@ from ..models import JudgeConfig
 from ..selectors import judges_for
 from .selectors import composite_judges, composite_scores, composite_summary, composites_of
 from .serializers import CompositeRequestSerializer, CompositeScoreSerializer, CompositeSerializer
-from .services import composite_compute, composite_create
+from .services import composite_compute, composite_create, composite_update
 
 
 def _judges(project) -> dict[int, JudgeConfig]:
@@ -51,6 +51,25 @@ class CompositeDetailView(APIView):
         composite = composite_for_user(request.user, project, composite_id)
         data = CompositeSerializer(composite, context={"judges": composite_judges(composite)}).data
         return Response({**data, "summary": composite_summary(composite)})
+
+    @extend_schema(request=CompositeRequestSerializer, responses={200: CompositeSerializer, 400: OpenApiResponse(
+        description="Errors by field.")})  # fmt: skip
+    def patch(self, request, slug, composite_id):
+        """Change the name, axes or normalisation (what is given). New axes or a new normalisation drop the stored
+        scores until the next compute."""
+        project = project_for_user(request.user, slug, role=LEAD)
+        composite = composite_for_user(request.user, project, composite_id)
+        serializer = CompositeRequestSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        axes = (
+            [{**axis, "scorers": [dict(s) for s in axis["scorers"]]} for axis in data["axes"]]
+            if "axes" in data
+            else None
+        )
+        composite = composite_update(composite=composite, name=data.get("name"), axes=axes,
+                                     normalisation=data.get("normalisation"))  # fmt: skip
+        return Response(CompositeSerializer(composite, context={"judges": composite_judges(composite)}).data)
 
 
 class CompositeComputeView(APIView):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.http import FileResponse, Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,9 +14,17 @@ from annotation.access import LEAD, project_for_user
 from ..access import export_for_user, recipe_for_user
 from ..models import DatasetExport
 from ..selectors import exports_recent, recipes_latest
-from ..serializers import ExportRequestSerializer, ExportSerializer, RecipeSerializer
+from ..serializers import (
+    ExportRequestSerializer,
+    ExportSerializer,
+    HubPushRequestSerializer,
+    HubPushSerializer,
+    RecipeSerializer,
+)
 from ..services.exports import export_create
+from ..services.hub import hub_push_start
 from ..services.recipes import recipe_preview, recipe_save
+from ..storage import export_download_name, export_file
 
 
 class RecipeListView(APIView):
@@ -68,3 +78,50 @@ class ExportDetailView(APIView):
     def get(self, request, slug, export_id):
         project = project_for_user(request.user, slug, role=LEAD)
         return Response(ExportSerializer(export_for_user(request.user, project, export_id)).data)
+
+
+NO_FILE = OpenApiResponse(description="No such file (or the export is not finished).")
+
+
+class ExportFileView(APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: NO_FILE})
+    def get(self, request, slug, export_id, name):
+        """A file of a finished export (a name from its ``files``, e.g. train.parquet), streamed as an attachment."""
+        project = project_for_user(request.user, slug, role=LEAD)
+        export = export_for_user(request.user, project, export_id)
+        path = export_file(export, name)
+        if path is None:
+            raise Http404("No such file.")
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=export_download_name(export, name))
+
+
+class ExportPushView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("repo_id", str, description="Only pushes to this repo.")],
+        responses={200: HubPushSerializer, 404: OpenApiResponse(description="Not pushed (to that repo) yet.")},
+    )
+    def get(self, request, slug, export_id):
+        """The export's latest push to the Hugging Face Hub (to ``repo_id`` when given) and its state: what a client
+        polls after POST until it has succeeded or failed."""
+        project = project_for_user(request.user, slug, role=LEAD)
+        export = export_for_user(request.user, project, export_id)
+        pushes = export.hub_pushes.all()
+        if request.query_params.get("repo_id"):
+            pushes = pushes.filter(repo_id=request.query_params["repo_id"])
+        push = pushes.first()
+        if push is None:
+            raise Http404("This export has not been pushed.")
+        return Response(HubPushSerializer(push).data)
+
+    @extend_schema(request=HubPushRequestSerializer, responses={202: HubPushSerializer, 400: OpenApiResponse(
+        description="Errors by field.")})  # fmt: skip
+    def post(self, request, slug, export_id):
+        """Push the finished export to a Hub dataset repo on a worker: the Parquet splits, datasheet.json, and the
+        datasheet as the dataset card. The token is read on the worker from the environment variable named by
+        ``token_env``. Asked again while that push is under way, the same push is returned."""
+        project = project_for_user(request.user, slug, role=LEAD)
+        export = export_for_user(request.user, project, export_id)
+        data = HubPushRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        push = hub_push_start(export=export, user=request.user, **data.validated_data)
+        return Response(HubPushSerializer(push).data, status=status.HTTP_202_ACCEPTED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,7 +14,7 @@ from judging.selectors import judges_for
 
 from ..access import evaluation_for_user, job_for_user
 from ..models import TrainingJob
-from ..selectors import evaluations_of
+from ..selectors import evaluation_progress, evaluations_of
 from ..serializers import EvaluationRequestSerializer, EvaluationSerializer
 from ..services.evaluations import (
     evaluation_cancel,
@@ -60,6 +60,13 @@ class EvaluationDetailView(APIView):
     @extend_schema(responses={200: EvaluationSerializer})
     def get(self, request, evaluation_id):
         return Response(EvaluationSerializer(evaluation_for_user(request.user, evaluation_id)).data)
+
+
+class EvaluationProgressView(APIView):
+    @extend_schema(responses={200: OpenApiResponse(description="State, stage, error and each of its runs' counts.")})
+    def get(self, request, evaluation_id):
+        """What the evaluation page polls (its progress.json)."""
+        return Response(evaluation_progress(evaluation_for_user(request.user, evaluation_id)))
 
 
 class EvaluationActionView(APIView):

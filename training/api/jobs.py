@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from django.http import FileResponse, Http404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from ..access import admin_or_404, job_for_user, trainable_export_for_user
 from ..selectors import after_step, job_progress, jobs_recent
 from ..serializers import JobRequestSerializer, JobSerializer
 from ..services.jobs import job_cancel, job_create, job_generator, job_reward_model
+from ..storage import job_file
 
 
 class JobListView(APIView):
@@ -68,3 +72,30 @@ class JobRewardModelView(APIView):
         judge = job_reward_model(job=job_for_user(request.user, job_id), user=request.user)
         return Response({"id": str(judge.public_id), "name": judge.name, "project": judge.project.slug,
                          "trained_on": len(judge.trained_on)}, status=status.HTTP_201_CREATED)  # fmt: skip
+
+
+class JobFilesView(APIView):
+    @extend_schema(
+        operation_id="training_jobs_files_list",
+        responses={200: OpenApiResponse(description="The job's artifacts: name, bytes, download URL.")},
+    )
+    def get(self, request, job_id):
+        """What the job wrote that can be downloaded (adapter files, model card, log), by name."""
+        job = job_for_user(request.user, job_id)
+        return Response([
+            {"name": name, "bytes": entry.get("bytes"),
+             "url": reverse("api-training-job-file", kwargs={"job_id": job.public_id, "name": name}, request=request)}
+            for name, entry in job.artifacts.items()
+        ])  # fmt: skip
+
+
+class JobFileView(APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                              404: OpenApiResponse(description="No such job or file.")})  # fmt: skip
+    def get(self, request, job_id, name):
+        """One of the job's artifacts, streamed as an attachment."""
+        job = job_for_user(request.user, job_id)
+        path = job_file(job, name)
+        if path is None:
+            raise Http404("No such file.")
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{job.public_id}-{name}")

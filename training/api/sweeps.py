@@ -11,7 +11,8 @@ from ..access import admin_or_404, job_for_user, sweep_for_user, trainable_expor
 from ..models import Sweep
 from ..serializers import SweepRequestSerializer, SweepSerializer
 from ..services.sweeps import sweep_cancel, sweep_create, sweep_promote
-from ..sweeps.compare import sweep_comparison
+from ..sweeps.compare import sweep_comparison, sweep_curves
+from ..sweeps.flow import sweeps_counted_runs
 
 
 def comparison_json(sweep: Sweep, metric: str = "") -> dict:
@@ -50,6 +51,15 @@ class SweepDetailView(APIView):
         sweep = sweep_for_user(request.user, sweep_id)
         metric = request.query_params.get("metric", "")
         return Response({**SweepSerializer(sweep).data, "comparison": comparison_json(sweep, metric)})
+
+
+class SweepProgressView(APIView):
+    @extend_schema(responses={200: OpenApiResponse(description="Each run's logged series, the beta-KL points, "
+                                                               "the runs per state, whether it is live.")})  # fmt: skip
+    def get(self, request, sweep_id):
+        """What the sweep page polls (its progress.json)."""
+        sweep = sweep_for_user(request.user, sweep_id)
+        return Response({**sweep_curves(sweep), "counts": sweeps_counted_runs(sweep)})
 
 
 class SweepCancelView(APIView):

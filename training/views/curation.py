@@ -14,11 +14,12 @@ from annotation.rendering import markdown_to_html
 from judging.stacking.selectors import composites_of
 
 from ..access import export_for_user, recipe_for_user
-from ..forms import ExportForm, RecipeForm
+from ..forms import ExportForm, HubPushForm, RecipeForm
 from ..selectors import exports_recent, recipes_latest
 from ..services.exports import export_create
+from ..services.hub import hub_push_start
 from ..services.recipes import recipe_preview, recipe_save
-from ..storage import export_root
+from ..storage import export_download_name, export_file
 
 
 @login_required
@@ -79,9 +80,29 @@ def export_detail(request, slug, export_id):
     project = project_for_user(request.user, slug, role=LEAD)
     export = export_for_user(request.user, project, export_id)
     context = {"project": project, "export": export,
-               "datasheet_html": markdown_to_html(export.datasheet_md) if export.datasheet_md else ""}  # fmt: skip
+               "datasheet_html": markdown_to_html(export.datasheet_md) if export.datasheet_md else "",
+               "pushes": export.hub_pushes.all()[:10], "push_form": HubPushForm()}  # fmt: skip
     template = "training/_export_status.html" if request.headers.get("HX-Request") else "training/export_detail.html"
     return render(request, template, context)
+
+
+@login_required
+@require_POST
+def export_push(request, slug, export_id):
+    """Queue a push of the export to a Hugging Face Hub dataset repo (a worker pushes; the page shows its state)."""
+    project = project_for_user(request.user, slug, role=LEAD)
+    export = export_for_user(request.user, project, export_id)
+    form = HubPushForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Not pushed: " + "; ".join(" ".join(e) for e in form.errors.values()))
+    else:
+        try:
+            push = hub_push_start(export=export, user=request.user, **form.cleaned_data)
+        except ValidationError as exc:
+            messages.error(request, "Not pushed: " + " ".join(exc.messages))
+        else:
+            messages.success(request, f"Push to {push.repo_id} queued: a worker pushes it.")
+    return redirect("training:export_detail", slug=slug, export_id=export.public_id)
 
 
 @login_required
@@ -89,11 +110,7 @@ def export_download(request, slug, export_id, name):
     """A file of a finished export, as an attachment. Only names the export lists; never a path from the URL."""
     project = project_for_user(request.user, slug, role=LEAD)
     export = export_for_user(request.user, project, export_id)
-    entry = export.files.get(name)
-    if export.state != export.State.SUCCEEDED or entry is None or name == "hf":
+    path = export_file(export, name)
+    if path is None:
         raise Http404("No such file.")
-    path = export_root() / entry["path"]
-    if not path.is_file():
-        raise Http404("No such file.")
-    filename = f"{project.slug}-{export.recipe.name}-v{export.recipe.version}-{export.format}-{name}"
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=export_download_name(export, name))

@@ -27,7 +27,7 @@ from ..selectors import (
     jobs_recent,
 )
 from ..services.jobs import job_cancel, job_create, job_generator, job_reward_model
-from ..storage import job_dir
+from ..storage import job_file
 from .evaluations import evaluation_form
 
 
@@ -121,10 +121,7 @@ def job_reward_model_view(request, job_id):
 @require_GET
 def job_download(request, job_id, name):
     job = job_for_user(request.user, job_id)
-    entry = job.artifacts.get(name)
-    if entry is None:
-        raise Http404("No such file.")
-    path = (job_dir(job).parent / entry["path"]).resolve()
-    if not path.is_file() or job_dir(job).resolve() not in path.parents:
+    path = job_file(job, name)
+    if path is None:
         raise Http404("No such file.")
     return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{job.public_id}-{name}")
