@@ -164,6 +164,9 @@ EXPORT_ROOT = Path(env_str("EXPORT_ROOT", str(VAR_DIR / "exports")))
 # Training jobs: adapters, model cards and logs per job; converted base models (GGUF -> checkpoint) are cached.
 TRAINING_ROOT = Path(env_str("TRAINING_ROOT", str(VAR_DIR / "training")))
 MODEL_CACHE = Path(env_str("MODEL_CACHE", str(VAR_DIR / "model-cache")))
+# Pushing exports to the Hugging Face Hub: the Hub's address (empty: huggingface_hub's default, huggingface.co). The
+# token is never a setting: each push names the environment variable the worker reads it from.
+HF_ENDPOINT = env_str("HF_ENDPOINT", "")
 # A running job whose worker has not written a heartbeat for this long is marked failed (its worker died).
 TRAINING_HEARTBEAT_TIMEOUT = env_int("TRAINING_HEARTBEAT_TIMEOUT", 300, minimum=10)
 # GPU memory a job may use, in GiB per GPU (0: unknown). In the web process: what the GPU workers have, so a job that
@@ -304,7 +307,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     # Judge runs and generation runs share their states (judging.models.EndpointRun): one enum in the schema.
-    "ENUM_NAME_OVERRIDES": {"RunStateEnum": "judging.models.EndpointRun.State"},
+    "ENUM_NAME_OVERRIDES": {
+        "RunStateEnum": "judging.models.EndpointRun.State",
+        "JudgeKindEnum": "judging.models.JudgeConfig.Kind",  # read, written and patched: one name
+    },
 }
 
 # One JSON object per line in production (LOG_FORMAT=json|plain to choose), plain lines otherwise.

@@ -1,6 +1,7 @@
 """The newcomer's first hour, in a real browser: the demo `make run` sets up, a real worker for every queue and the
 real local model server (llama.cpp with SmolLM2). An annotator labels 10 pairs from the keyboard; the lead sees a κ
-heatmap of several annotators and a paused one, runs the local judge on a few pairs and reads its report, adds a
+heatmap of several annotators and a paused one, makes an API token and reads the same project with the Python
+client, runs the local judge on a few pairs and reads its report, adds a
 reward model, scores pairs with it and reads its audit beside the length baseline, and exports; imports prompts,
 samples candidates from the local model at two temperatures and builds pairs from them; another annotator rates
 candidates by thumbs from the keyboard; the admin launches the smoke job from the export, sees it succeed with an
@@ -9,10 +10,12 @@ to people; it sees the run's health alarms and charts, sweeps β over two smoke 
 with their curves and the β–KL plot, and promotes the best; it launches a one-round iterative DPO campaign and
 watches it move stage by stage to its report; an annotator labels one A/B pair, blinded."""
 
+import pyarrow.parquet as pq
 import pytest
+from arbiter_client import Arbiter
 from django.core.management import call_command
 
-from annotation.models import Label
+from annotation.models import Label, Pair
 from generation.models import HumanRating, PairOrigin
 from judging.models import JudgeRun
 from tests.training.conftest import smollm2_gguf
@@ -76,6 +79,19 @@ def test_a_newcomer_walks_the_loop_as_annotator_lead_and_admin(live_server, brow
                              ".filter(c => c.x === c.y).length") >= 3  # fmt: skip
         assert "paused" in lead.inner_text("#annotator-table")
         assert "implausibly fast" in lead.inner_text("#annotator-table")
+
+        # The same project from a notebook: the lead makes an API token on its page and the Python client reads what
+        # the pages show (its whole loop against a live server: tests/client/test_client.py).
+        lead.click("header a.who")
+        lead.click("main form button.primary")
+        token = lead.input_value("#api-token")
+        with Arbiter(live_server.url, token) as api:
+            project = api.project("demo")
+            assert project.progress()["pairs"] == Pair.objects.filter(project__slug="demo").count()
+            calibration = list(project.pairs(calibration=True))
+            assert len(calibration) == Pair.objects.filter(project__slug="demo").exclude(gold="").count()
+            dump = project.download_labels(tmp_path / "labels.parquet")
+            assert pq.read_metadata(dump).num_rows == Label.objects.filter(project__slug="demo").count()
 
         lead.goto(f"{live_server.url}/p/demo/judges/")
         lead.select_option("#id_run-judge", label="local SmolLM2-135M")

@@ -68,6 +68,7 @@ P = ("slug",)
 
 ROUTES: tuple[Route, ...] = (
     # annotation: pages
+    Route("api_token", EVERYONE, ("GET", "POST")),  # the caller's own token, nobody else's
     Route("annotation:project_list", EVERYONE),
     Route("annotation:project_new", ADMINS, ("GET", "POST"), denied_status=403),
     Route("annotation:project_detail", MEMBERS, kwargs=P),
@@ -97,6 +98,16 @@ ROUTES: tuple[Route, ...] = (
     Route("api-next", MEMBERS, ("POST",), P),
     Route("api-label", ASSIGNEE, ("POST",), (*P, "assignment_id"), body={"choice": "left"}),
     Route("api-skip", ASSIGNEE, ("POST",), (*P, "assignment_id")),
+    # annotation: API parity with the lead's pages (issue 21); user_id is the second annotator, pair_id the gold pair
+    Route("api-imports", LEADS, ("GET",), P),
+    Route("api-members", LEADS, ("GET", "POST"), P),
+    Route("api-member", LEADS, ("PATCH", "DELETE"), (*P, "user_id"), body={"role": "annotator"}),
+    Route("api-member-reinstate", LEADS, ("POST",), (*P, "user_id")),
+    Route("api-guidelines", LEADS, ("GET", "POST"), P),
+    Route("api-pairs", LEADS, kwargs=P),
+    Route("api-pair", LEADS, kwargs=(*P, "pair_id")),
+    Route("api-pair-calibration", LEADS, ("PUT", "DELETE"), (*P, "pair_id"), body={"gold": "A"}),
+    Route("api-labels", LEADS, kwargs=P),
     # judging: pages
     Route("judging:judges", LEADS, ("GET", "POST"), P),
     Route("judging:judge_new", LEADS, ("GET", "POST"), P),
@@ -180,6 +191,22 @@ ROUTES: tuple[Route, ...] = (
     Route("api-recipe-preview", LEADS, ("POST",), P),
     Route("api-exports", LEADS, ("GET", "POST"), P),
     Route("api-export", LEADS, kwargs=(*P, "export_id")),
+    # API parity (issue 21): what the judging, generation and training pages do, as API routes. PATCH {} changes
+    # nothing; the POSTs send incomplete bodies (400), so nothing is queued or pushed.
+    Route("api-judge", LEADS, ("GET", "PATCH"), (*P, "judge_id")),
+    Route("api-judge-run-verdicts", LEADS, kwargs=(*P, "run_id")),
+    Route("api-composite", LEADS, ("PATCH",), (*P, "composite_id")),
+    Route("api-generator", LEADS, ("GET", "PATCH"), (*P, "generator_id")),
+    Route("api-prompt-set-rating", LEADS, ("GET", "POST"), (*P, "prompt_set_id")),
+    Route("api-candidate-gold", LEADS, ("POST",), (*P, "candidate_id")),
+    Route("api-pipeline", LEADS, kwargs=P),
+    Route("api-export-file", LEADS, kwargs=(*P, "export_id"), fixed={"name": "train.jsonl"}),
+    Route("api-export-push", LEADS, ("GET", "POST"), (*P, "export_id")),
+    Route("training:export_push", LEADS, ("POST",), (*P, "export_id")),
+    Route("api-training-job-files", ADMINS, kwargs=("job_id",)),
+    Route("api-training-job-file", ADMINS, kwargs=("job_id",), fixed={"name": "README.md"}),
+    Route("api-training-sweep-progress", ADMINS, kwargs=("sweep_id",)),
+    Route("api-training-evaluation-progress", ADMINS, kwargs=("evaluation_id",)),
     Route("api-training-jobs", ADMINS, ("GET", "POST")),
     Route("api-training-job", ADMINS, kwargs=("job_id",)),
     Route("api-training-progress", ADMINS, kwargs=("job_id",)),

@@ -139,6 +139,7 @@ def _build_world(root: Path) -> World:
     # artifact exists, so the download routes have a file to serve.
     export = labelled_export(project, users[LEAD], "dpo")
     assert export.state == DatasetExport.State.SUCCEEDED and "train.jsonl" in export.files
+    export.hub_pushes.create(repo_id="acme/matrix", token_env="HF_TOKEN", state="succeeded", created_by=users[LEAD])
     model_dir = root / "model"
     model_dir.mkdir()
     (model_dir / "config.json").write_text("{}")
@@ -262,8 +263,9 @@ def url_of(route: Route, kwargs: dict) -> str:
 def send(client: Client, route: Route, method: str, url: str, token: str):
     if method == "GET":
         response = client.get(url)
-    elif method == "PATCH":
-        response = client.patch(url, route.body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    elif method in ("PATCH", "PUT", "DELETE"):  # API only: a JSON body (DELETE's is empty or ignored)
+        send_json = getattr(client, method.lower())
+        response = send_json(url, route.body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
     elif route.sends_json:
         response = client.post(url, route.body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
     else:
@@ -507,7 +509,7 @@ def test_matrix_rows_name_real_routes_once_and_every_api_method():
     keys = [(r.name, m) for r in ROUTES for m in r.methods]
     assert len(keys) == len(set(keys)), "a (route, method) appears twice"
     for r in ROUTES:
-        assert r.allowed <= set(LOGGED_IN) and set(r.methods) <= {"GET", "POST", "PATCH"}, r.name
+        assert r.allowed <= set(LOGGED_IN) and set(r.methods) <= {"GET", "POST", "PATCH", "PUT", "DELETE"}, r.name
     # Every method an API view handles has a row (pages declare theirs; an unlisted one is answered the same way).
     for name, pattern in patterns.items():
         view = getattr(pattern.callback, "cls", None)
