@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
+from django.http import FileResponse, Http404
 
 
 def export_root() -> Path:
@@ -35,8 +36,13 @@ def export_file(export, name: str) -> Path | None:
     return path
 
 
-def export_download_name(export, name: str) -> str:
-    return f"{export.project.slug}-{export.recipe.name}-v{export.recipe.version}-{export.format}-{name}"
+def export_download(export, name: str) -> FileResponse:
+    """The export's file ``name`` as an attachment (the page's and the API's download), or 404."""
+    path = export_file(export, name)
+    if path is None:
+        raise Http404("No such file.")
+    filename = f"{export.project.slug}-{export.recipe.name}-v{export.recipe.version}-{export.format}-{name}"
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)
 
 
 def job_file(job, name: str) -> Path | None:
@@ -48,3 +54,11 @@ def job_file(job, name: str) -> Path | None:
     if not path.is_file() or job_dir(job).resolve() not in path.parents:
         return None
     return path
+
+
+def job_download(job, name: str) -> FileResponse:
+    """The job's artifact ``name`` as an attachment (the page's and the API's download), or 404."""
+    path = job_file(job, name)
+    if path is None:
+        raise Http404("No such file.")
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{job.public_id}-{name}")

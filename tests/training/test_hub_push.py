@@ -10,6 +10,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from django.db import transaction
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -41,6 +42,9 @@ def queued(monkeypatch):
     calls = []
 
     class Inline:
+        def delay_on_commit(self, push_id):  # as Celery's: delay once the transaction commits
+            transaction.on_commit(lambda: self.delay(push_id))
+
         def delay(self, push_id):
             calls.append(push_id)
             hub_push_task(push_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.http import FileResponse, Http404
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -24,7 +24,7 @@ from ..serializers import (
 from ..services.exports import export_create
 from ..services.hub import hub_push_start
 from ..services.recipes import recipe_preview, recipe_save
-from ..storage import export_download_name, export_file
+from ..storage import export_download
 
 
 class RecipeListView(APIView):
@@ -88,11 +88,7 @@ class ExportFileView(APIView):
     def get(self, request, slug, export_id, name):
         """A file of a finished export (a name from its ``files``, e.g. train.parquet), streamed as an attachment."""
         project = project_for_user(request.user, slug, role=LEAD)
-        export = export_for_user(request.user, project, export_id)
-        path = export_file(export, name)
-        if path is None:
-            raise Http404("No such file.")
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=export_download_name(export, name))
+        return export_download(export_for_user(request.user, project, export_id), name)
 
 
 class ExportPushView(APIView):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
@@ -14,7 +13,7 @@ from ..access import admin_or_404, job_for_user, trainable_export_for_user
 from ..selectors import after_step, job_progress, jobs_recent
 from ..serializers import JobRequestSerializer, JobSerializer
 from ..services.jobs import job_cancel, job_create, job_generator, job_reward_model
-from ..storage import job_file
+from ..storage import job_download
 
 
 class JobListView(APIView):
@@ -94,8 +93,4 @@ class JobFileView(APIView):
                               404: OpenApiResponse(description="No such job or file.")})  # fmt: skip
     def get(self, request, job_id, name):
         """One of the job's artifacts, streamed as an attachment."""
-        job = job_for_user(request.user, job_id)
-        path = job_file(job, name)
-        if path is None:
-            raise Http404("No such file.")
-        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{job.public_id}-{name}")
+        return job_download(job_for_user(request.user, job_id), name)

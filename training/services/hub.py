@@ -3,18 +3,12 @@ training.export.hub), whichever door it came in by (page, API)."""
 
 from __future__ import annotations
 
-import logging
-from functools import partial
-
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from ..export.hub import repo_id_problem
 from ..models import DatasetExport, HubPush
 from ..tasks import hub_push_task
-
-logger = logging.getLogger(__name__)
 
 
 def _check_token_env(name: str) -> None:
@@ -47,17 +41,6 @@ def hub_push_start(*, export: DatasetExport, user, repo_id: str, private: bool =
             if push is not None:
                 return push
             continue
-        transaction.on_commit(partial(_dispatch, push))
+        hub_push_task.delay_on_commit(push.pk)
         return push
     raise ValidationError("Another push to this repo is starting: try again.")
-
-
-def _dispatch(push: HubPush) -> None:
-    try:
-        hub_push_task.delay(push.pk)
-    except Exception as exc:  # noqa: BLE001 - any broker failure: the push fails visibly instead of staying queued
-        logger.warning("hub push %s could not be queued: %s", push.public_id, exc)
-        HubPush.objects.filter(pk=push.pk, state=HubPush.State.QUEUED).update(
-            state=HubPush.State.FAILED, error=f"The task queue is unreachable, so nothing was pushed: {exc}",
-            finished_at=timezone.now(),
-        )  # fmt: skip

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -13,13 +12,13 @@ from annotation.access import LEAD, project_for_user
 from annotation.rendering import markdown_to_html
 from judging.stacking.selectors import composites_of
 
+from .. import storage
 from ..access import export_for_user, recipe_for_user
 from ..forms import ExportForm, HubPushForm, RecipeForm
 from ..selectors import exports_recent, recipes_latest
 from ..services.exports import export_create
 from ..services.hub import hub_push_start
 from ..services.recipes import recipe_preview, recipe_save
-from ..storage import export_download_name, export_file
 
 
 @login_required
@@ -109,8 +108,4 @@ def export_push(request, slug, export_id):
 def export_download(request, slug, export_id, name):
     """A file of a finished export, as an attachment. Only names the export lists; never a path from the URL."""
     project = project_for_user(request.user, slug, role=LEAD)
-    export = export_for_user(request.user, project, export_id)
-    path = export_file(export, name)
-    if path is None:
-        raise Http404("No such file.")
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=export_download_name(export, name))
+    return storage.export_download(export_for_user(request.user, project, export_id), name)

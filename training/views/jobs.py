@@ -6,12 +6,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation.rendering import markdown_to_html
 
+from .. import storage
 from ..access import admin_or_404, job_for_user
 from ..evaluations.card import evaluation_markdown
 from ..forms import TrainingJobForm
@@ -27,7 +28,6 @@ from ..selectors import (
     jobs_recent,
 )
 from ..services.jobs import job_cancel, job_create, job_generator, job_reward_model
-from ..storage import job_file
 from .evaluations import evaluation_form
 
 
@@ -120,8 +120,4 @@ def job_reward_model_view(request, job_id):
 @login_required
 @require_GET
 def job_download(request, job_id, name):
-    job = job_for_user(request.user, job_id)
-    path = job_file(job, name)
-    if path is None:
-        raise Http404("No such file.")
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{job.public_id}-{name}")
+    return storage.job_download(job_for_user(request.user, job_id), name)
